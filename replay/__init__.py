@@ -1,0 +1,31 @@
+"""Events, the pure fold, and the replay tool. Never imports ray.
+
+The event schema (:mod:`replay._events`) and the fold (:func:`fold`) are the
+only code that knows what a workflow's log means.
+"""
+
+from ._codec import FORMAT_VERSION, EventDecodeError, UnknownEventError, decode_event, decode_raw, encode_event
+from ._events import (
+    EVENT_TAGS,
+    EVENT_TYPES,
+    AnyEvent,
+    CancelRequested,
+    Event,
+    PayloadRef,
+    TaskCompleted,
+    TaskContinued,
+    TaskFailed,
+    TaskRetried,
+    TaskScheduled,
+    TaskStarted,
+    WorkflowCanceled,
+    WorkflowFailed,
+    WorkflowRunStarted,
+    WorkflowSubmitted,
+    WorkflowSucceeded,
+)
+from ._fold import IllegalTransitionError, apply, fold
+from ._log import EventRecordError, append_events, load_state, read_events
+from ._state import TaskError, TaskState, TaskStatus, WorkflowState, WorkflowStatus
+
+__all__ = [name for name in dir() if not name.startswith("_")]

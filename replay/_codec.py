@@ -1,0 +1,79 @@
+"""Events to record bytes and back: one version byte, then msgpack.
+
+The version byte lets a future format be told apart from this one without
+guessing; an event type this reader does not know raises UnknownEventError
+with its tag, so an old engine never drives a log it cannot understand.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from ._events import EVENT_TAGS, AnyEvent, Event
+
+FORMAT_VERSION = 1
+_VERSION_BYTE = bytes([FORMAT_VERSION])
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(AnyEvent)
+_raw_decoder = msgspec.msgpack.Decoder()
+
+
+class EventDecodeError(ValueError):
+    """A record that is not a valid event of a known format version."""
+
+
+class UnknownEventError(EventDecodeError):
+    """An event type written by a newer ray-durable (or a foreign writer)."""
+
+    def __init__(self, tag: str):
+        self.tag = tag
+        super().__init__(
+            f"unknown event type {tag!r}: this log was written by a newer ray-durable; "
+            "upgrade ray-durable to read it (known types: " + ", ".join(sorted(EVENT_TAGS)) + ")"
+        )
+
+
+def encode_event(event: Event) -> bytes:
+    """The record bytes of ``event``."""
+    return _VERSION_BYTE + _encoder.encode(event)
+
+
+def decode_event(data: bytes) -> AnyEvent:
+    """The event in record bytes ``data``.
+
+    Raises:
+        UnknownEventError: the event's tag is not one this version knows.
+        EventDecodeError: anything else wrong with the bytes.
+    """
+    if not data:
+        raise EventDecodeError("empty record")
+    if data[0] != FORMAT_VERSION:
+        raise EventDecodeError(
+            f"event format version {data[0]} is not supported (this reader knows {FORMAT_VERSION})"
+        )
+    try:
+        return _decoder.decode(memoryview(data)[1:])
+    except msgspec.ValidationError as exc:
+        tag = _tag_of(data)
+        if tag is not None and tag not in EVENT_TAGS:
+            raise UnknownEventError(tag) from None
+        raise EventDecodeError(f"invalid {tag or 'event'} record: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise EventDecodeError(f"record is not valid msgpack: {exc}") from None
+
+
+def decode_raw(data: bytes) -> object:
+    """The record as plain msgpack data (dicts, lists, ...), for tools that show any event."""
+    if not data or data[0] != FORMAT_VERSION:
+        raise EventDecodeError("not an event record of a supported format version")
+    return _raw_decoder.decode(memoryview(data)[1:])
+
+
+def _tag_of(data: bytes) -> str | None:
+    try:
+        raw = _raw_decoder.decode(memoryview(data)[1:])
+    except msgspec.DecodeError:
+        return None
+    tag = raw.get("type") if isinstance(raw, dict) else None
+    return tag if isinstance(tag, str) else None

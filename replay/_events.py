@@ -1,0 +1,142 @@
+"""The event schema: every fact about a workflow, as a msgspec Struct.
+
+Evolution rules (msgspec's, and ours):
+  * every event type has an explicit tag string; a tag is never reused or
+    renamed (class names may change freely);
+  * a field added later gets a default, so old logs still decode;
+  * a field's type never changes; a field is never removed while a log may
+    hold it (unknown fields are skipped, so a newer writer's extra fields are
+    harmless to an older reader);
+  * an event type an older reader does not know is an error naming the tag
+    (:class:`replay.UnknownEventError`), never silently misread.
+
+Timestamps are Unix seconds (float) on every event.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import msgspec
+
+
+class PayloadRef(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Where a serialized payload (args, output, DAG) lives, and what it is.
+
+    Small payloads are inlined; larger ones are blobs beside the log. The type
+    name, size and digest let tools describe a payload without unpickling it.
+    """
+
+    size: int
+    digest: str  # blake2b-128 hex of the serialized bytes
+    type_name: str = ""  # e.g. "builtins.int"; "" if unknown
+    codec: str = "cloudpickle"
+    blob: str | None = None  # blob name under the workflow's log
+    inline: bytes | None = None
+
+
+class Event(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True):
+    """Base of every event: when it happened."""
+
+    ts: float
+
+
+class WorkflowSubmitted(Event, tag="workflow.submitted"):
+    workflow_id: str
+    dag: PayloadRef
+    user_metadata: dict[str, Any] = {}
+    ray_version: str = ""
+    engine_version: str = ""
+    python_version: str = ""
+    runtime_env: dict[str, Any] | None = None
+    packages: dict[str, str] = {}
+
+
+class WorkflowRunStarted(Event, tag="workflow.run_started"):
+    """A driver took the workflow over (first run or a resume)."""
+
+    run_id: str
+    resumed: bool = False
+
+
+class TaskScheduled(Event, tag="task.scheduled"):
+    task_id: str
+    name: str  # the function's qualified name, checked on resume
+    attempt: int = 1
+    task_options: dict[str, Any] = {}
+    user_metadata: dict[str, Any] = {}
+    parent_task_id: str | None = None  # set for tasks of a continuation
+
+
+class TaskStarted(Event, tag="task.started"):
+    task_id: str
+    attempt: int = 1
+    node_id: str = ""
+    pid: int = 0
+
+
+class TaskCompleted(Event, tag="task.completed"):
+    task_id: str
+    output: PayloadRef
+    attempt: int = 1
+
+
+class TaskFailed(Event, tag="task.failed"):
+    task_id: str
+    error_type: str
+    message: str
+    traceback: str = ""
+    attempt: int = 1
+    error: PayloadRef | None = None  # the pickled exception, when it pickles
+
+
+class TaskRetried(Event, tag="task.retried"):
+    task_id: str
+    attempt: int  # the attempt about to run
+    delay_s: float = 0.0
+
+
+class TaskContinued(Event, tag="task.continued"):
+    """The task returned a sub-DAG that runs in its place; its output is the sub-DAG's."""
+
+    task_id: str
+    dag: PayloadRef
+    output_task_id: str  # the sub-DAG's root task, whose output becomes this task's
+    attempt: int = 1
+
+
+class CancelRequested(Event, tag="workflow.cancel_requested"):
+    reason: str = ""
+
+
+class WorkflowSucceeded(Event, tag="workflow.succeeded"):
+    output: PayloadRef
+
+
+class WorkflowFailed(Event, tag="workflow.failed"):
+    task_id: str
+    error_type: str
+    message: str
+
+
+class WorkflowCanceled(Event, tag="workflow.canceled"):
+    pass
+
+
+AnyEvent = Union[
+    WorkflowSubmitted,
+    WorkflowRunStarted,
+    TaskScheduled,
+    TaskStarted,
+    TaskCompleted,
+    TaskFailed,
+    TaskRetried,
+    TaskContinued,
+    CancelRequested,
+    WorkflowSucceeded,
+    WorkflowFailed,
+    WorkflowCanceled,
+]
+
+EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__  # type: ignore[attr-defined]
+EVENT_TAGS: frozenset[str] = frozenset(t.__struct_config__.tag for t in EVENT_TYPES)

@@ -1,0 +1,243 @@
+"""The pure fold: events in, :class:`WorkflowState` out. No I/O, ever.
+
+It is the only code that knows what events mean. The engine (live status,
+resume), ``list_all`` and the replay tool all call it. Every event is checked
+against the state it applies to; an illegal transition raises
+:class:`IllegalTransitionError` naming the event's seq.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from . import _events as ev
+from ._state import TaskError, TaskState, TaskStatus, WorkflowState, WorkflowStatus
+
+_OPEN_TASK = (TaskStatus.SCHEDULED, TaskStatus.RUNNING)
+_RESUMABLE_FROM = (WorkflowStatus.PENDING, WorkflowStatus.RUNNING, WorkflowStatus.FAILED)
+
+
+class IllegalTransitionError(ValueError):
+    """An event that cannot follow the state before it (or a gap in the seqs)."""
+
+    def __init__(self, seq: int, event: ev.Event | None, reason: str):
+        self.seq = seq
+        self.event = event
+        self.reason = reason
+        tag = type(event).__struct_config__.tag if event is not None else "?"
+        super().__init__(f"illegal event at seq {seq} ({tag}): {reason}")
+
+
+def fold(events: Iterable[tuple[int, ev.Event]] | Iterable[ev.Event],
+         state: WorkflowState | None = None) -> WorkflowState:
+    """Apply ``events`` (bare, or ``(seq, event)`` pairs) to ``state`` or a fresh state."""
+    state = state if state is not None else WorkflowState()
+    for item in events:
+        if isinstance(item, tuple):
+            apply(state, item[1], item[0])
+        else:
+            apply(state, item)
+    return state
+
+
+def apply(state: WorkflowState, event: ev.Event, seq: int | None = None) -> WorkflowState:
+    """Apply one event in place and return ``state``.
+
+    Args:
+        seq: the event's seq; None means "the next one". A seq other than the
+            next one is a gap (or a repeat) and is illegal.
+    """
+    if seq is None:
+        seq = state.next_seq
+    elif seq != state.next_seq:
+        raise IllegalTransitionError(seq, event, f"sequence gap: expected seq {state.next_seq}")
+    handler = _HANDLERS.get(type(event))
+    if handler is None:
+        raise IllegalTransitionError(seq, event, f"no rule for event type {type(event).__name__}")
+    if state.status is None and not isinstance(event, ev.WorkflowSubmitted):
+        raise IllegalTransitionError(seq, event, "the first event must be workflow.submitted")
+    if state.is_terminal:
+        raise IllegalTransitionError(seq, event, f"the workflow already ended ({state.status})")
+    handler(state, event, seq)
+    state.last_seq = seq
+    return state
+
+
+def _fail(seq: int, event: ev.Event, reason: str) -> None:
+    raise IllegalTransitionError(seq, event, reason)
+
+
+def _require_running(state: WorkflowState, event: ev.Event, seq: int) -> None:
+    if state.status is not WorkflowStatus.RUNNING:
+        _fail(seq, event, f"task events need a RUNNING workflow, it is {state.status}")
+
+
+def _task(state: WorkflowState, event: ev.Event, seq: int, task_id: str) -> TaskState:
+    task = state.tasks.get(task_id)
+    if task is None:
+        _fail(seq, event, f"task {task_id!r} was never scheduled")
+    return task
+
+
+def _submitted(state: WorkflowState, e: ev.WorkflowSubmitted, seq: int) -> None:
+    if state.status is not None:
+        _fail(seq, e, "the workflow was already submitted")
+    state.workflow_id = e.workflow_id
+    state.submission = e
+    state.status = WorkflowStatus.PENDING
+    state.start_time = e.ts
+
+
+def _run_started(state: WorkflowState, e: ev.WorkflowRunStarted, seq: int) -> None:
+    if state.status not in _RESUMABLE_FROM:
+        _fail(seq, e, f"a {state.status} workflow cannot be run")
+    state.status = WorkflowStatus.RUNNING
+    state.run_ids.append(e.run_id)
+    state.failed_task_id = state.error_type = state.error_message = None
+    state.end_time = None
+
+
+def _scheduled(state: WorkflowState, e: ev.TaskScheduled, seq: int) -> None:
+    _require_running(state, e, seq)
+    task = state.tasks.get(e.task_id)
+    if task is not None:
+        if task.status in (TaskStatus.SUCCESSFUL, TaskStatus.CONTINUED):
+            _fail(seq, e, f"task {e.task_id!r} is already {task.status}; it must not run again")
+        if e.name != task.name:
+            _fail(seq, e, f"task {e.task_id!r} was {task.name!r}, now {e.name!r}")
+    else:
+        task = TaskState(task_id=e.task_id, name=e.name)
+        state.tasks[e.task_id] = task
+    task.status = TaskStatus.SCHEDULED
+    task.attempt = e.attempt
+    task.task_options = e.task_options
+    task.user_metadata = e.user_metadata
+    task.parent_task_id = e.parent_task_id
+    task.scheduled_at = e.ts
+    task.ended_at = None
+
+
+def _started(state: WorkflowState, e: ev.TaskStarted, seq: int) -> None:
+    _require_running(state, e, seq)
+    task = _task(state, e, seq, e.task_id)
+    if task.status is not TaskStatus.SCHEDULED or e.attempt != task.attempt:
+        _fail(seq, e, f"task {e.task_id!r} attempt {e.attempt} started while {task.status} "
+                      f"(attempt {task.attempt})")
+    task.status = TaskStatus.RUNNING
+    task.started_at = e.ts
+    task.spans.append((e.attempt, e.ts, None))
+
+
+def _close_span(task: TaskState, ts: float) -> None:
+    task.ended_at = ts
+    if task.spans and task.spans[-1][2] is None:
+        attempt, start, _ = task.spans[-1]
+        task.spans[-1] = (attempt, start, ts)
+
+
+def _check_open(task: TaskState, e: ev.Event, seq: int, attempt: int, verb: str) -> None:
+    if task.status not in _OPEN_TASK:
+        _fail(seq, e, f"task {task.task_id!r} {verb} while {task.status}")
+    if attempt != task.attempt:
+        _fail(seq, e, f"task {task.task_id!r} {verb} for attempt {attempt}, "
+                      f"but attempt {task.attempt} is the current one")
+
+
+def _completed(state: WorkflowState, e: ev.TaskCompleted, seq: int) -> None:
+    _require_running(state, e, seq)
+    task = _task(state, e, seq, e.task_id)
+    _check_open(task, e, seq, e.attempt, "completed")
+    task.status = TaskStatus.SUCCESSFUL
+    task.output = e.output
+    _close_span(task, e.ts)
+    _resolve_continuations(state, task, e.ts)
+
+
+def _resolve_continuations(state: WorkflowState, done: TaskState, ts: float) -> None:
+    """A sub-DAG's output task finished: the task(s) that continued into it are done too."""
+    while (waiting_id := state.waiting_on.pop(done.task_id, None)) is not None:
+        waiting = state.tasks[waiting_id]
+        waiting.status = TaskStatus.SUCCESSFUL
+        waiting.output = done.output
+        waiting.ended_at = ts
+        done = waiting
+
+
+def _failed(state: WorkflowState, e: ev.TaskFailed, seq: int) -> None:
+    _require_running(state, e, seq)
+    task = _task(state, e, seq, e.task_id)
+    _check_open(task, e, seq, e.attempt, "failed")
+    task.status = TaskStatus.FAILED
+    task.errors.append(TaskError(e.attempt, e.error_type, e.message, e.traceback, e.ts, e.error))
+    _close_span(task, e.ts)
+
+
+def _retried(state: WorkflowState, e: ev.TaskRetried, seq: int) -> None:
+    _require_running(state, e, seq)
+    task = _task(state, e, seq, e.task_id)
+    if task.status is not TaskStatus.FAILED:
+        _fail(seq, e, f"task {e.task_id!r} retried while {task.status}, not FAILED")
+    if e.attempt != task.attempt + 1:
+        _fail(seq, e, f"task {e.task_id!r} retry attempt {e.attempt} does not follow {task.attempt}")
+    task.status = TaskStatus.SCHEDULED
+    task.attempt = e.attempt
+
+
+def _continued(state: WorkflowState, e: ev.TaskContinued, seq: int) -> None:
+    _require_running(state, e, seq)
+    task = _task(state, e, seq, e.task_id)
+    _check_open(task, e, seq, e.attempt, "continued")
+    if e.output_task_id in state.waiting_on:
+        _fail(seq, e, f"task {e.output_task_id!r} already carries another task's output")
+    task.status = TaskStatus.CONTINUED
+    task.continuation = e.dag
+    task.continuation_output_task_id = e.output_task_id
+    _close_span(task, e.ts)
+    task.ended_at = None  # not done until its sub-DAG is
+    state.waiting_on[e.output_task_id] = e.task_id
+    sub = state.tasks.get(e.output_task_id)
+    if sub is not None and sub.status is TaskStatus.SUCCESSFUL:
+        _resolve_continuations(state, sub, e.ts)
+
+
+def _cancel_requested(state: WorkflowState, e: ev.CancelRequested, seq: int) -> None:
+    state.cancel_requested = True
+
+
+def _succeeded(state: WorkflowState, e: ev.WorkflowSucceeded, seq: int) -> None:
+    if state.status is not WorkflowStatus.RUNNING:
+        _fail(seq, e, f"a {state.status} workflow cannot succeed")
+    state.status = WorkflowStatus.SUCCESSFUL
+    state.output = e.output
+    state.end_time = e.ts
+
+
+def _workflow_failed(state: WorkflowState, e: ev.WorkflowFailed, seq: int) -> None:
+    if state.status is not WorkflowStatus.RUNNING:
+        _fail(seq, e, f"a {state.status} workflow cannot fail")
+    state.status = WorkflowStatus.FAILED
+    state.failed_task_id = e.task_id
+    state.error_type = e.error_type
+    state.error_message = e.message
+    state.end_time = e.ts
+
+
+def _canceled(state: WorkflowState, e: ev.WorkflowCanceled, seq: int) -> None:
+    state.status = WorkflowStatus.CANCELED
+    state.end_time = e.ts
+
+
+_HANDLERS = {
+    ev.WorkflowSubmitted: _submitted,
+    ev.WorkflowRunStarted: _run_started,
+    ev.TaskScheduled: _scheduled,
+    ev.TaskStarted: _started,
+    ev.TaskCompleted: _completed,
+    ev.TaskFailed: _failed,
+    ev.TaskRetried: _retried,
+    ev.TaskContinued: _continued,
+    ev.CancelRequested: _cancel_requested,
+    ev.WorkflowSucceeded: _succeeded,
+    ev.WorkflowFailed: _workflow_failed,
+    ev.WorkflowCanceled: _canceled,
+}

@@ -1,0 +1,52 @@
+"""Reading a workflow's events from storage and folding them.
+
+The only glue between the byte-level storage and the event-level fold; the
+engine, ``list_all`` and the CLI all come through here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from storage_backends import Storage
+
+from ._codec import EventDecodeError, decode_event, encode_event
+from ._events import Event
+from ._fold import apply
+from ._state import WorkflowState
+
+
+class EventRecordError(EventDecodeError):
+    """A record that does not decode, with the workflow and seq it sits at."""
+
+    def __init__(self, workflow_id: str, seq: int, offset: int, cause: EventDecodeError):
+        self.workflow_id = workflow_id
+        self.seq = seq
+        self.offset = offset
+        self.cause = cause
+        super().__init__(f"workflow {workflow_id!r}, seq {seq} (byte offset {offset}): {cause}")
+
+
+async def read_events(storage: Storage, workflow_id: str, from_seq: int = 0
+                      ) -> AsyncIterator[tuple[int, Event]]:
+    """Yield ``(seq, event)`` for each event of the workflow's log from ``from_seq``."""
+    async for record in storage.read(workflow_id, from_seq):
+        try:
+            event = decode_event(record.data)
+        except EventDecodeError as exc:
+            raise EventRecordError(workflow_id, record.seq, record.offset, exc) from exc
+        yield record.seq, event
+
+
+async def load_state(storage: Storage, workflow_id: str) -> WorkflowState:
+    """Fold the workflow's whole log. An unknown workflow gives a state with status None."""
+    state = WorkflowState()
+    async for seq, event in read_events(storage, workflow_id):
+        apply(state, event, seq)
+    return state
+
+
+async def append_events(storage: Storage, workflow_id: str, events: list[Event],
+                        expected_next_seq: int) -> int:
+    """Encode and compare-and-append ``events``; returns the log's new next seq."""
+    return await storage.append(workflow_id, [encode_event(e) for e in events], expected_next_seq)

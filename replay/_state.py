@@ -1,0 +1,122 @@
+"""Status enums and the state the fold produces.
+
+Plain dataclasses: the fold mutates them while it applies events, and callers
+treat them as read-only snapshots.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._events import PayloadRef, WorkflowSubmitted
+
+
+class WorkflowStatus(str, enum.Enum):
+    """ray.workflow's statuses. The fold yields all but RESUMABLE, which means
+    "RUNNING in the log, but no live driver", and only the engine can know that."""
+
+    RUNNING = "RUNNING"
+    FAILED = "FAILED"
+    RESUMABLE = "RESUMABLE"
+    CANCELED = "CANCELED"
+    SUCCESSFUL = "SUCCESSFUL"
+    PENDING = "PENDING"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class TaskStatus(str, enum.Enum):
+    SCHEDULED = "SCHEDULED"
+    RUNNING = "RUNNING"
+    SUCCESSFUL = "SUCCESSFUL"
+    FAILED = "FAILED"
+    CONTINUED = "CONTINUED"  # returned a sub-DAG; done when that sub-DAG's output is
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(slots=True)
+class TaskError:
+    """One failed attempt of a task."""
+
+    attempt: int
+    error_type: str
+    message: str
+    traceback: str = ""
+    at: float = 0.0
+    payload: PayloadRef | None = None
+
+
+@dataclass(slots=True)
+class TaskState:
+    """Everything the log says about one task."""
+
+    task_id: str
+    name: str
+    status: TaskStatus = TaskStatus.SCHEDULED
+    attempt: int = 1
+    task_options: dict[str, Any] = field(default_factory=dict)
+    user_metadata: dict[str, Any] = field(default_factory=dict)
+    parent_task_id: str | None = None
+    scheduled_at: float = 0.0
+    started_at: float | None = None
+    ended_at: float | None = None
+    output: PayloadRef | None = None
+    errors: list[TaskError] = field(default_factory=list)
+    continuation: PayloadRef | None = None  # the sub-DAG it returned, if any
+    continuation_output_task_id: str | None = None
+    spans: list[tuple[int, float, float | None]] = field(default_factory=list)  # (attempt, start, end)
+
+    @property
+    def error(self) -> TaskError | None:
+        """The latest failure, or None."""
+        return self.errors[-1] if self.errors else None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return self.ended_at - self.started_at
+
+
+@dataclass(slots=True)
+class WorkflowState:
+    """A workflow as its log describes it up to ``last_seq``."""
+
+    workflow_id: str = ""
+    status: WorkflowStatus | None = None  # None until the submission event
+    submission: WorkflowSubmitted | None = None
+    tasks: dict[str, TaskState] = field(default_factory=dict)
+    output: PayloadRef | None = None
+    failed_task_id: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    cancel_requested: bool = False
+    start_time: float | None = None
+    end_time: float | None = None
+    run_ids: list[str] = field(default_factory=list)
+    last_seq: int = -1
+    # continuation bookkeeping: sub-DAG output task id -> the task waiting on it
+    waiting_on: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def next_seq(self) -> int:
+        return self.last_seq + 1
+
+    @property
+    def user_metadata(self) -> dict[str, Any]:
+        return self.submission.user_metadata if self.submission else {}
+
+    @property
+    def is_terminal(self) -> bool:
+        """SUCCESSFUL or CANCELED: nothing may follow."""
+        return self.status in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED)
+
+    def completed_outputs(self) -> dict[str, PayloadRef]:
+        """Task id -> output ref of every task whose completion is durable (resume points)."""
+        return {t.task_id: t.output for t in self.tasks.values()
+                if t.status is TaskStatus.SUCCESSFUL and t.output is not None}

@@ -1,0 +1,51 @@
+"""Append-only logs and blobs on local disk or S3. Speaks bytes; knows no workflows.
+
+Open a backend with :func:`open_storage`; plug in another with
+:func:`register_scheme`; check it with :mod:`storage_backends.conformance`.
+"""
+
+from ._base import Storage
+from ._errors import (
+    AppendConflictError,
+    BlobNotFoundError,
+    BucketNotFoundError,
+    InvalidIdError,
+    LogCorruptedError,
+    StorageError,
+    UnknownSchemeError,
+)
+from ._framing import Record
+from ._ids import MAX_LOG_ID_LENGTH, validate_blob_name, validate_log_id
+from ._local import LocalStorage
+from ._registry import (
+    DEFAULT_STORAGE,
+    STORAGE_ENV_VAR,
+    default_storage_url,
+    open_storage,
+    register_scheme,
+    registered_schemes,
+)
+
+register_scheme("file", LocalStorage)
+
+__all__ = [
+    "AppendConflictError",
+    "BlobNotFoundError",
+    "BucketNotFoundError",
+    "DEFAULT_STORAGE",
+    "InvalidIdError",
+    "LocalStorage",
+    "LogCorruptedError",
+    "MAX_LOG_ID_LENGTH",
+    "Record",
+    "STORAGE_ENV_VAR",
+    "Storage",
+    "StorageError",
+    "UnknownSchemeError",
+    "default_storage_url",
+    "open_storage",
+    "register_scheme",
+    "registered_schemes",
+    "validate_blob_name",
+    "validate_log_id",
+]

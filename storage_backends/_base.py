@@ -1,0 +1,111 @@
+"""The storage interface every backend implements.
+
+Storage speaks bytes: per-log append-only sequences of records, and blobs kept
+beside each log. It knows nothing about workflows or events; one log per
+workflow is the engine's convention, not this module's.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Sequence
+from typing import ClassVar
+
+from ._framing import Record
+
+
+class Storage(abc.ABC):
+    """Async, append-only logs of records plus blobs, addressed by log id.
+
+    Subclass this and call :func:`storage_backends.register_scheme` to plug in a
+    third-party backend; run :mod:`storage_backends.conformance` against it.
+
+    Attributes:
+        scheme: the URL scheme this backend serves (``"file"``, ``"s3"``, ...).
+        url: the URL this instance was opened with (never holds credentials).
+    """
+
+    scheme: ClassVar[str] = ""
+    url: str = ""
+
+    @classmethod
+    @abc.abstractmethod
+    def from_url(cls, url: str, **options) -> Storage:
+        """Open the backend named by ``url`` (its scheme already matched)."""
+
+    # --- logs -----------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def append(self, log_id: str, records: Sequence[bytes], expected_next_seq: int) -> int:
+        """Append ``records`` atomically iff the log's next seq is ``expected_next_seq``.
+
+        The records get seqs ``expected_next_seq, expected_next_seq + 1, ...``.
+        The append is durable when this returns.
+
+        Returns:
+            the log's new next seq.
+
+        Raises:
+            AppendConflictError: the log's next seq differs; nothing was written.
+        """
+
+    @abc.abstractmethod
+    def read(self, log_id: str, from_seq: int = 0) -> AsyncIterator[Record]:
+        """Yield the log's records with seq >= ``from_seq``, in order.
+
+        An unknown log yields nothing. A torn tail is silently not part of the
+        log; damage before the tail raises LogCorruptedError after every record
+        before it was yielded.
+        """
+
+    @abc.abstractmethod
+    async def next_seq(self, log_id: str) -> int:
+        """The seq the next appended record would get (0 for an empty or unknown log)."""
+
+    @abc.abstractmethod
+    async def list_logs(self) -> list[str]:
+        """Every log id that has at least one record, sorted."""
+
+    @abc.abstractmethod
+    async def delete(self, log_id: str) -> bool:
+        """Remove the log and all its blobs; True if anything was there."""
+
+    async def exists(self, log_id: str) -> bool:
+        """Whether the log has at least one record."""
+        return await self.next_seq(log_id) > 0
+
+    async def read_all(self, log_id: str, from_seq: int = 0) -> list[Record]:
+        """All records of :meth:`read` as a list."""
+        return [record async for record in self.read(log_id, from_seq)]
+
+    # --- blobs ----------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def put_blob(self, log_id: str, name: str, data: bytes) -> None:
+        """Store ``data`` as blob ``name`` of ``log_id`` (replacing any blob of that name)."""
+
+    @abc.abstractmethod
+    async def get_blob(self, log_id: str, name: str) -> bytes:
+        """The blob's bytes; BlobNotFoundError if it does not exist."""
+
+    @abc.abstractmethod
+    async def blob_exists(self, log_id: str, name: str) -> bool:
+        """Whether blob ``name`` of ``log_id`` exists."""
+
+    @abc.abstractmethod
+    async def delete_blob(self, log_id: str, name: str) -> bool:
+        """Remove one blob; True if it was there."""
+
+    # --- lifecycle ------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Release connections and file handles. The instance is unusable afterwards."""
+
+    async def __aenter__(self) -> Storage:
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
