@@ -101,7 +101,9 @@ def _scheduled(state: WorkflowState, e: ev.TaskScheduled, seq: int) -> None:
     _require_running(state, e, seq)
     task = state.tasks.get(e.task_id)
     if task is not None:
-        if task.status in (TaskStatus.SUCCESSFUL, TaskStatus.CONTINUED):
+        if task.status is TaskStatus.CONTINUED or (
+            task.status is TaskStatus.SUCCESSFUL and not _unsaved_output(task)
+        ):
             _fail(seq, e, f"task {e.task_id!r} is already {task.status}; it must not run again")
         if e.name != task.name:
             _fail(seq, e, f"task {e.task_id!r} was {task.name!r}, now {e.name!r}")
@@ -115,6 +117,11 @@ def _scheduled(state: WorkflowState, e: ev.TaskScheduled, seq: int) -> None:
     task.parent_task_id = e.parent_task_id
     task.scheduled_at = e.ts
     task.ended_at = None
+
+
+def _unsaved_output(task: TaskState) -> bool:
+    """A task run with checkpoint=False completed without a stored output; it may run again."""
+    return task.output is not None and task.output.codec == "none"
 
 
 def _started(state: WorkflowState, e: ev.TaskStarted, seq: int) -> None:

@@ -1,0 +1,222 @@
+"""The ray.workflow API: run, resume, outputs, status, metadata, continuation.
+
+Every answer about a workflow comes from folding its log (replay.load_state);
+only "is a live actor driving it?" asks the management actor.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+import uuid
+from typing import Any
+
+import ray
+from ray.dag import DAGNode
+from ray.exceptions import RayTaskError
+
+from replay import TaskStatus, WorkflowState, WorkflowStatus, WorkflowSubmitted, encode_event, load_state
+from storage_backends import AppendConflictError, validate_log_id
+
+from . import _payloads, _worker
+from ._context import context
+from ._errors import (
+    WorkflowCancellationError,
+    WorkflowError,
+    WorkflowExecutionError,
+    WorkflowNotFoundError,
+    WorkflowNotResumableError,
+)
+from ._graph import build_graph
+from ._manager import _NOT_RUNNING
+from ._options import check_json_metadata
+from ._sync import run_sync
+
+ENGINE_VERSION = "0.1.0"
+
+
+def _state(workflow_id: str) -> WorkflowState:
+    validate_log_id(workflow_id)
+    return run_sync(load_state(context().storage, workflow_id))
+
+
+def _existing_state(workflow_id: str) -> WorkflowState:
+    state = _state(workflow_id)
+    if state.status is None:
+        raise WorkflowNotFoundError(workflow_id, context().storage_url)
+    return state
+
+
+def _stored_output(workflow_id: str, state: WorkflowState) -> Any:
+    return run_sync(_payloads.load_value(context().storage, workflow_id, state.output))
+
+
+def _unwrap(ref: ray.ObjectRef) -> Any:
+    """ray.get, raising our own workflow errors rather than Ray's wrapper around them."""
+    try:
+        return ray.get(ref)
+    except RayTaskError as exc:
+        if isinstance(exc.cause, WorkflowError):
+            raise exc.cause from None
+        raise
+
+
+def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any]) -> bool:
+    """Write the submission event (the DAG as a payload); False if the id already existed."""
+    graph = build_graph(dag)
+    data = graph.to_bytes()
+    storage = context().storage
+    if len(data) <= _payloads.INLINE_LIMIT:
+        dag_ref = _payloads.make_ref(data, graph, None)
+    else:
+        dag_ref = _payloads.make_ref(data, graph, "dag")
+        run_sync(storage.put_blob(workflow_id, "dag", data))
+    event = WorkflowSubmitted(
+        ts=time.time(), workflow_id=workflow_id, dag=dag_ref, user_metadata=metadata,
+        ray_version=ray.__version__, engine_version=ENGINE_VERSION,
+        python_version=platform.python_version(), runtime_env=_runtime_env(),
+    )
+    try:
+        run_sync(storage.append(workflow_id, [encode_event(event)], 0))
+    except AppendConflictError:
+        return False
+    return True
+
+
+def _runtime_env() -> dict[str, Any] | None:
+    try:
+        env = ray.get_runtime_context().runtime_env
+    except Exception:
+        return None
+    return dict(env) if env else None
+
+
+def run_async(dag: DAGNode, *args: Any, workflow_id: str | None = None,
+              metadata: dict[str, Any] | None = None, **kwargs: Any) -> ray.ObjectRef:
+    """Run a workflow asynchronously; an existing ``workflow_id`` is resumed instead.
+
+    Returns:
+        an ObjectRef to the workflow's output.
+    """
+    if args or kwargs:
+        raise TypeError("workflow.run takes the DAG's inputs through .bind(...); "
+                        f"unexpected arguments {args!r} {sorted(kwargs)!r}")
+    if not isinstance(dag, DAGNode):
+        raise TypeError(f"workflow.run needs a DAG made with f.bind(...), got {type(dag).__name__}")
+    workflow_id = validate_log_id(workflow_id) if workflow_id is not None else _new_id()
+    metadata = check_json_metadata(metadata, "workflow")
+    ctx = context()
+    state = _state(workflow_id)
+    if state.status is None and _submit(dag, workflow_id, metadata):
+        return ctx.manager.run_workflow.remote(workflow_id)
+    return resume_async(workflow_id)
+
+
+def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
+        metadata: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    """Run a workflow to its end and return its output (resumes an existing ``workflow_id``)."""
+    return _unwrap(run_async(dag, *args, workflow_id=workflow_id, metadata=metadata, **kwargs))
+
+
+def _new_id() -> str:
+    return f"wf-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:12]}"
+
+
+def resume_async(workflow_id: str) -> ray.ObjectRef:
+    """Continue a workflow from its last durable point; returns an ObjectRef to its output."""
+    state = _state(workflow_id)
+    if state.status is None:
+        raise WorkflowNotResumableError(workflow_id, "it does not exist")
+    if state.status is WorkflowStatus.CANCELED:
+        raise WorkflowNotResumableError(workflow_id, "it was canceled")
+    if state.status is WorkflowStatus.SUCCESSFUL:
+        return ray.put(_stored_output(workflow_id, state))
+    return context().manager.run_workflow.remote(workflow_id)
+
+
+def resume(workflow_id: str) -> Any:
+    """Continue a workflow from its last durable point and return its output."""
+    return _unwrap(resume_async(workflow_id))
+
+
+def get_output_async(workflow_id: str, *, task_id: str | None = None) -> ray.ObjectRef:
+    """An ObjectRef to the workflow's (or one task's) stored output; waits if it is running."""
+    state = _existing_state(workflow_id)
+    ctx = context()
+    if state.status in (WorkflowStatus.RUNNING, WorkflowStatus.PENDING):
+        if ray.get(ctx.manager.is_running.remote(workflow_id)):
+            return ctx.manager.wait_output.remote(workflow_id, task_id)
+    return ray.put(_output_from_log(workflow_id, state, task_id))
+
+
+def _output_from_log(workflow_id: str, state: WorkflowState, task_id: str | None) -> Any:
+    if task_id is not None:
+        task = state.tasks.get(task_id)
+        if task is None:
+            raise ValueError(f"workflow {workflow_id!r} has no task {task_id!r} "
+                             f"(tasks: {', '.join(list(state.tasks)[:20])})")
+        if task.status is not TaskStatus.SUCCESSFUL or task.output is None or task.output.codec == "none":
+            raise ValueError(f"task {task_id!r} of workflow {workflow_id!r} has no stored output "
+                             f"(it is {task.status})")
+        return run_sync(_payloads.load_value(context().storage, workflow_id, task.output))
+    if state.status is WorkflowStatus.SUCCESSFUL:
+        return _stored_output(workflow_id, state)
+    if state.status is WorkflowStatus.CANCELED:
+        raise WorkflowCancellationError(workflow_id)
+    if state.status is WorkflowStatus.FAILED:
+        raise WorkflowExecutionError(workflow_id, state.failed_task_id or "?", None,
+                                     f"{state.error_type}: {state.error_message}")
+    raise WorkflowNotResumableError(
+        workflow_id, "it has no output yet and no driver is running it; call workflow.resume() first")
+
+
+def get_output(workflow_id: str, *, task_id: str | None = None) -> Any:
+    """The workflow's (or one task's) output; waits if the workflow is still running."""
+    return _unwrap(get_output_async(workflow_id, task_id=task_id))
+
+
+def get_status(workflow_id: str) -> WorkflowStatus:
+    """The workflow's status, from its log; RUNNING with no live driver reads RESUMABLE."""
+    return _live_status(workflow_id, _existing_state(workflow_id))
+
+
+def _live_status(workflow_id: str, state: WorkflowState) -> WorkflowStatus:
+    if state.status in (WorkflowStatus.RUNNING, WorkflowStatus.PENDING):
+        if not ray.get(context().manager.is_running.remote(workflow_id)):
+            return WorkflowStatus.RESUMABLE
+    return state.status
+
+
+def get_metadata(workflow_id: str, task_id: str | None = None) -> dict[str, Any]:
+    """ray.workflow's metadata shape, for the workflow or one of its tasks."""
+    state = _existing_state(workflow_id)
+    if task_id is None:
+        submission = state.submission
+        return {
+            "status": str(_live_status(workflow_id, state)),
+            "user_metadata": dict(state.user_metadata),
+            "stats": {"start_time": state.start_time, "end_time": state.end_time},
+            "runtime_env": submission.runtime_env,
+            "ray_version": submission.ray_version,
+            "engine_version": submission.engine_version,
+        }
+    task = state.tasks.get(task_id)
+    if task is None:
+        raise ValueError(f"workflow {workflow_id!r} has no task {task_id!r}")
+    return {
+        "task_id": task_id,
+        "task_options": dict(task.task_options),
+        "user_metadata": dict(task.user_metadata),
+        "stats": {"start_time": task.started_at, "end_time": task.ended_at},
+        "status": str(task.status),
+        "attempts": task.attempt,
+    }
+
+
+def continuation(dag_node: DAGNode) -> Any:
+    """Inside a task: return ``dag_node`` to run it in the task's place. Outside: run it now."""
+    if not isinstance(dag_node, DAGNode):
+        raise TypeError(f"continuation needs a DAG made with f.bind(...), got {type(dag_node).__name__}")
+    if _worker.in_workflow_task():
+        return dag_node
+    return ray.get(dag_node.execute())

@@ -1,0 +1,64 @@
+"""Process-wide engine configuration: which storage, which Ray cluster, which manager."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+from storage_backends import Storage, default_storage_url, open_storage
+
+from ._manager import NAMESPACE, WorkflowManager, manager_name
+from ._sync import run_sync, storage_for
+
+
+@dataclass
+class EngineContext:
+    storage_url: str
+    storage_options: dict[str, Any]
+    storage: Storage
+    manager: Any  # ActorHandle
+    max_running_workflows: int | None = None
+    max_pending_workflows: int | None = None
+
+
+_lock = threading.Lock()
+_context: EngineContext | None = None
+
+
+def init(storage: str | None = None, *, storage_options: dict[str, Any] | None = None,
+         max_running_workflows: int | None = None, max_pending_workflows: int | None = None,
+         **ray_init_kwargs: Any) -> None:
+    """Choose the storage and connect to (or start) Ray, as ``ray.workflow.init`` did.
+
+    Args:
+        storage: a path, ``file://PATH`` or ``s3://BUCKET/PREFIX``; unset means
+            ``$RAY_DURABLE_STORAGE``, else ``/tmp/ray/workflow_data``.
+        storage_options: backend options, e.g. ``{"endpoint_url": ...}`` for S3.
+        max_running_workflows / max_pending_workflows: workflow queueing limits.
+        **ray_init_kwargs: passed to ``ray.init`` when Ray is not running yet.
+    """
+    global _context
+    url = storage or default_storage_url()
+    options = dict(storage_options or {})
+    store = open_storage(url, **options)  # unknown scheme / bad path fail here, before Ray starts
+    if not ray.is_initialized():
+        ray_init_kwargs.setdefault("include_dashboard", False)
+        ray.init(**ray_init_kwargs)
+    run_sync(store.list_logs())  # fail fast: unreadable storage, missing bucket
+    manager = WorkflowManager.options(
+        name=manager_name(url), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+    ).remote(url, options)
+    with _lock:
+        _context = EngineContext(url, options, storage_for(url, options), manager,
+                                 max_running_workflows, max_pending_workflows)
+
+
+def context() -> EngineContext:
+    """The current context, initializing with defaults (as ray.workflow did) if needed."""
+    if _context is None or not ray.is_initialized():
+        init(None if _context is None else _context.storage_url,
+             storage_options=None if _context is None else _context.storage_options)
+    return _context

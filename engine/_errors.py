@@ -1,0 +1,62 @@
+"""The exceptions of the ray.workflow API, same names and meanings."""
+
+from __future__ import annotations
+
+
+class WorkflowError(Exception):
+    """Base class of every workflow error."""
+
+
+class WorkflowNotFoundError(WorkflowError, ValueError):
+    """No workflow with that id exists in this storage (a ValueError, as in ray.workflow)."""
+
+    def __init__(self, workflow_id: str, storage_url: str = ""):
+        self.workflow_id = workflow_id
+        where = f" in storage {storage_url}" if storage_url else ""
+        super().__init__(f"workflow {workflow_id!r} does not exist{where}")
+
+
+class WorkflowExecutionError(WorkflowError):
+    """A task failed (after its retries); carries the task id and the original exception."""
+
+    def __init__(self, workflow_id: str, task_id: str, cause: BaseException | None, message: str = ""):
+        self.workflow_id = workflow_id
+        self.task_id = task_id
+        self.cause = cause
+        detail = message or (f"{type(cause).__name__}: {cause}" if cause is not None else "failed")
+        super().__init__(f"workflow {workflow_id!r} failed: task {task_id!r} raised {detail}")
+        if cause is not None:
+            self.__cause__ = cause
+
+    def __reduce__(self):
+        return (type(self), (self.workflow_id, self.task_id, self.cause, ""))
+
+
+class WorkflowCancellationError(WorkflowError):
+    """The workflow was canceled; its result is unavailable."""
+
+    def __init__(self, workflow_id: str):
+        self.workflow_id = workflow_id
+        super().__init__(f"workflow {workflow_id!r} was canceled; its result is unavailable")
+
+    def __reduce__(self):
+        return (type(self), (self.workflow_id,))
+
+
+class WorkflowNotResumableError(WorkflowError):
+    """The workflow cannot be resumed: unknown, canceled, or already running elsewhere."""
+
+    def __init__(self, workflow_id: str, reason: str = ""):
+        self.workflow_id = workflow_id
+        self.reason = reason
+        super().__init__(f"workflow {workflow_id!r} cannot be resumed" + (f": {reason}" if reason else ""))
+
+    def __reduce__(self):
+        return (type(self), (self.workflow_id, self.reason))
+
+
+class WorkflowRunningError(WorkflowNotResumableError):
+    """Another driver is already running this workflow."""
+
+    def __init__(self, workflow_id: str, reason: str = "it is already running (another driver owns it)"):
+        super().__init__(workflow_id, reason)

@@ -1,0 +1,148 @@
+"""``workflow.options``: per-task workflow options, without Ray's removed ``_metadata``.
+
+``workflow.options(...)`` returns a decorator. Applied to a Ray remote function
+(or to the result of its ``.options(...)``) it returns a :class:`WorkflowFunction`
+whose ``.bind(...)`` makes an ordinary Ray ``FunctionNode`` and tags that node
+with the workflow options (an attribute named :data:`NODE_OPTIONS_ATTR`). Ray's
+own ``.options(num_cpus=..., runtime_env=...)`` still works on it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+NODE_OPTIONS_ATTR = "__ray_durable_options__"
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """The workflow-level options of one task (ray.workflow's names and defaults)."""
+
+    task_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    catch_exceptions: bool = False
+    checkpoint: bool = True
+    max_retries: int = 3  # system failures (and exceptions, if retry_exceptions) are retried
+    retry_exceptions: bool | tuple[type[BaseException], ...] = False
+
+    def merged(self, **changes: Any) -> TaskOptions:
+        return replace(self, **changes)
+
+
+OPTION_NAMES = ("task_id", "metadata", "catch_exceptions", "checkpoint", "max_retries", "retry_exceptions")
+
+
+def check_json_metadata(metadata: Any, what: str) -> dict[str, Any]:
+    """Metadata must be a JSON-serializable dict with str keys; say which key breaks it."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{what} metadata must be a dict, got {type(metadata).__name__}")
+    for key, value in metadata.items():
+        if not isinstance(key, str):
+            raise ValueError(f"{what} metadata keys must be strings, got {key!r}")
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{what} metadata[{key!r}] is not JSON-serializable ({type(value).__name__}): {exc}"
+            ) from None
+    return dict(metadata)
+
+
+def validate_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Check names and types of ``workflow.options`` keywords; raise a clear error otherwise."""
+    unknown = sorted(set(options) - set(OPTION_NAMES))
+    if unknown:
+        raise ValueError(
+            f"unknown workflow option(s) {', '.join(map(repr, unknown))}; valid options are "
+            f"{', '.join(OPTION_NAMES)} (Ray options such as num_cpus go to the remote "
+            "function's own .options(...))"
+        )
+    checked = dict(options)
+    if "task_id" in checked and checked["task_id"] is not None:
+        checked["task_id"] = check_task_id(checked["task_id"])
+    if "metadata" in checked:
+        checked["metadata"] = check_json_metadata(checked["metadata"], "task")
+    for flag in ("catch_exceptions", "checkpoint"):
+        if flag in checked and not isinstance(checked[flag], bool):
+            raise ValueError(f"workflow option {flag} must be a bool, got {checked[flag]!r}")
+    if "max_retries" in checked:
+        value = checked["max_retries"]
+        if not isinstance(value, int) or isinstance(value, bool) or value < -1:
+            raise ValueError(f"workflow option max_retries must be an int >= -1 (-1: forever), got {value!r}")
+    if "retry_exceptions" in checked:
+        checked["retry_exceptions"] = _check_retry_exceptions(checked["retry_exceptions"])
+    return checked
+
+
+def _check_retry_exceptions(value: Any) -> bool | tuple[type[BaseException], ...]:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, type) and issubclass(value, BaseException):
+        return (value,)
+    if isinstance(value, Iterable):
+        types = tuple(value)
+        if types and all(isinstance(t, type) and issubclass(t, BaseException) for t in types):
+            return types
+    raise ValueError(f"workflow option retry_exceptions must be a bool or exception types, got {value!r}")
+
+
+def check_task_id(task_id: Any) -> str:
+    if not isinstance(task_id, str) or not task_id or len(task_id) > 200 or not task_id.isprintable():
+        raise ValueError(f"task_id must be a non-empty printable str of at most 200 characters, got {task_id!r}")
+    return task_id
+
+
+class WorkflowFunction:
+    """A Ray remote function plus workflow options; ``.bind`` makes a tagged FunctionNode."""
+
+    def __init__(self, remote: Any, options: dict[str, Any]):
+        if not hasattr(remote, "bind"):
+            raise TypeError(
+                f"workflow.options(...) must decorate a @ray.remote function, got {remote!r}; "
+                "put @workflow.options(...) above @ray.remote"
+            )
+        self._remote = remote
+        self._options = options
+
+    def bind(self, *args: Any, **kwargs: Any):
+        node = self._remote.bind(*args, **kwargs)
+        previous = getattr(node, NODE_OPTIONS_ATTR, {})
+        setattr(node, NODE_OPTIONS_ATTR, {**previous, **self._options})
+        return node
+
+    def options(self, **ray_options: Any) -> WorkflowFunction:
+        """Ray's own options (num_cpus, resources, runtime_env, ...); workflow options are kept."""
+        return WorkflowFunction(self._remote.options(**ray_options), self._options)
+
+    def remote(self, *args: Any, **kwargs: Any):
+        """Plain (non-durable) Ray call, as without the decorator."""
+        return self._remote.remote(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"WorkflowFunction({self._remote!r}, {self._options!r})"
+
+
+def options(**workflow_options: Any) -> Callable[[Any], WorkflowFunction]:
+    """Workflow options for a task: ``@workflow.options(task_id=..., max_retries=...)``.
+
+    Use it above ``@ray.remote``, or for one call: ``workflow.options(task_id="x")(f).bind(...)``.
+    """
+    checked = validate_options(workflow_options)
+
+    def decorate(remote: Any) -> WorkflowFunction:
+        if isinstance(remote, WorkflowFunction):
+            return WorkflowFunction(remote._remote, {**remote._options, **checked})
+        return WorkflowFunction(remote, checked)
+
+    return decorate
+
+
+def node_options(node: Any) -> TaskOptions:
+    """The workflow options a FunctionNode was tagged with (defaults if none)."""
+    raw = getattr(node, NODE_OPTIONS_ATTR, None) or {}
+    return TaskOptions(**raw)

@@ -1,0 +1,384 @@
+"""Driving one workflow to its end, inside the management actor.
+
+A :class:`WorkflowRun` folds nothing itself: its state is the fold of the log,
+kept current by the :class:`LogWriter` as it queues events. It submits every
+task whose dependencies have (or will have) a value as a Ray task, pipelined
+like a plain Ray DAG, and records each outcome. A task whose dependency
+turned out not to have a value (it failed, or continued into a sub-DAG) is
+*deferred*: it re-runs once that value exists. Retries, continuations and
+cancellation are all handled here; nothing else decides what runs next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+from ray.exceptions import RayTaskError, TaskCancelledError
+
+from replay import (
+    TaskCompleted,
+    TaskContinued,
+    TaskFailed,
+    TaskRetried,
+    TaskScheduled,
+    TaskStarted,
+    TaskStatus,
+    WorkflowCanceled,
+    WorkflowFailed,
+    WorkflowRunStarted,
+    WorkflowState,
+    WorkflowStatus,
+    WorkflowSucceeded,
+)
+from storage_backends import Storage
+
+from . import _payloads
+from ._errors import WorkflowCancellationError, WorkflowExecutionError
+from ._graph import TaskSpec, WorkflowGraph
+from ._log_writer import LogWriter
+from ._worker import DependencyUnavailable, Outcome, TaskCall, remote_run_task
+
+OK, CONTINUED, FAILED, DEFERRED = "ok", "continued", "failed", "deferred"
+
+
+@dataclass(eq=False)
+class Source:
+    """Where a task's value comes from: a submitted attempt, or a checkpoint loaded on resume."""
+
+    task_id: str
+    value_ref: Any
+    settled: asyncio.Future  # result: OK, CONTINUED, FAILED or DEFERRED
+    deps: list[Source] = field(default_factory=list)
+    meta_ref: Any = None
+    attempt: int = 0
+
+
+class WorkflowRun:
+    def __init__(self, storage: Storage, storage_url: str, storage_options: dict, state: WorkflowState,
+                 manager: Any, run_id: str | None = None):
+        self.storage = storage
+        self.storage_url = storage_url
+        self.storage_options = storage_options
+        self.workflow_id = state.workflow_id
+        self.state = state
+        self.writer = LogWriter(storage, self.workflow_id, state)
+        self.manager = manager
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self.tasks: dict[str, TaskSpec] = {}
+        self.functions: dict[str, bytes] = {}
+        self.output_task_id = ""
+        self.dependents: dict[str, list[str]] = defaultdict(list)
+        self.alias: dict[str, str] = {}  # continued task -> its sub-DAG's output task
+        self.parent_of: dict[str, str] = {}  # task of a sub-DAG -> the task that continued into it
+        self.sources: dict[str, Source] = {}
+        self.waiting: set[str] = set()  # tasks that need (re)submission
+        self.inflight: dict[str, Source] = {}
+        self.attempts_this_run: dict[str, int] = defaultdict(int)
+        self.result: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.result.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._remotes: dict[Any, Any] = {}
+        self.finished = False
+
+    # --- start ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Append the run-started event (claiming the log) and submit what is ready."""
+        await self.writer.write(WorkflowRunStarted(ts=time.time(), run_id=self.run_id,
+                                                   resumed=len(self.state.run_ids) > 0))
+        submission = self.state.submission
+        graph = WorkflowGraph.from_bytes(
+            await _payloads.load_bytes(self.storage, self.workflow_id, submission.dag))
+        self.output_task_id = graph.output_task_id
+        self._merge(graph)
+        await self._load_continuations()
+        await self._load_checkpoints()
+        self.waiting = {t for t in self.tasks if not self._done(t)}
+        self._advance(list(self.tasks))
+        self._check_finished()
+
+    def _merge(self, graph: WorkflowGraph) -> None:
+        self.tasks.update(graph.tasks)
+        self.functions.update(graph.functions)
+        for spec in graph.tasks.values():
+            for dep in spec.deps:
+                self.dependents[dep].append(spec.task_id)
+
+    async def _load_continuations(self) -> None:
+        """On resume: the sub-DAGs of tasks that continued but whose sub-DAG has not finished."""
+        loaded: set[str] = set()
+        while True:
+            pending = [t for t in self.state.tasks.values()
+                       if t.status is TaskStatus.CONTINUED and t.task_id not in loaded]
+            if not pending:
+                return
+            for task in pending:
+                loaded.add(task.task_id)
+                data = await _payloads.load_bytes(self.storage, self.workflow_id, task.continuation)
+                self._attach_continuation(task.task_id, WorkflowGraph.from_bytes(data))
+
+    def _attach_continuation(self, task_id: str, graph: WorkflowGraph) -> None:
+        self._merge(graph)
+        self.alias[task_id] = graph.output_task_id
+        self.parent_of.update(dict.fromkeys(graph.tasks, task_id))
+        self.dependents[graph.output_task_id].extend(self.dependents.get(task_id, []))
+
+    async def _load_checkpoints(self) -> None:
+        """On resume: put the checkpointed outputs that pending tasks (or the result) need into Ray."""
+        needed = {self._resolve(self.output_task_id)}
+        for spec in self.tasks.values():
+            if not self._done(spec.task_id):
+                needed.update(self._resolve(d) for d in spec.deps)
+        loop = asyncio.get_running_loop()
+
+        async def load(task_id: str) -> None:
+            task = self.state.tasks[task_id]
+            value = await _payloads.load_value(self.storage, self.workflow_id, task.output)
+            settled = loop.create_future()
+            settled.set_result(OK)
+            self.sources[task_id] = Source(task_id, ray.put(value), settled)
+
+        await asyncio.gather(*(load(t) for t in needed if self._has_checkpoint(t)))
+
+    # --- bookkeeping ----------------------------------------------------------
+
+    def _resolve(self, task_id: str) -> str:
+        while task_id in self.alias:
+            task_id = self.alias[task_id]
+        return task_id
+
+    def _done(self, task_id: str) -> bool:
+        task = self.state.tasks.get(task_id)
+        if task is None:
+            return False
+        if task.status is TaskStatus.CONTINUED:
+            return True  # its sub-DAG's tasks carry on in its place
+        return task.status is TaskStatus.SUCCESSFUL and self._has_checkpoint(task_id)
+
+    def _has_checkpoint(self, task_id: str) -> bool:
+        task = self.state.tasks.get(task_id)
+        return (task is not None and task.status is TaskStatus.SUCCESSFUL and task.output is not None
+                and task.output.codec != "none")
+
+    def _source(self, task_id: str) -> Source | None:
+        return self.sources.get(self._resolve(task_id))
+
+    # --- submitting -------------------------------------------------------------
+
+    def _advance(self, candidates: list[str]) -> None:
+        """Submit every waiting task among ``candidates`` whose dependencies have a usable source,
+        then the dependents of what was submitted (pipelining, as a plain Ray DAG does)."""
+        work = list(reversed(candidates))
+        while work and not self.finished:
+            task_id = work.pop()
+            if task_id not in self.waiting:
+                continue
+            deps = []
+            for dep in self.tasks[task_id].deps:
+                source = self._source(dep)
+                if source is None or (source.settled.done() and source.settled.result() != OK):
+                    break
+                deps.append(source)
+            else:
+                self.waiting.discard(task_id)
+                self._submit(task_id, deps)
+                work.extend(reversed(self.dependents.get(task_id, [])))
+
+    def _submit(self, task_id: str, deps: list[Source]) -> None:
+        spec = self.tasks[task_id]
+        task = self.state.tasks.get(task_id)
+        if task is None or task.status not in (TaskStatus.SCHEDULED,):
+            attempt = 1 if task is None else task.attempt + (task.status is not TaskStatus.SUCCESSFUL)
+            parent = self.parent_of.get(task_id)
+            self.writer.add(TaskScheduled(
+                ts=time.time(), task_id=task_id, name=spec.name, attempt=attempt,
+                task_options=spec.recorded_options(), user_metadata=spec.options.metadata,
+                parent_task_id=parent))
+        attempt = self.state.tasks[task_id].attempt
+        call = TaskCall(self.workflow_id, task_id, attempt, self.run_id, self.storage_url,
+                        self.storage_options, spec.fn_key, self.functions[spec.fn_key], spec.call,
+                        spec.options.catch_exceptions, spec.options.checkpoint, self.manager)
+        value_ref, meta_ref = self._remote_for(spec).remote(call, *[d.value_ref for d in deps])
+        source = Source(task_id, value_ref, asyncio.get_running_loop().create_future(), deps, meta_ref, attempt)
+        self.sources[task_id] = source
+        self.inflight[task_id] = source
+        asyncio.ensure_future(self._watch(source))
+
+    def _remote_for(self, spec: TaskSpec) -> Any:
+        try:
+            key: Any = tuple(sorted(spec.ray_options.items()))
+            hash(key)
+        except TypeError:
+            key = spec.task_id
+        remote = self._remotes.get(key)
+        if remote is None:
+            remote = self._remotes[key] = remote_run_task.options(**spec.ray_options, num_returns=2)
+        return remote
+
+    # --- outcomes ---------------------------------------------------------------
+
+    def on_started(self, task_id: str, attempt: int, ts: float, pid: int, node: str) -> None:
+        """A worker reports that an attempt began (it may arrive after the outcome; then it is moot)."""
+        task = self.state.tasks.get(task_id)
+        if self.finished or task is None or task.status is not TaskStatus.SCHEDULED or task.attempt != attempt:
+            return
+        self.writer.add(TaskStarted(ts=ts, task_id=task_id, attempt=attempt, node_id=node, pid=pid))
+
+    async def _watch(self, source: Source) -> None:
+        try:
+            outcome: Outcome | None = await source.meta_ref
+            error: BaseException | None = None
+        except Exception as exc:
+            outcome, error = None, exc
+        for dep in source.deps:  # classify only once every dependency's fate is known
+            await asyncio.shield(dep.settled)
+        try:
+            self._settle(source, outcome, error)
+        except BaseException as exc:  # a broken writer or an engine bug: end the run loudly
+            self._finish_with(exc)
+
+    def _settle(self, source: Source, outcome: Outcome | None, error: BaseException | None) -> None:
+        task_id = source.task_id
+        if self.inflight.get(task_id) is source:
+            del self.inflight[task_id]
+        if self.finished:
+            source.settled.set_result(FAILED)
+            return
+        if any(dep.settled.result() != OK for dep in source.deps) or _is_dependency_error(error):
+            source.settled.set_result(DEFERRED)
+            self.sources.pop(task_id, None)
+            self.waiting.add(task_id)
+            self._advance([task_id])
+            return
+        if error is not None:
+            self._record_started(task_id, source.attempt, None)
+            self._fail(source, _error_type(error), str(_cause(error)), "", None, True, _cause(error))
+        elif outcome.kind == "completed":
+            self._record_started(task_id, source.attempt, outcome)
+            self.writer.add(TaskCompleted(ts=outcome.ended_at, task_id=task_id, output=outcome.output,
+                                          attempt=source.attempt))
+            source.settled.set_result(OK)
+            self._advance(self.dependents.get(task_id, []))
+            self._check_finished()
+        elif outcome.kind == "continued":
+            graph = WorkflowGraph.from_bytes(outcome.graph)
+            self._record_started(task_id, source.attempt, outcome)
+            self.writer.add(TaskContinued(ts=outcome.ended_at, task_id=task_id, dag=outcome.output,
+                                          output_task_id=graph.output_task_id, attempt=source.attempt))
+            source.settled.set_result(CONTINUED)
+            self.sources.pop(task_id, None)
+            self._attach_continuation(task_id, graph)
+            self.waiting.update(graph.tasks)
+            self._advance(list(graph.tasks))
+        else:
+            self._record_started(task_id, source.attempt, outcome)
+            self._fail(source, outcome.error_type, outcome.message, outcome.traceback, outcome.error,
+                       outcome.retryable, None)
+
+    def _record_started(self, task_id: str, attempt: int, outcome: Outcome | None) -> None:
+        task = self.state.tasks[task_id]
+        if task.status is TaskStatus.SCHEDULED and task.attempt == attempt and outcome is not None:
+            self.writer.add(TaskStarted(ts=outcome.started_at, task_id=task_id, attempt=attempt,
+                                        node_id=outcome.node, pid=outcome.pid))
+
+    def _fail(self, source: Source, error_type: str, message: str, tb: str, error_ref: Any,
+              retryable: bool, cause: BaseException | None) -> None:
+        task_id = source.task_id
+        spec = self.tasks[task_id]
+        self.writer.add(TaskFailed(ts=time.time(), task_id=task_id, error_type=error_type, message=message,
+                                   traceback=tb, attempt=source.attempt, error=error_ref))
+        source.settled.set_result(FAILED)
+        self.sources.pop(task_id, None)
+        self.attempts_this_run[task_id] += 1
+        budget = spec.options.max_retries
+        if retryable and (budget < 0 or self.attempts_this_run[task_id] <= budget):
+            self.writer.add(TaskRetried(ts=time.time(), task_id=task_id, attempt=source.attempt + 1))
+            self.waiting.add(task_id)
+            self._advance([task_id])
+            return
+        self.writer.add(WorkflowFailed(ts=time.time(), task_id=task_id, error_type=error_type, message=message))
+        asyncio.ensure_future(self._fail_workflow(task_id, error_type, message, error_ref, cause))
+
+    async def _fail_workflow(self, task_id: str, error_type: str, message: str, error_ref: Any,
+                             cause: BaseException | None) -> None:
+        self.finished = True
+        self._cancel_inflight()
+        if cause is None and error_ref is not None:
+            try:
+                cause = await _payloads.load_value(self.storage, self.workflow_id, error_ref)
+            except Exception:
+                cause = None
+        try:
+            await self.writer.drain()
+        except BaseException as exc:
+            self._finish_with(exc)
+            return
+        self._finish_with(WorkflowExecutionError(self.workflow_id, task_id, cause,
+                                                 "" if cause is not None else f"{error_type}: {message}"))
+
+    def _check_finished(self) -> None:
+        root = self.state.tasks.get(self.output_task_id)
+        if self.finished or root is None or root.status is not TaskStatus.SUCCESSFUL:
+            return
+        if self.state.status is WorkflowStatus.RUNNING:
+            self.writer.add(WorkflowSucceeded(ts=time.time(), output=root.output))
+        self.finished = True
+        asyncio.ensure_future(self._succeed())
+
+    async def _succeed(self) -> None:
+        try:
+            await self.writer.drain()
+            source = self._source(self.output_task_id)
+            value = await source.value_ref if source is not None else await _payloads.load_value(
+                self.storage, self.workflow_id, self.state.output)
+        except BaseException as exc:
+            self._finish_with(exc)
+            return
+        if not self.result.done():
+            self.result.set_result(value)
+
+    def _finish_with(self, exc: BaseException) -> None:
+        self.finished = True
+        self._cancel_inflight()
+        if not self.result.done():
+            self.result.set_exception(exc)
+
+    # --- cancel -----------------------------------------------------------------
+
+    async def cancel(self) -> None:
+        """Stop running tasks, append the canceled event, fail the result."""
+        self.finished = True
+        self._cancel_inflight()
+        if self.state.status not in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
+            await self.writer.write(WorkflowCanceled(ts=time.time()))
+        self._finish_with(WorkflowCancellationError(self.workflow_id))
+
+    def _cancel_inflight(self) -> None:
+        for source in list(self.inflight.values()):
+            try:
+                ray.cancel(source.value_ref, force=True)
+            except Exception:
+                pass
+        self.inflight.clear()
+
+
+def _cause(error: BaseException) -> BaseException:
+    if isinstance(error, RayTaskError) and error.cause is not None:
+        return error.cause
+    return error
+
+
+def _is_dependency_error(error: BaseException | None) -> bool:
+    return error is not None and isinstance(_cause(error), DependencyUnavailable)
+
+
+def _error_type(error: BaseException) -> str:
+    cause = _cause(error)
+    if isinstance(cause, TaskCancelledError):
+        return "ray.exceptions.TaskCancelledError"
+    return f"{type(cause).__module__}.{type(cause).__qualname__}"

@@ -1,0 +1,55 @@
+"""Running storage coroutines from synchronous code (the driver, Ray workers).
+
+Each process gets one background event loop thread; storage objects are opened
+on it and cached per URL, so an aiobotocore client or a file cache lives as long
+as the process and is never shared across loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from storage_backends import Storage, open_storage
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_storages: dict[tuple[str, tuple], Storage] = {}
+
+
+def _background_loop() -> asyncio.AbstractEventLoop:
+    global _loop
+    with _lock:
+        if _loop is None or _loop.is_closed():
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="ray-durable-io", daemon=True)
+            thread.start()
+            _loop = loop
+        return _loop
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on this process's storage loop and wait for its result."""
+    loop = _background_loop()
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        raise RuntimeError("run_sync called from the storage loop itself")
+    return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+
+def storage_for(url: str, options: dict[str, Any] | None = None) -> Storage:
+    """The process-wide Storage for ``url`` (opened once, used on the background loop)."""
+    key = (url, tuple(sorted((options or {}).items())))
+    with _lock:
+        storage = _storages.get(key)
+        if storage is None:
+            storage = open_storage(url, **(options or {}))
+            _storages[key] = storage
+        return storage
