@@ -15,20 +15,14 @@ import ray
 from ray.dag import DAGNode
 from ray.exceptions import RayTaskError
 
-from replay import TaskStatus, WorkflowState, WorkflowStatus, WorkflowSubmitted, encode_event, load_state
+from replay import WorkflowState, WorkflowStatus, WorkflowSubmitted, encode_event, load_state
 from storage_backends import AppendConflictError, validate_log_id
 
 from . import _payloads, _worker
 from ._context import context
-from ._errors import (
-    WorkflowCancellationError,
-    WorkflowError,
-    WorkflowExecutionError,
-    WorkflowNotFoundError,
-    WorkflowNotResumableError,
-)
+from ._errors import WorkflowError, WorkflowNotFoundError, WorkflowNotResumableError
 from ._graph import build_graph
-from ._manager import _NOT_RUNNING
+from ._outputs import output_from_state
 from ._options import check_json_metadata
 from ._sync import run_sync
 
@@ -105,11 +99,17 @@ def run_async(dag: DAGNode, *args: Any, workflow_id: str | None = None,
         raise TypeError(f"workflow.run needs a DAG made with f.bind(...), got {type(dag).__name__}")
     workflow_id = validate_log_id(workflow_id) if workflow_id is not None else _new_id()
     metadata = check_json_metadata(metadata, "workflow")
-    ctx = context()
     state = _state(workflow_id)
     if state.status is None and _submit(dag, workflow_id, metadata):
-        return ctx.manager.run_workflow.remote(workflow_id)
+        return _start(workflow_id)
     return resume_async(workflow_id)
+
+
+def _start(workflow_id: str) -> ray.ObjectRef:
+    """Hand the workflow to the manager (which claims its log) and return a ref to its output."""
+    manager = context().manager
+    _unwrap(manager.start.remote(workflow_id))
+    return manager.wait_output.remote(workflow_id)
 
 
 def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
@@ -131,7 +131,7 @@ def resume_async(workflow_id: str) -> ray.ObjectRef:
         raise WorkflowNotResumableError(workflow_id, "it was canceled")
     if state.status is WorkflowStatus.SUCCESSFUL:
         return ray.put(_stored_output(workflow_id, state))
-    return context().manager.run_workflow.remote(workflow_id)
+    return _start(workflow_id)
 
 
 def resume(workflow_id: str) -> Any:
@@ -150,24 +150,7 @@ def get_output_async(workflow_id: str, *, task_id: str | None = None) -> ray.Obj
 
 
 def _output_from_log(workflow_id: str, state: WorkflowState, task_id: str | None) -> Any:
-    if task_id is not None:
-        task = state.tasks.get(task_id)
-        if task is None:
-            raise ValueError(f"workflow {workflow_id!r} has no task {task_id!r} "
-                             f"(tasks: {', '.join(list(state.tasks)[:20])})")
-        if task.status is not TaskStatus.SUCCESSFUL or task.output is None or task.output.codec == "none":
-            raise ValueError(f"task {task_id!r} of workflow {workflow_id!r} has no stored output "
-                             f"(it is {task.status})")
-        return run_sync(_payloads.load_value(context().storage, workflow_id, task.output))
-    if state.status is WorkflowStatus.SUCCESSFUL:
-        return _stored_output(workflow_id, state)
-    if state.status is WorkflowStatus.CANCELED:
-        raise WorkflowCancellationError(workflow_id)
-    if state.status is WorkflowStatus.FAILED:
-        raise WorkflowExecutionError(workflow_id, state.failed_task_id or "?", None,
-                                     f"{state.error_type}: {state.error_message}")
-    raise WorkflowNotResumableError(
-        workflow_id, "it has no output yet and no driver is running it; call workflow.resume() first")
+    return run_sync(output_from_state(context().storage, workflow_id, state, task_id))
 
 
 def get_output(workflow_id: str, *, task_id: str | None = None) -> Any:
@@ -219,4 +202,14 @@ def continuation(dag_node: DAGNode) -> Any:
         raise TypeError(f"continuation needs a DAG made with f.bind(...), got {type(dag_node).__name__}")
     if _worker.in_workflow_task():
         return dag_node
-    return ray.get(dag_node.execute())
+    return _run_plain(dag_node)
+
+
+def _run_plain(dag_node: DAGNode) -> Any:
+    """Run a DAG as plain (non-durable) Ray tasks, as ray.workflow's continuation() did outside tasks."""
+    graph = build_graph(dag_node)
+    refs: dict[str, ray.ObjectRef] = {}
+    for spec in graph.tasks.values():
+        refs[spec.task_id] = _worker.remote_run_plain.options(**spec.ray_options).remote(
+            graph.functions[spec.fn_key], spec.call, *[refs[d] for d in spec.deps])
+    return ray.get(refs[graph.output_task_id])

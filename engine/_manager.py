@@ -18,14 +18,8 @@ import ray
 from replay import WorkflowStatus, load_state
 from storage_backends import AppendConflictError, open_storage
 
-from . import _payloads
-from ._errors import (
-    WorkflowCancellationError,
-    WorkflowError,
-    WorkflowExecutionError,
-    WorkflowNotResumableError,
-    WorkflowRunningError,
-)
+from ._outputs import output_from_state
+from ._errors import WorkflowError, WorkflowNotResumableError, WorkflowRunningError
 from ._runner import WorkflowRun
 
 NAMESPACE = "ray_durable"
@@ -43,6 +37,8 @@ class WorkflowManager:
         self._storage = None
         self.runs: dict[str, WorkflowRun] = {}
         self._self_handle = None
+        self._claiming: set[str] = set()
+        self._finished: dict[str, WorkflowRun] = {}
 
     @property
     def storage(self):
@@ -53,54 +49,60 @@ class WorkflowManager:
     def ping(self) -> str:
         return self.storage_url
 
-    async def run_workflow(self, workflow_id: str) -> Any:
-        """Drive the workflow (first run or resume) and return its output."""
-        run = self.runs.get(workflow_id)
-        if run is not None:
+    async def start(self, workflow_id: str) -> bool:
+        """Claim and start driving a workflow; returns once it runs (False: it had already succeeded).
+
+        Raises:
+            WorkflowRunningError: it is being driven, here or (per its log) by another driver.
+            WorkflowNotResumableError: it does not exist or was canceled.
+        """
+        if workflow_id in self.runs or workflow_id in self._claiming:
             raise WorkflowRunningError(workflow_id)
-        if self._self_handle is None:
-            self._self_handle = ray.get_runtime_context().current_actor
-        state = await load_state(self.storage, workflow_id)
-        if state.status is None:
-            raise WorkflowNotResumableError(workflow_id, "it does not exist")
-        if state.status is WorkflowStatus.CANCELED:
-            raise WorkflowNotResumableError(workflow_id, "it was canceled")
-        if state.status is WorkflowStatus.SUCCESSFUL:
-            return await _payloads.load_value(self.storage, workflow_id, state.output)
-        run = WorkflowRun(self.storage, self.storage_url, self.storage_options, state, self._self_handle)
-        self.runs[workflow_id] = run
-        run.result.add_done_callback(lambda _f: self._forget(workflow_id, run))
+        self._claiming.add(workflow_id)
         try:
-            await run.start()
-        except AppendConflictError:
-            self._forget(workflow_id, run)
-            raise WorkflowRunningError(
-                workflow_id, "another driver appended to its log first (it is running elsewhere)"
-            ) from None
-        except BaseException:
-            self._forget(workflow_id, run)
-            raise
-        return await asyncio.shield(run.result)
+            if self._self_handle is None:
+                self._self_handle = ray.get_runtime_context().current_actor
+            state = await load_state(self.storage, workflow_id)
+            if state.status is None:
+                raise WorkflowNotResumableError(workflow_id, "it does not exist")
+            if state.status is WorkflowStatus.CANCELED:
+                raise WorkflowNotResumableError(workflow_id, "it was canceled")
+            if state.status is WorkflowStatus.SUCCESSFUL:
+                return False
+            run = WorkflowRun(self.storage, self.storage_url, self.storage_options, state, self._self_handle)
+            try:
+                await run.start()
+            except AppendConflictError:
+                raise WorkflowRunningError(
+                    workflow_id, "another driver appended to its log first (it is running elsewhere)"
+                ) from None
+            if not run.result.done():
+                self.runs[workflow_id] = run
+                run.result.add_done_callback(lambda _f: self._forget(workflow_id, run))
+            else:
+                self._finished[workflow_id] = run  # finished during start; keep its answer briefly
+            return True
+        finally:
+            self._claiming.discard(workflow_id)
 
     def _forget(self, workflow_id: str, run: WorkflowRun) -> None:
         if self.runs.get(workflow_id) is run:
             del self.runs[workflow_id]
 
     async def wait_output(self, workflow_id: str, task_id: str | None = None) -> Any:
-        """Wait for a running workflow; its output, or one task's. None if not running here."""
-        run = self.runs.get(workflow_id)
-        if run is None:
-            return _NOT_RUNNING
-        if task_id is None:
-            return await asyncio.shield(run.result)
-        try:
-            await asyncio.shield(run.result)
-        except WorkflowError:
-            pass
-        task = run.state.tasks.get(task_id)
-        if task is None or task.output is None or task.output.codec == "none":
-            raise ValueError(f"task {task_id!r} of workflow {workflow_id!r} has no stored output")
-        return await _payloads.load_value(self.storage, workflow_id, task.output)
+        """The workflow's (or a task's) output: awaited if it is running here, else from its log."""
+        run = self.runs.get(workflow_id) or self._finished.pop(workflow_id, None)
+        if run is not None:
+            try:
+                value = await asyncio.shield(run.result)
+            except WorkflowError:
+                if task_id is None:
+                    raise
+            else:
+                if task_id is None:
+                    return value
+        state = await load_state(self.storage, workflow_id)
+        return await output_from_state(self.storage, workflow_id, state, task_id)
 
     def task_started(self, workflow_id: str, run_id: str, task_id: str, attempt: int,
                      ts: float, pid: int, node: str) -> None:
@@ -109,11 +111,11 @@ class WorkflowManager:
             run.on_started(task_id, attempt, ts, pid, node)
 
     def running(self) -> list[str]:
-        return [wid for wid, run in self.runs.items() if not run.finished]
+        return sorted(self._claiming | {wid for wid, run in self.runs.items() if not run.finished})
 
     def is_running(self, workflow_id: str) -> bool:
         run = self.runs.get(workflow_id)
-        return run is not None and not run.finished
+        return workflow_id in self._claiming or (run is not None and not run.finished)
 
     async def cancel(self, workflow_id: str) -> bool:
         """Cancel a workflow driven here; False if this manager is not driving it."""
@@ -123,18 +125,3 @@ class WorkflowManager:
         await run.cancel()
         self.runs.pop(workflow_id, None)
         return True
-
-
-class _NotRunning:
-    def __reduce__(self):
-        return (_not_running, ())
-
-
-def _not_running() -> _NotRunning:
-    return _NOT_RUNNING
-
-
-_NOT_RUNNING = _NotRunning()
-
-__all__ = ["WorkflowManager", "manager_name", "NAMESPACE", "WorkflowCancellationError",
-           "WorkflowExecutionError"]

@@ -193,3 +193,13 @@ def _checkpoint_bytes(call: TaskCall, data: bytes) -> PayloadRef:
 
 
 remote_run_task = ray.remote(max_retries=0)(run_task)
+
+
+def run_plain(fn_bytes: bytes, call: bytes, *deps: Any) -> Any:
+    """A task of a DAG run without durability (continuation() called outside a workflow)."""
+    func = cloudpickle.loads(fn_bytes)
+    args, kwargs, _ = cloudpickle.loads(call)
+    return func(*_fill(args, deps), **_fill(kwargs, deps))
+
+
+remote_run_plain = ray.remote(run_plain)

@@ -1,0 +1,43 @@
+"""Answering "what is the output?" from a folded log (used by the driver and the manager)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from replay import TaskStatus, WorkflowState, WorkflowStatus
+
+from . import _payloads
+from ._errors import WorkflowCancellationError, WorkflowExecutionError, WorkflowNotResumableError
+
+
+async def output_from_state(storage, workflow_id: str, state: WorkflowState, task_id: str | None) -> Any:
+    """The stored output of the workflow (or of ``task_id``), or the error that explains its absence."""
+    if task_id is not None:
+        task = state.tasks.get(task_id)
+        if task is None:
+            raise ValueError(f"workflow {workflow_id!r} has no task {task_id!r} "
+                             f"(tasks: {', '.join(list(state.tasks)[:20])})")
+        if task.status is not TaskStatus.SUCCESSFUL or task.output is None or task.output.codec == "none":
+            raise ValueError(f"task {task_id!r} of workflow {workflow_id!r} has no stored output "
+                             f"(it is {task.status})")
+        return await _payloads.load_value(storage, workflow_id, task.output)
+    if state.status is WorkflowStatus.SUCCESSFUL:
+        return await _payloads.load_value(storage, workflow_id, state.output)
+    if state.status is WorkflowStatus.CANCELED:
+        raise WorkflowCancellationError(workflow_id)
+    if state.status is WorkflowStatus.FAILED:
+        cause = None
+        failed = state.tasks.get(state.failed_task_id or "")
+        if failed is not None and failed.error is not None and failed.error.payload is not None:
+            try:
+                cause = await _payloads.load_value(storage, workflow_id, failed.error.payload)
+            except Exception:
+                cause = None
+        return _raise(WorkflowExecutionError(workflow_id, state.failed_task_id or "?", cause,
+                                             "" if cause is not None else f"{state.error_type}: {state.error_message}"))
+    raise WorkflowNotResumableError(
+        workflow_id, "it has no output yet and no driver is running it; call workflow.resume() first")
+
+
+def _raise(exc: BaseException) -> Any:
+    raise exc

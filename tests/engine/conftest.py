@@ -1,0 +1,57 @@
+"""Engine fixtures: one Ray runtime per test session, one storage per backend.
+
+Ray starts after the moto server so its workers inherit the fake AWS
+credentials. Each backend gets one storage for the whole session (so one
+manager actor each); tests keep apart by using fresh workflow ids.
+"""
+
+import uuid
+
+import pytest
+import ray
+
+import engine as workflow
+
+
+@pytest.fixture(scope="session")
+def ray_runtime(moto_server):
+    ray.init(include_dashboard=False, num_cpus=2, log_to_driver=False,
+             runtime_env={"env_vars": {"RAY_DURABLE_TEST": "1"}})
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def local_storage_url(tmp_path_factory):
+    return f"file://{tmp_path_factory.mktemp('engine-store')}"
+
+
+@pytest.fixture(scope="session")
+def session_s3_url(s3_admin):
+    bucket = f"engine-{uuid.uuid4().hex[:12]}"
+    s3_admin.create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/workflows"
+
+
+@pytest.fixture(params=["local", "s3"])
+def backend(request, ray_runtime, local_storage_url, moto_server):
+    """Initialise the engine on local storage, then (second param) on S3 via moto."""
+    if request.param == "local":
+        workflow.init(local_storage_url)
+        return {"url": local_storage_url, "options": {}}
+    url = request.getfixturevalue("session_s3_url")
+    options = {"endpoint_url": moto_server}
+    workflow.init(url, storage_options=options)
+    return {"url": url, "options": options}
+
+
+@pytest.fixture
+def local(ray_runtime, local_storage_url):
+    """Local storage only (for tests that poke at files or need no S3)."""
+    workflow.init(local_storage_url)
+    return {"url": local_storage_url, "options": {}}
+
+
+@pytest.fixture
+def wid():
+    return "t-" + uuid.uuid4().hex[:12]

@@ -1,0 +1,136 @@
+"""Task functions for the engine tests (a module, so Ray workers can import them)."""
+
+import os
+import time
+
+import ray
+
+import engine as workflow
+
+
+def note(path, text):
+    """Append one line to a file: how the tests count executions."""
+    with open(path, "a") as f:
+        f.write(text + "\n")
+
+
+def count(path, text=None):
+    if not os.path.exists(path):
+        return 0
+    lines = open(path).read().splitlines()
+    return len(lines) if text is None else lines.count(text)
+
+
+@ray.remote
+def add(a, b):
+    return a + b
+
+
+@ray.remote
+def counted_add(path, name, a, b):
+    note(path, name)
+    return a + b
+
+
+@ray.remote
+def total(items):
+    return sum(items)
+
+
+@ray.remote
+def collect(*args, **kwargs):
+    return {"args": list(args), "kwargs": kwargs}
+
+
+@ray.remote
+def identity(x):
+    return x
+
+
+@ray.remote
+def slow(x, seconds):
+    time.sleep(seconds)
+    return x
+
+
+@ray.remote
+def boom(message):
+    raise ValueError(message)
+
+
+@ray.remote
+def factorial(n):
+    if n <= 1:
+        return 1
+    return workflow.continuation(mul.bind(n, factorial.bind(n - 1)))
+
+
+@ray.remote
+def mul(a, b):
+    return a * b
+
+
+@ray.remote
+def countdown(n, acc):
+    if n == 0:
+        return acc
+    return workflow.continuation(countdown.bind(n - 1, acc + 1))
+
+
+@ray.remote
+def flaky(path, fail_times):
+    """Raises until it has been called fail_times times."""
+    note(path, "call")
+    if count(path, "call") <= fail_times:
+        raise RuntimeError(f"flaky failure #{count(path, 'call')}")
+    return "ok"
+
+
+@ray.remote
+def kill_worker_until(marker, path):
+    """Kills its own worker process (a system failure) until ``marker`` exists."""
+    note(path, "call")
+    if not os.path.exists(marker):
+        os.kill(os.getpid(), 9)
+    return "survived"
+
+
+@ray.remote
+def unpicklable_output():
+    import threading
+
+    return threading.Lock()
+
+
+@ray.remote
+def resources_seen():
+    return {"cpus": ray.get_runtime_context().get_assigned_resources().get("CPU"),
+            "env": os.environ.get("RD_TEST_ENV")}
+
+
+@ray.remote
+def big_output(n):
+    return b"x" * n
+
+
+@ray.remote
+def chain_step(prev, index, counter, kill_at, driver_pid, flag):
+    """Step ``index`` of a chain; at ``kill_at`` it kill -9s the driver, the first time only."""
+    if index == kill_at and not os.path.exists(flag):
+        open(flag, "w").close()
+        time.sleep(1.0)  # let the manager record the steps before it (completions are group-committed)
+        os.kill(driver_pid, 9)
+        time.sleep(60)
+    note(counter, str(index))
+    return prev + 1
+
+
+class Fragile:
+    """Pickles until ``Fragile.broken`` is set (like an object that later opens a connection)."""
+
+    broken = False
+
+    def __reduce__(self):
+        if Fragile.broken:
+            raise TypeError("Fragile refuses to be pickled now")
+        return (Fragile, ())

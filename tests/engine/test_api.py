@@ -1,0 +1,177 @@
+"""The ray.workflow API against a real Ray runtime, on local storage and on S3 (moto)."""
+
+import json
+
+import pytest
+import ray
+
+import engine as workflow
+from tests.engine import tasks
+
+
+def test_run_returns_output_and_metadata(backend, wid):
+    dag = tasks.add.bind(tasks.add.bind(1, 2), 3)
+    assert workflow.run(dag, workflow_id=wid, metadata={"team": "x"}) == 6
+    assert workflow.get_status(wid) == workflow.SUCCESSFUL == "SUCCESSFUL"
+    meta = workflow.get_metadata(wid)
+    assert meta["status"] == "SUCCESSFUL"
+    assert meta["user_metadata"] == {"team": "x"}
+    assert meta["stats"]["start_time"] <= meta["stats"]["end_time"]
+    assert workflow.get_output(wid) == 6
+    assert workflow.get_output(wid, task_id="add") == 3
+
+
+def test_run_async_and_generated_ids(backend):
+    ref = workflow.run_async(tasks.add.bind(20, 22))
+    assert isinstance(ref, ray.ObjectRef)
+    assert ray.get(ref) == 42
+    ids = [w for w, _ in workflow.list_all()]
+    assert len(set(ids)) == len(ids)
+
+
+def test_rerun_of_finished_workflow_runs_nothing(backend, wid, tmp_path):
+    path = str(tmp_path / "calls")
+    dag = tasks.counted_add.bind(path, "a", 1, 2)
+    assert workflow.run(dag, workflow_id=wid) == 3
+    assert workflow.run(dag, workflow_id=wid) == 3
+    assert ray.get(workflow.run_async(dag, workflow_id=wid)) == 3
+    assert workflow.resume(wid) == 3
+    assert ray.get(workflow.resume_async(wid)) == 3
+    assert tasks.count(path) == 1
+
+
+def test_nested_arguments_and_object_refs(backend, wid):
+    ref = ray.put([10, 20])
+    a = tasks.add.bind(1, 1)
+    dag = tasks.collect.bind([a, {"deep": (a, tasks.add.bind(2, 2))}], ref, k={"x": a})
+    out = workflow.run(dag, workflow_id=wid)
+    assert out == {"args": [[2, {"deep": (2, 4)}], [10, 20]], "kwargs": {"k": {"x": 2}}}
+    fan_in = tasks.total.bind([tasks.add.bind(i, i) for i in range(10)])
+    assert workflow.run(fan_in, workflow_id=wid + "-fan") == 90
+
+
+def test_large_output_goes_to_a_blob(backend, wid):
+    assert workflow.run(tasks.big_output.bind(100_000), workflow_id=wid) == b"x" * 100_000
+    assert workflow.get_output(wid) == b"x" * 100_000
+
+
+def test_status_constants_and_unknown_ids(backend):
+    assert {workflow.RUNNING, workflow.FAILED, workflow.RESUMABLE, workflow.CANCELED,
+            workflow.SUCCESSFUL, workflow.PENDING} == set(workflow.WorkflowStatus)
+    with pytest.raises(ValueError, match="does not exist"):
+        workflow.get_status("no-such-workflow")
+    with pytest.raises(workflow.WorkflowNotFoundError):
+        workflow.get_metadata("no-such-workflow")
+    with pytest.raises(workflow.WorkflowNotResumableError, match="does not exist"):
+        workflow.resume("no-such-workflow")
+
+
+def test_failure_carries_task_id_and_original_exception(backend, wid):
+    dag = tasks.add.bind(tasks.boom.bind("bad input"), 1)
+    with pytest.raises(workflow.WorkflowExecutionError) as info:
+        workflow.run(dag, workflow_id=wid)
+    assert info.value.task_id == "boom"
+    assert isinstance(info.value.cause, ValueError)
+    assert "bad input" in str(info.value.cause)
+    assert workflow.get_status(wid) == workflow.FAILED
+    with pytest.raises(workflow.WorkflowExecutionError):
+        workflow.get_output(wid)
+
+
+def test_get_output_waits_for_a_running_workflow(backend, wid):
+    ref = workflow.run_async(tasks.slow.bind("done", 1.5), workflow_id=wid)
+    waiting = workflow.get_output_async(wid)
+    assert workflow.get_status(wid) == workflow.RUNNING
+    assert ray.get(waiting) == "done"
+    assert ray.get(ref) == "done"
+
+
+def test_task_metadata_and_options(backend, wid):
+    dag = workflow.options(task_id="first", metadata={"k": 1})(tasks.add).bind(1, 2)
+    assert workflow.run(tasks.identity.bind(dag), workflow_id=wid) == 3
+    meta = workflow.get_metadata(wid, task_id="first")
+    assert meta["task_id"] == "first"
+    assert meta["user_metadata"] == {"k": 1}
+    assert meta["task_options"]["max_retries"] == 3
+    assert meta["stats"]["start_time"] <= meta["stats"]["end_time"]
+    json.dumps(meta)
+    with pytest.raises(ValueError, match="no task"):
+        workflow.get_metadata(wid, task_id="nope")
+
+
+def test_ray_options_are_honoured(backend, wid):
+    remote = workflow.options(task_id="res")(tasks.resources_seen).options(
+        num_cpus=0.5, runtime_env={"env_vars": {"RD_TEST_ENV": "hello"}})
+    out = workflow.run(remote.bind(), workflow_id=wid)
+    assert out == {"cpus": 0.5, "env": "hello"}
+    options = workflow.get_metadata(wid, task_id="res")["task_options"]
+    assert options["num_cpus"] == 0.5
+    assert options["runtime_env"] == {"env_vars": {"RD_TEST_ENV": "hello"}}
+
+
+def test_catch_exceptions(backend, wid):
+    caught = workflow.options(catch_exceptions=True)(tasks.boom).bind("oops")
+    value, error = workflow.run(caught, workflow_id=wid)
+    assert value is None and isinstance(error, ValueError) and "oops" in str(error)
+    ok, err = workflow.run(workflow.options(catch_exceptions=True)(tasks.add).bind(1, 1),
+                           workflow_id=wid + "-ok")
+    assert (ok, err) == (2, None)
+
+
+def test_retry_exceptions_and_max_retries(backend, wid, tmp_path):
+    path = str(tmp_path / "flaky")
+    dag = workflow.options(max_retries=3, retry_exceptions=True)(tasks.flaky).bind(path, 2)
+    assert workflow.run(dag, workflow_id=wid) == "ok"
+    assert tasks.count(path, "call") == 3
+    meta = workflow.get_metadata(wid, task_id="flaky")
+    assert meta["attempts"] == 3
+
+    path2 = str(tmp_path / "flaky2")
+    no_retry = workflow.options(max_retries=3)(tasks.flaky).bind(path2, 1)
+    with pytest.raises(workflow.WorkflowExecutionError):
+        workflow.run(no_retry, workflow_id=wid + "-noretry")
+    assert tasks.count(path2, "call") == 1  # application errors are not retried by default
+
+    path3 = str(tmp_path / "flaky3")
+    typed = workflow.options(max_retries=1, retry_exceptions=[KeyError])(tasks.flaky).bind(path3, 1)
+    with pytest.raises(workflow.WorkflowExecutionError):
+        workflow.run(typed, workflow_id=wid + "-typed")
+    assert tasks.count(path3, "call") == 1  # RuntimeError is not in retry_exceptions
+
+
+def test_checkpoint_false_reruns_on_resume(local, wid, tmp_path):
+    path = str(tmp_path / "calls")
+    first = workflow.options(checkpoint=False)(tasks.counted_add).bind(path, "nockpt", 1, 1)
+    dag = tasks.add.bind(first, tasks.boom.bind("stop here"))
+    with pytest.raises(workflow.WorkflowExecutionError):
+        workflow.run(dag, workflow_id=wid)
+    assert tasks.count(path, "nockpt") == 1
+    with pytest.raises(workflow.WorkflowExecutionError):
+        workflow.resume(wid)
+    assert tasks.count(path, "nockpt") == 2  # its output was not kept, so it ran again
+
+
+def test_options_as_decorator_above_ray_remote(backend, wid):
+    @workflow.options(task_id="decorated", metadata={"via": "decorator"})
+    @ray.remote
+    def double(x):
+        return 2 * x
+
+    assert workflow.run(double.bind(21), workflow_id=wid) == 42
+    assert workflow.get_metadata(wid, task_id="decorated")["user_metadata"] == {"via": "decorator"}
+    assert ray.get(double.remote(1)) == 2  # still a plain Ray function outside workflows
+
+
+def test_continuation_factorial(backend, wid):
+    assert workflow.run(tasks.factorial.bind(10), workflow_id=wid) == 3628800
+    assert workflow.get_output(wid) == 3628800
+
+
+def test_continuation_100_deep(backend, wid):
+    assert workflow.run(tasks.countdown.bind(100, 0), workflow_id=wid) == 100
+
+
+def test_continuation_outside_a_workflow_runs_the_dag(ray_runtime):
+    assert workflow.continuation(tasks.add.bind(2, 3)) == 5
+    with pytest.raises(TypeError):
+        workflow.continuation(5)

@@ -1,0 +1,62 @@
+"""Crash recovery with real kill -9s: of a driver (and its cluster), and of task workers."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import engine as workflow
+from tests.engine import tasks
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _driver(mode, storage, workflow_id, counter, flag, timeout=180):
+    env = dict(os.environ, RAY_AUTH_MODE="disabled")
+    env.pop("RAY_ADDRESS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "tests.engine.crash_driver", mode, storage, workflow_id, counter, flag],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.mark.slow
+def test_driver_killed_mid_chain_resumes_in_a_new_process(tmp_path):
+    storage = f"file://{tmp_path}/store"
+    counter, flag = str(tmp_path / "counter"), str(tmp_path / "killed")
+    first = _driver("run", storage, "chain20", counter, flag)
+    assert first.returncode == -9, (first.returncode, first.stdout, first.stderr[-3000:])
+    assert "RESULT" not in first.stdout
+    assert os.path.exists(flag)
+
+    second = _driver("resume", storage, "chain20", counter, flag)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "STATUS RESUMABLE" in second.stdout
+    assert "RESULT 20" in second.stdout
+    runs = open(counter).read().split()
+    for index in range(1, 10):
+        assert runs.count(str(index)) == 1, f"task {index} ran {runs.count(str(index))} times"
+    for index in range(10, 21):
+        assert runs.count(str(index)) >= 1
+
+
+@pytest.mark.slow
+def test_task_that_kills_its_worker_fails_then_resumes(local, wid, tmp_path):
+    marker, calls = str(tmp_path / "marker"), str(tmp_path / "calls")
+    dag = tasks.collect.bind(tasks.kill_worker_until.bind(marker, calls), tasks.add.bind(1, 1))
+    with pytest.raises(workflow.WorkflowExecutionError) as info:
+        workflow.run(dag, workflow_id=wid)
+    assert info.value.task_id == "kill_worker_until"
+    assert workflow.get_status(wid) == workflow.FAILED
+    assert tasks.count(calls) == 4  # the first attempt and max_retries=3 retries
+    meta = workflow.get_metadata(wid, task_id="kill_worker_until")
+    assert meta["status"] == "FAILED" and meta["attempts"] == 4
+
+    open(marker, "w").close()
+    expected = {"args": ["survived", 2], "kwargs": {}}
+    assert workflow.resume(wid) == expected
+    assert tasks.count(calls) == 5
+    assert workflow.get_status(wid) == workflow.SUCCESSFUL
+    assert workflow.resume(wid) == expected  # finished: nothing runs again
+    assert tasks.count(calls) == 5
