@@ -25,8 +25,10 @@ from ._registry import (
     register_scheme,
     registered_schemes,
 )
+from ._s3 import S3Storage
 
 register_scheme("file", LocalStorage)
+register_scheme("s3", S3Storage)
 
 __all__ = [
     "AppendConflictError",
@@ -38,6 +40,7 @@ __all__ = [
     "LogCorruptedError",
     "MAX_LOG_ID_LENGTH",
     "Record",
+    "S3Storage",
     "STORAGE_ENV_VAR",
     "Storage",
     "StorageError",

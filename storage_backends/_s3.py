@@ -1,0 +1,414 @@
+"""S3 backend (aiobotocore): one object per appended batch, chained by seq.
+
+URL ``s3://bucket/prefix`` (prefix optional). Credentials come from the
+standard AWS chain (env, profile, instance role...); the endpoint from the
+``endpoint_url`` option, else ``$AWS_ENDPOINT_URL_S3`` / ``$AWS_ENDPOINT_URL``
+(botocore reads those itself), else AWS.
+
+One writer per log is enforced by S3, not by this process: a batch starting at
+seq N is written with a conditional ``PutObject`` (``If-None-Match: *``) on key
+N, so exactly one writer can own each key. Because a batch covers several
+seqs, a stale writer could name a seq *inside* an existing batch and slip a
+second object in; so a put only ever targets the end of the chain (see
+:mod:`._s3_chain`), checked against a per-log cache of the chain's tail and
+re-listed whenever the caller's seq is not the cached tail. A boundary stays a
+boundary (objects are only removed with the whole log), so the cache can be
+stale but never wrong about one.
+
+Throttling and 5xx answers are retried by botocore (standard mode, backoff
+with jitter). A retried conditional put whose first attempt did land comes
+back 412; each put carries a random write id in its metadata, so that case is
+recognised as our own write rather than reported as a conflict.
+
+A read lists the log's keys (one request per 1000 batches), skips the objects
+wholly before ``from_seq``, fetches the rest a few at a time and yields them
+strictly in chain order, checking every frame and every link of the chain.
+
+Helpers: :mod:`._s3_chain` (key layout, chain and frame checks),
+:mod:`._s3_client` (a client per event loop), :mod:`._s3_errors` (messages
+that name the key and never the credentials).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import re
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from urllib.parse import unquote, urlsplit
+
+from botocore.exceptions import ClientError
+
+from ._base import Storage
+from ._errors import AppendConflictError, BlobNotFoundError, StorageError
+from ._framing import Record, encode_batch
+from ._ids import validate_blob_name, validate_log_id
+from ._s3_chain import BLOB_DIR, LOG_DIR, BatchListing, decode_batch, gap_error, seq_name, stray_error
+from ._s3_client import LoopBoundClient
+from ._s3_errors import S3Errors, error_code, retry_attempts, strip_userinfo
+
+OPTIONS = frozenset({
+    "endpoint_url",          # S3-compatible store; else $AWS_ENDPOINT_URL_S3 / $AWS_ENDPOINT_URL / AWS
+    "region_name",           # else the AWS chain ($AWS_DEFAULT_REGION, profile)
+    "profile_name",          # a named profile of ~/.aws/config
+    "addressing_style",      # "path" or "virtual" (botocore picks by default)
+    "max_pool_connections",  # HTTP connections per client (default 32)
+    "read_concurrency",      # objects fetched at once by read() and list_logs() (default 16)
+    "max_attempts",          # tries per request including the first (default 6, or $AWS_MAX_ATTEMPTS)
+    "retry_mode",            # botocore retry mode: "standard" (default) or "adaptive"
+    "connect_timeout",       # seconds (default 10)
+    "read_timeout",          # seconds (default 60)
+    "aws_access_key_id", "aws_secret_access_key", "aws_session_token",  # only if the chain can't
+})
+_DEFAULT_READ_CONCURRENCY = 16
+_LIST_PAGE_SIZE = 1000  # S3's maximum, and DeleteObjects' limit per call
+_WRITE_ID = "write-id"  # object metadata naming the append call that wrote a batch
+_CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
+_NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+_BUCKET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+_CREDENTIAL_OPTIONS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+
+
+class S3Storage(Storage):
+    """Logs and blobs in an S3 bucket (or any S3-compatible store with conditional writes).
+
+    Args:
+        bucket: the bucket, which must already exist.
+        prefix: key prefix under which every log lives ("" for the bucket root).
+        **options: see :data:`OPTIONS`.
+    """
+
+    scheme = "s3"
+
+    def __init__(self, bucket: str, prefix: str = "", **options):
+        unknown = set(options) - OPTIONS
+        if unknown:
+            raise TypeError(f"unknown S3 storage options {sorted(unknown)}; known: {sorted(OPTIONS)}")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self._base = f"{self.prefix}/" if self.prefix else ""
+        self._options = {k: v for k, v in options.items() if v is not None}
+        for name in ("max_attempts", "max_pool_connections", "read_concurrency"):
+            value = self._options.get(name, 1)
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"S3 storage option {name} must be an int >= 1, got {value!r}")
+        self._read_concurrency = self._options.pop("read_concurrency", _DEFAULT_READ_CONCURRENCY)
+        self._reset_runtime_state()
+
+    def _reset_runtime_state(self) -> None:
+        self._errors = S3Errors(self.bucket, self.url, self._options.get("endpoint_url"),
+                                [self._options.get(k) for k in _CREDENTIAL_OPTIONS])
+        self._client = LoopBoundClient(self.bucket, self._options, self._errors)
+        # log_id -> a seq known to end a batch of the log (its chain tail when last seen).
+        self._tails: dict[str, int] = {}
+
+    def __getstate__(self) -> dict:
+        # Picklable for child processes / Ray tasks: the configuration travels,
+        # not the connection, the cache or the credentials learned from the chain.
+        state = self.__dict__.copy()
+        for name in ("_errors", "_client", "_tails"):
+            del state[name]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._reset_runtime_state()
+
+    @classmethod
+    def from_url(cls, url: str, **options) -> S3Storage:
+        if "@" in url:  # never echo such a URL: it holds credentials (and a secret may hold '/')
+            raise StorageError(
+                "the S3 storage URL must not hold credentials: use the AWS credential chain "
+                "(env vars, profile, instance role) or the aws_* options"
+            )
+        parts = urlsplit(url)
+        if parts.scheme.lower() != "s3":
+            raise StorageError(f"not an s3:// URL: {url!r}")
+        if parts.query or parts.fragment:
+            raise StorageError(
+                f"S3 storage URL {url!r} has a query or fragment: pass options such as "
+                "endpoint_url as keyword arguments to open_storage() instead"
+            )
+        if not _BUCKET_RE.fullmatch(parts.netloc):
+            raise StorageError(f"S3 storage URL {url!r} names no valid bucket: use s3://BUCKET/PREFIX")
+        return cls(parts.netloc, unquote(parts.path), **options)
+
+    def __repr__(self) -> str:
+        endpoint = self._options.get("endpoint_url")
+        extra = f", endpoint_url={strip_userinfo(endpoint)!r}" if endpoint else ""
+        return f"{type(self).__name__}({self.url!r}{extra})"
+
+    async def _s3(self):
+        return await self._client.get()
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    # --- keys -----------------------------------------------------------------
+
+    def _log_dir(self, log_id: str) -> str:
+        return f"{self._base}{validate_log_id(log_id)}/"
+
+    def _batch_key(self, log_id: str, seq: int) -> str:
+        return f"{self._log_dir(log_id)}{LOG_DIR}{seq_name(seq)}"
+
+    def _blob_key(self, log_id: str, name: str) -> str:
+        return f"{self._log_dir(log_id)}{BLOB_DIR}{validate_blob_name(name)}"
+
+    # --- logs -----------------------------------------------------------------
+
+    async def append(self, log_id: str, records: Sequence[bytes], expected_next_seq: int) -> int:
+        validate_log_id(log_id)
+        if not records:
+            raise ValueError("append needs at least one record")
+        if not isinstance(expected_next_seq, int) or expected_next_seq < 0:
+            raise ValueError(f"expected_next_seq must be a non-negative int, got {expected_next_seq!r}")
+        s3 = await self._s3()
+        expected = expected_next_seq
+        if expected != 0 and self._tails.get(log_id) != expected:
+            # Not a boundary we know of: writing there could fork the log, so look first.
+            tail = await self._find_tail(s3, log_id)
+            if tail != expected:
+                raise AppendConflictError(log_id, expected, tail)
+        key = self._batch_key(log_id, expected)
+        frame = encode_batch(expected, records)
+        write_id = uuid.uuid4().hex
+        conflict = None
+        unsure = "; the batch may or may not have been written: read the log before appending again"
+        with self._errors.translate("append", log_id, key, note=unsure):
+            try:
+                await s3.put_object(
+                    Bucket=self.bucket, Key=key, Body=frame, IfNoneMatch="*",
+                    Metadata={_WRITE_ID: write_id}, ContentType="application/octet-stream",
+                )
+            except ClientError as err:
+                if error_code(err) not in _CONFLICT_CODES:
+                    raise
+                conflict = err
+        if conflict is not None:
+            # A 412 on the first attempt is a plain conflict; after a retry it may be our own write.
+            ours = retry_attempts(conflict) > 0 and await self._is_own_write(s3, log_id, key, write_id, frame)
+            if not ours:
+                actual = await self._tail_after_conflict(s3, log_id, expected)
+                raise AppendConflictError(log_id, expected, actual)
+        end = expected + len(records)
+        self._tails[log_id] = end
+        return end
+
+    async def _is_own_write(self, s3, log_id: str, key: str, write_id: str, frame: bytes) -> bool:
+        """After a 412 on a retried put: did an earlier attempt of this very call land?"""
+        with self._errors.translate("append (checking a retried write)", log_id, key):
+            response = await s3.get_object(Bucket=self.bucket, Key=key)
+            async with response["Body"] as stream:
+                body = await stream.read()
+        stored_id = response.get("Metadata", {}).get(_WRITE_ID)
+        return body == frame and stored_id in (write_id, None)
+
+    async def _tail_after_conflict(self, s3, log_id: str, expected: int) -> int | None:
+        """The log's next seq for a conflict message: lists only keys >= the contested one."""
+        try:
+            return await self._find_tail(s3, log_id, from_seq=expected)
+        except StorageError:
+            return None  # a message detail is not worth a second error
+
+    async def _list_batches(self, s3, log_id: str, from_seq: int = 0) -> BatchListing:
+        """Every key under the log's ``log/`` prefix (from ``from_seq`` on), in order."""
+        prefix = self._log_dir(log_id) + LOG_DIR
+        listing = BatchListing()
+        kwargs = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": _LIST_PAGE_SIZE}
+        if from_seq > 0:
+            kwargs["StartAfter"] = prefix + seq_name(from_seq - 1)
+        with self._errors.translate("list", log_id, prefix):
+            while True:
+                page = await s3.list_objects_v2(**kwargs)
+                for item in page.get("Contents", ()):
+                    listing.add(item["Key"], item["Key"][len(prefix):])
+                if not page.get("IsTruncated"):
+                    return listing
+                kwargs["ContinuationToken"] = page["NextContinuationToken"]
+
+    async def _get(self, s3, op: str, log_id: str, key: str) -> bytes:
+        with self._errors.translate(op, log_id, key):
+            try:
+                response = await s3.get_object(Bucket=self.bucket, Key=key)
+            except ClientError as err:
+                if error_code(err) not in _NOT_FOUND_CODES:
+                    raise
+                raise StorageError(
+                    f"object s3://{self.bucket}/{key} of log {log_id!r} was listed but is gone: "
+                    "was the log deleted while it was being read?"
+                ) from None
+            async with response["Body"] as stream:
+                return await stream.read()
+
+    async def _find_tail(self, s3, log_id: str, from_seq: int = 0) -> int | None:
+        """The end of the chain: the last batch's first seq plus its record count.
+
+        Trusts the listing for everything but the last batch (which it fetches
+        and checks); :meth:`read` is what verifies a whole chain.
+        """
+        listing = await self._list_batches(s3, log_id, from_seq)
+        if listing.strays and from_seq == 0:
+            raise stray_error(log_id, listing.strays)
+        if not listing.keys:
+            return 0 if from_seq == 0 else None
+        seq, key = listing.seqs[-1], listing.keys[-1]
+        _records, tail = decode_batch(log_id, key, await self._get(s3, "read", log_id, key), seq, 1 << 62)
+        self._tails[log_id] = tail
+        return tail
+
+    async def read(self, log_id: str, from_seq: int = 0) -> AsyncIterator[Record]:
+        validate_log_id(log_id)
+        s3 = await self._s3()
+        listing = await self._list_batches(s3, log_id)
+        start = listing.first_needed(from_seq)
+        expected = listing.seqs[start] if start > 0 else 0
+        # Fetch ahead with bounded concurrency, yield strictly in chain order.
+        window: collections.deque[asyncio.Task] = collections.deque()
+        upcoming = iter(range(start, len(listing.keys)))
+        try:
+            for _ in range(self._read_concurrency):
+                self._fetch_next(s3, log_id, listing, upcoming, window)
+            for i in range(start, len(listing.keys)):
+                seq, key = listing.seqs[i], listing.keys[i]
+                if seq != expected:
+                    raise gap_error(log_id, expected, key, seq)
+                body = await window.popleft()
+                self._fetch_next(s3, log_id, listing, upcoming, window)
+                records, expected = decode_batch(log_id, key, body, expected, from_seq)
+                for record in records:
+                    yield record
+        finally:
+            for task in window:
+                task.cancel()
+            if window:
+                await asyncio.gather(*window, return_exceptions=True)
+        if listing.strays:
+            raise stray_error(log_id, listing.strays)
+        self._tails[log_id] = expected
+
+    def _fetch_next(self, s3, log_id, listing: BatchListing, upcoming, window: collections.deque) -> None:
+        i = next(upcoming, None)
+        if i is not None:
+            window.append(asyncio.ensure_future(self._get(s3, "read", log_id, listing.keys[i])))
+
+    async def next_seq(self, log_id: str) -> int:
+        validate_log_id(log_id)
+        return await self._find_tail(await self._s3(), log_id)
+
+    async def exists(self, log_id: str) -> bool:
+        validate_log_id(log_id)
+        return await self._has_batches(await self._s3(), log_id)
+
+    async def _has_batches(self, s3, log_id: str) -> bool:
+        # HEAD of key 0 is the cheapest S3 request and is enough for any intact
+        # log; only if it is missing, list (so a damaged log still shows up).
+        key = self._batch_key(log_id, 0)
+        with self._errors.translate("exists", log_id, key):
+            try:
+                await s3.head_object(Bucket=self.bucket, Key=key)
+                return True
+            except ClientError as err:
+                if error_code(err) not in _NOT_FOUND_CODES:
+                    raise
+            prefix = self._log_dir(log_id) + LOG_DIR
+            page = await s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
+            return bool(page.get("Contents"))
+
+    async def list_logs(self) -> list[str]:
+        s3 = await self._s3()
+        candidates = []
+        kwargs = {"Bucket": self.bucket, "Prefix": self._base, "Delimiter": "/", "MaxKeys": _LIST_PAGE_SIZE}
+        with self._errors.translate("list_logs"):
+            while True:
+                page = await s3.list_objects_v2(**kwargs)
+                for common in page.get("CommonPrefixes", ()):
+                    name = common["Prefix"][len(self._base):-1]
+                    with contextlib.suppress(StorageError):  # not one of ours (bad id): skip
+                        candidates.append(validate_log_id(name))
+                if not page.get("IsTruncated"):
+                    break
+                kwargs["ContinuationToken"] = page["NextContinuationToken"]
+        # A directory may hold only blobs; it is a log only if it holds a batch.
+        limit = asyncio.Semaphore(self._read_concurrency)
+
+        async def check(log_id: str) -> bool:
+            async with limit:
+                return await self._has_batches(s3, log_id)
+
+        found = await asyncio.gather(*(check(log_id) for log_id in candidates))
+        return sorted(log_id for log_id, has in zip(candidates, found) if has)
+
+    async def delete(self, log_id: str) -> bool:
+        prefix = self._log_dir(log_id)
+        s3 = await self._s3()
+        self._tails.pop(log_id, None)
+        found = False
+        kwargs = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": _LIST_PAGE_SIZE}
+        with self._errors.translate("delete", log_id, prefix):
+            while True:  # a page is never larger than what one DeleteObjects call takes
+                page = await s3.list_objects_v2(**kwargs)
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", ())]
+                if keys:
+                    found = True
+                    result = await s3.delete_objects(
+                        Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
+                    if errors := result.get("Errors"):
+                        code, key = str(errors[0].get("Code")), errors[0].get("Key")
+                        detail = f"{code}: {errors[0].get('Message')} ({len(errors)} keys not deleted)"
+                        raise self._errors.error("delete", log_id, key, detail, code)
+                if not page.get("IsTruncated"):
+                    break
+                kwargs["ContinuationToken"] = page["NextContinuationToken"]
+        self._tails.pop(log_id, None)
+        return found
+
+    # --- blobs ----------------------------------------------------------------
+
+    async def put_blob(self, log_id: str, name: str, data: bytes) -> None:
+        # One PUT (S3 takes up to 5 GB that way): atomic replace, one request,
+        # and botocore retries it whole. Multipart would only pay off far above
+        # the payload sizes a log's blobs have.
+        key = self._blob_key(log_id, name)
+        s3 = await self._s3()
+        with self._errors.translate("put_blob", log_id, key):
+            await s3.put_object(Bucket=self.bucket, Key=key, Body=bytes(data),
+                                ContentType="application/octet-stream")
+
+    async def get_blob(self, log_id: str, name: str) -> bytes:
+        key = self._blob_key(log_id, name)
+        s3 = await self._s3()
+        with self._errors.translate("get_blob", log_id, key):
+            try:
+                response = await s3.get_object(Bucket=self.bucket, Key=key)
+            except ClientError as err:
+                if error_code(err) in _NOT_FOUND_CODES:
+                    raise BlobNotFoundError(log_id, name) from None
+                raise
+            async with response["Body"] as stream:
+                return await stream.read()
+
+    async def blob_exists(self, log_id: str, name: str) -> bool:
+        key = self._blob_key(log_id, name)
+        s3 = await self._s3()
+        with self._errors.translate("blob_exists", log_id, key):
+            try:
+                await s3.head_object(Bucket=self.bucket, Key=key)
+                return True
+            except ClientError as err:
+                if error_code(err) in _NOT_FOUND_CODES:
+                    return False
+                raise
+
+    async def delete_blob(self, log_id: str, name: str) -> bool:
+        key = self._blob_key(log_id, name)
+        if not await self.blob_exists(log_id, name):  # S3's DELETE does not say whether it found anything
+            return False
+        s3 = await self._s3()
+        with self._errors.translate("delete_blob", log_id, key):
+            await s3.delete_object(Bucket=self.bucket, Key=key)
+        return True
+
