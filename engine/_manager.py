@@ -36,7 +36,6 @@ class WorkflowManager:
         self.storage_options = storage_options
         self._storage = None
         self.runs: dict[str, WorkflowRun] = {}
-        self._self_handle = None
         self._claiming: set[str] = set()
         self._finished: dict[str, WorkflowRun] = {}
 
@@ -60,8 +59,6 @@ class WorkflowManager:
             raise WorkflowRunningError(workflow_id)
         self._claiming.add(workflow_id)
         try:
-            if self._self_handle is None:
-                self._self_handle = ray.get_runtime_context().current_actor
             state = await load_state(self.storage, workflow_id)
             if state.status is None:
                 raise WorkflowNotResumableError(workflow_id, "it does not exist")
@@ -69,7 +66,8 @@ class WorkflowManager:
                 raise WorkflowNotResumableError(workflow_id, "it was canceled")
             if state.status is WorkflowStatus.SUCCESSFUL:
                 return False
-            run = WorkflowRun(self.storage, self.storage_url, self.storage_options, state, self._self_handle)
+            run = WorkflowRun(self.storage, self.storage_url, self.storage_options, state,
+                              manager_name(self.storage_url))
             try:
                 await run.start()
             except AppendConflictError:

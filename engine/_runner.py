@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,14 +61,14 @@ class Source:
 
 class WorkflowRun:
     def __init__(self, storage: Storage, storage_url: str, storage_options: dict, state: WorkflowState,
-                 manager: Any, run_id: str | None = None):
+                 manager_name: str, run_id: str | None = None):
         self.storage = storage
         self.storage_url = storage_url
         self.storage_options = storage_options
         self.workflow_id = state.workflow_id
         self.state = state
         self.writer = LogWriter(storage, self.workflow_id, state)
-        self.manager = manager
+        self.manager_name = manager_name
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.tasks: dict[str, TaskSpec] = {}
         self.functions: dict[str, bytes] = {}
@@ -172,10 +172,14 @@ class WorkflowRun:
 
     def _advance(self, candidates: list[str]) -> None:
         """Submit every waiting task among ``candidates`` whose dependencies have a usable source,
-        then the dependents of what was submitted (pipelining, as a plain Ray DAG does)."""
-        work = list(reversed(candidates))
+        then the dependents of what was submitted (pipelining, as a plain Ray DAG does).
+
+        A FIFO queue: candidates come in topological order, so a fan-in task is
+        checked once its inputs were submitted, not once per input.
+        """
+        work = deque(candidates)
         while work and not self.finished:
-            task_id = work.pop()
+            task_id = work.popleft()
             if task_id not in self.waiting:
                 continue
             deps = []
@@ -187,7 +191,7 @@ class WorkflowRun:
             else:
                 self.waiting.discard(task_id)
                 self._submit(task_id, deps)
-                work.extend(reversed(self.dependents.get(task_id, [])))
+                work.extend(self.dependents.get(task_id, ()))
 
     def _submit(self, task_id: str, deps: list[Source]) -> None:
         spec = self.tasks[task_id]
@@ -202,7 +206,7 @@ class WorkflowRun:
         attempt = self.state.tasks[task_id].attempt
         call = TaskCall(self.workflow_id, task_id, attempt, self.run_id, self.storage_url,
                         self.storage_options, spec.fn_key, self.functions[spec.fn_key], spec.call,
-                        spec.options.catch_exceptions, spec.options.checkpoint, self.manager)
+                        spec.options.catch_exceptions, spec.options.checkpoint, self.manager_name)
         value_ref, meta_ref = self._remote_for(spec).remote(call, *[d.value_ref for d in deps])
         source = Source(task_id, value_ref, asyncio.get_running_loop().create_future(), deps, meta_ref, attempt)
         self.sources[task_id] = source

@@ -58,7 +58,7 @@ class TaskCall:
     call: bytes
     catch_exceptions: bool
     checkpoint: bool
-    manager: Any  # ActorHandle of the workflow manager, for the started notification
+    manager_name: str  # named actor (in NAMESPACE) to tell when a long attempt has started
 
 
 @dataclass
@@ -136,9 +136,14 @@ def run_task(call: TaskCall, *deps: Any) -> tuple[Any, Outcome]:
         if isinstance(dep, Unavailable):
             raise DependencyUnavailable(repr(dep))
     started = time.time()
-    if call.manager is not None:
-        call.manager.task_started.remote(call.workflow_id, call.run_id, call.task_id, call.attempt,
-                                         started, os.getpid(), socket.gethostname())
+    _reporter.begin(call, started)
+    try:
+        return _run_attempt(call, deps, started)
+    finally:
+        _reporter.end()
+
+
+def _run_attempt(call: TaskCall, deps: tuple[Any, ...], started: float) -> tuple[Any, Outcome]:
     args, kwargs, retry_types = cloudpickle.loads(call.call)
     args = _fill(args, deps)
     kwargs = _fill(kwargs, deps)
@@ -191,6 +196,66 @@ def _checkpoint_bytes(call: TaskCall, data: bytes) -> PayloadRef:
         run_sync(storage_for(call.storage_url, call.storage_options).put_blob(call.workflow_id, ref.blob, data))
     return ref
 
+
+class _StartReporter:
+    """Tells the driving actor that a task started, but only once it has run for a while.
+
+    A live TaskStarted event matters for long tasks (status, timelines, crash
+    forensics); for short ones the outcome carries the real start time and the
+    event is written with the completion. Skipping an actor call per trivial
+    task is what keeps the engine's overhead close to plain Ray's.
+    """
+
+    DELAY_S = 0.25
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._current: tuple[TaskCall, float] | None = None
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._handles: dict[str, Any] = {}
+
+    def begin(self, call: TaskCall, started: float) -> None:
+        with self._lock:
+            self._current = (call, started)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="ray-durable-started", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def end(self) -> None:
+        with self._lock:
+            self._current = None
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                current = self._current
+            if current is None:
+                continue
+            call, started = current
+            time.sleep(max(0.0, started + self.DELAY_S - time.time()))
+            with self._lock:
+                still_running = self._current is current
+            if still_running:
+                self._notify(call, started)
+
+    def _notify(self, call: TaskCall, started: float) -> None:
+        try:
+            handle = self._handles.get(call.manager_name)
+            if handle is None:
+                from ._manager import NAMESPACE
+
+                handle = self._handles[call.manager_name] = ray.get_actor(call.manager_name, namespace=NAMESPACE)
+            handle.task_started.remote(call.workflow_id, call.run_id, call.task_id, call.attempt,
+                                       started, os.getpid(), socket.gethostname())
+        except Exception:
+            pass  # informational only; the outcome still records the start
+
+
+_reporter = _StartReporter()
 
 remote_run_task = ray.remote(max_retries=0)(run_task)
 

@@ -1,0 +1,135 @@
+"""Engine overhead: durable workflows vs plain Ray tasks, measured in the same run.
+
+    .venv/bin/python benchmarks/engine_overhead.py [--quick] [--storage DIR]
+
+Three shapes of trivial tasks on one Ray instance: a chain (each task takes the
+previous output), a fan-out/fan-in (N independent tasks summed by one), and a
+batch of one-task workflows (submit -> result, one at a time). Each durable
+time is compared with the same shape as plain Ray tasks (``f.remote`` chains)
+measured right before it, so machine noise hits both. Prints a table, writes
+JSON to benchmarks/results/engine_overhead.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+import ray  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import engine as workflow  # noqa: E402
+
+
+@ray.remote
+def inc(x):
+    return x + 1
+
+
+@ray.remote
+def total(*xs):
+    return sum(xs)
+
+
+def plain_chain(n: int) -> float:
+    start = time.perf_counter()
+    ref = inc.remote(0)
+    for _ in range(n - 1):
+        ref = inc.remote(ref)
+    assert ray.get(ref) == n
+    return time.perf_counter() - start
+
+
+def durable_chain(n: int, tag: str) -> float:
+    node = inc.bind(0)
+    for _ in range(n - 1):
+        node = inc.bind(node)
+    start = time.perf_counter()
+    assert workflow.run(node, workflow_id=f"bench-chain-{tag}") == n
+    return time.perf_counter() - start
+
+
+def plain_fan(n: int) -> float:
+    start = time.perf_counter()
+    assert ray.get(total.remote(*[inc.remote(i) for i in range(n)])) == n * (n + 1) // 2
+    return time.perf_counter() - start
+
+
+def durable_fan(n: int, tag: str) -> float:
+    dag = total.bind(*[inc.bind(i) for i in range(n)])
+    start = time.perf_counter()
+    assert workflow.run(dag, workflow_id=f"bench-fan-{tag}") == n * (n + 1) // 2
+    return time.perf_counter() - start
+
+
+def plain_one_task(count: int) -> float:
+    start = time.perf_counter()
+    for i in range(count):
+        assert ray.get(inc.remote(i)) == i + 1
+    return time.perf_counter() - start
+
+
+def durable_one_task(count: int, tag: str) -> float:
+    start = time.perf_counter()
+    for i in range(count):
+        assert workflow.run(inc.bind(i), workflow_id=f"bench-one-{tag}-{i}") == i + 1
+    return time.perf_counter() - start
+
+
+def measure(repeats: int, plain, durable) -> tuple[float, float]:
+    """Median of interleaved plain/durable runs (interleaving spreads the noise over both)."""
+    plains, durables = [], []
+    for r in range(repeats):
+        plains.append(plain())
+        durables.append(durable(r))
+    return statistics.median(plains), statistics.median(durables)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller shapes, one repeat")
+    parser.add_argument("--storage", default=None, help="local storage dir (default: a fresh temp dir)")
+    parser.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results", "engine_overhead.json"))
+    args = parser.parse_args()
+    chain_n, fan_n, one_n, repeats = (100, 200, 50, 1) if args.quick else (500, 1000, 200, 3)
+    storage = args.storage or tempfile.mkdtemp(prefix="rd-bench-")
+    ray.init(include_dashboard=False, log_to_driver=False)
+    workflow.init(storage)
+    run_id = time.strftime("%H%M%S")
+
+    # warm up workers, the manager actor and the storage
+    plain_chain(20)
+    durable_chain(20, f"warm-{run_id}")
+
+    rows = []
+    plain, durable = measure(repeats, lambda: plain_chain(chain_n), lambda r: durable_chain(chain_n, f"{run_id}-{r}"))
+    rows.append(("chain", chain_n, plain / chain_n, durable / chain_n, "<= 1.3"))
+    plain, durable = measure(repeats, lambda: plain_fan(fan_n), lambda r: durable_fan(fan_n, f"{run_id}-{r}"))
+    rows.append(("fan-out/fan-in", fan_n + 1, plain / (fan_n + 1), durable / (fan_n + 1), "<= 1.5"))
+    plain, durable = measure(repeats, lambda: plain_one_task(one_n), lambda r: durable_one_task(one_n, f"{run_id}-{r}"))
+    rows.append(("one-task workflows", one_n, plain / one_n, durable / one_n, "<= 15 ms each"))
+
+    print(f"\nengine overhead on {os.cpu_count()} cores, storage {storage}, ray {ray.__version__}")
+    print(f"{'shape':<20}{'tasks':>7}{'plain ms/task':>15}{'durable ms/task':>17}{'ratio':>8}  target")
+    results = []
+    for shape, n, p, d, target in rows:
+        print(f"{shape:<20}{n:>7}{p * 1e3:>15.3f}{d * 1e3:>17.3f}{d / p:>8.2f}  {target}")
+        results.append({"shape": shape, "tasks": n, "plain_ms_per_task": p * 1e3,
+                        "durable_ms_per_task": d * 1e3, "ratio": d / p, "target": target})
+    os.makedirs(os.path.dirname(args.json), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump({"ray_version": ray.__version__, "cpus": os.cpu_count(), "repeats": repeats,
+                   "results": results}, f, indent=2)
+    print(f"\nJSON written to {args.json}")
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
