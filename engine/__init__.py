@@ -1,32 +1,16 @@
 """ray-durable: durable Ray workflows on an event log. ``import engine as workflow``.
 
 The names, arguments and statuses are those of ``ray.workflow`` (Ray <= 2.47).
+The API is loaded on first use (PEP 562), so ``ray-durable replay ...`` can
+run through this package's CLI without importing Ray.
 """
 
-from replay import WorkflowStatus
+from __future__ import annotations
 
-from ._api import (
-    continuation,
-    get_metadata,
-    get_output,
-    get_output_async,
-    get_status,
-    resume,
-    resume_async,
-    run,
-    run_async,
-)
-from ._context import init
-from ._errors import (
-    WorkflowCancellationError,
-    WorkflowError,
-    WorkflowExecutionError,
-    WorkflowNotFoundError,
-    WorkflowNotResumableError,
-    WorkflowRunningError,
-)
-from ._management import cancel, delete, list_all, resume_all
-from ._options import options
+import importlib
+from typing import Any
+
+from replay import WorkflowStatus
 
 RUNNING = WorkflowStatus.RUNNING
 FAILED = WorkflowStatus.FAILED
@@ -35,11 +19,32 @@ CANCELED = WorkflowStatus.CANCELED
 SUCCESSFUL = WorkflowStatus.SUCCESSFUL
 PENDING = WorkflowStatus.PENDING
 
-__all__ = [
-    "CANCELED", "FAILED", "PENDING", "RESUMABLE", "RUNNING", "SUCCESSFUL",
-    "WorkflowCancellationError", "WorkflowError", "WorkflowExecutionError", "WorkflowNotFoundError",
-    "WorkflowNotResumableError", "WorkflowRunningError", "WorkflowStatus",
-    "cancel", "continuation", "delete", "get_metadata", "get_output", "get_output_async",
-    "get_status", "init", "list_all", "options", "resume", "resume_all", "resume_async", "run",
-    "run_async",
-]
+_LAZY = {
+    "continuation": "._api", "get_metadata": "._api", "get_output": "._api",
+    "get_output_async": "._api", "get_status": "._api", "resume": "._api",
+    "resume_async": "._api", "run": "._api", "run_async": "._api",
+    "init": "._context",
+    "WorkflowCancellationError": "._errors", "WorkflowError": "._errors",
+    "WorkflowExecutionError": "._errors", "WorkflowNotFoundError": "._errors",
+    "WorkflowNotResumableError": "._errors", "WorkflowRunningError": "._errors",
+    "WorkflowQueueFullError": "._errors",
+    "cancel": "._management", "delete": "._management", "list_all": "._management",
+    "resume_all": "._management", "reindex": "._management",
+    "options": "._options",
+}
+
+__all__ = ["CANCELED", "FAILED", "PENDING", "RESUMABLE", "RUNNING", "SUCCESSFUL", "WorkflowStatus",
+           *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

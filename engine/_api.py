@@ -6,6 +6,8 @@ only "is a live actor driving it?" asks the management actor.
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import platform
 import time
 import uuid
@@ -16,11 +18,11 @@ from ray.dag import DAGNode
 from ray.exceptions import RayTaskError
 
 from replay import WorkflowState, WorkflowStatus, WorkflowSubmitted, encode_event, load_state
-from storage_backends import AppendConflictError, validate_log_id
+from storage_backends import AppendConflictError, InvalidIdError, validate_log_id
 
 from . import _payloads, _worker
 from ._context import context
-from ._errors import WorkflowError, WorkflowNotFoundError, WorkflowNotResumableError
+from ._errors import WorkflowError, WorkflowNotFoundError, WorkflowNotResumableError, WorkflowQueueFullError
 from ._graph import build_graph
 from ._outputs import output_from_state
 from ._options import check_json_metadata
@@ -29,8 +31,17 @@ from ._sync import run_sync
 ENGINE_VERSION = "0.1.0"
 
 
+def validate_workflow_id(workflow_id: object) -> str:
+    """A storage-safe id that is not one of the reserved system names (leading '_')."""
+    workflow_id = validate_log_id(workflow_id)
+    if workflow_id.startswith("_"):
+        raise InvalidIdError(f"workflow id {workflow_id!r} is reserved: ids starting with '_' are "
+                             "ray-durable's own system logs; start it with a letter or digit")
+    return workflow_id
+
+
 def _state(workflow_id: str) -> WorkflowState:
-    validate_log_id(workflow_id)
+    validate_workflow_id(workflow_id)
     return run_sync(load_state(context().storage, workflow_id))
 
 
@@ -69,12 +80,24 @@ def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any]) -> bool:
         ts=time.time(), workflow_id=workflow_id, dag=dag_ref, user_metadata=metadata,
         ray_version=ray.__version__, engine_version=ENGINE_VERSION,
         python_version=platform.python_version(), runtime_env=_runtime_env(),
+        packages=_package_versions(),
     )
     try:
         run_sync(storage.append(workflow_id, [encode_event(event)], 0))
     except AppendConflictError:
         return False
     return True
+
+
+@functools.lru_cache(maxsize=1)
+def _package_versions() -> dict[str, str]:
+    """Installed distributions and versions, recorded with each submission (computed once)."""
+    versions = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata.get("Name")
+        if name:
+            versions[name] = dist.version
+    return dict(sorted(versions.items()))
 
 
 def _runtime_env() -> dict[str, Any] | None:
@@ -97,16 +120,20 @@ def run_async(dag: DAGNode, *args: Any, workflow_id: str | None = None,
                         f"unexpected arguments {args!r} {sorted(kwargs)!r}")
     if not isinstance(dag, DAGNode):
         raise TypeError(f"workflow.run needs a DAG made with f.bind(...), got {type(dag).__name__}")
-    workflow_id = validate_log_id(workflow_id) if workflow_id is not None else _new_id()
+    workflow_id = validate_workflow_id(workflow_id) if workflow_id is not None else _new_id()
     metadata = check_json_metadata(metadata, "workflow")
     state = _state(workflow_id)
     if state.status is None and _submit(dag, workflow_id, metadata):
-        return _start(workflow_id)
+        try:
+            return _start(workflow_id)
+        except WorkflowQueueFullError:
+            run_sync(context().storage.delete(workflow_id))  # refused: leave no trace
+            raise
     return resume_async(workflow_id)
 
 
 def _start(workflow_id: str) -> ray.ObjectRef:
-    """Hand the workflow to the manager (which claims its log) and return a ref to its output."""
+    """Hand the workflow to the manager (which claims its log, or queues it) and return a ref to its output."""
     manager = context().manager
     _unwrap(manager.start.remote(workflow_id))
     return manager.wait_output.remote(workflow_id)
@@ -143,8 +170,8 @@ def get_output_async(workflow_id: str, *, task_id: str | None = None) -> ray.Obj
     """An ObjectRef to the workflow's (or one task's) stored output; waits if it is running."""
     state = _existing_state(workflow_id)
     ctx = context()
-    if state.status in (WorkflowStatus.RUNNING, WorkflowStatus.PENDING):
-        if ray.get(ctx.manager.is_running.remote(workflow_id)):
+    if state.status not in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
+        if ray.get(ctx.manager.live_status.remote(workflow_id)) is not None:
             return ctx.manager.wait_output.remote(workflow_id, task_id)
     return ray.put(_output_from_log(workflow_id, state, task_id))
 
@@ -164,10 +191,20 @@ def get_status(workflow_id: str) -> WorkflowStatus:
 
 
 def _live_status(workflow_id: str, state: WorkflowState) -> WorkflowStatus:
-    if state.status in (WorkflowStatus.RUNNING, WorkflowStatus.PENDING):
-        if not ray.get(context().manager.is_running.remote(workflow_id)):
-            return WorkflowStatus.RESUMABLE
-    return state.status
+    if state.status in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
+        return state.status
+    live = ray.get(context().manager.live_status.remote(workflow_id))
+    return combine_status(state.status, live)
+
+
+def combine_status(logged: WorkflowStatus | None, live: str | None) -> WorkflowStatus | None:
+    """The one rule for live status: what the manager holds wins; else RUNNING/PENDING in the
+    log with nobody driving it is RESUMABLE (a driver, actor or cluster died)."""
+    if live is not None and logged not in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
+        return WorkflowStatus(live)
+    if logged in (WorkflowStatus.RUNNING, WorkflowStatus.PENDING):
+        return WorkflowStatus.RESUMABLE
+    return logged
 
 
 def get_metadata(workflow_id: str, task_id: str | None = None) -> dict[str, Any]:
@@ -180,6 +217,7 @@ def get_metadata(workflow_id: str, task_id: str | None = None) -> dict[str, Any]
             "user_metadata": dict(state.user_metadata),
             "stats": {"start_time": state.start_time, "end_time": state.end_time},
             "runtime_env": submission.runtime_env,
+            "packages": dict(submission.packages),
             "ray_version": submission.ray_version,
             "engine_version": submission.engine_version,
         }

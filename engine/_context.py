@@ -41,6 +41,12 @@ def init(storage: str | None = None, *, storage_options: dict[str, Any] | None =
         **ray_init_kwargs: passed to ``ray.init`` when Ray is not running yet.
     """
     global _context
+    for name, limit in (("max_running_workflows", max_running_workflows),
+                        ("max_pending_workflows", max_pending_workflows)):
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+            raise ValueError(f"{name} must be a non-negative int or None, got {limit!r}")
+    if max_running_workflows == 0:
+        raise ValueError("max_running_workflows must be at least 1 (None: no limit)")
     url = storage or default_storage_url()
     options = dict(storage_options or {})
     store = open_storage(url, **options)  # unknown scheme / bad path fail here, before Ray starts
@@ -50,7 +56,9 @@ def init(storage: str | None = None, *, storage_options: dict[str, Any] | None =
     run_sync(store.list_logs())  # fail fast: unreadable storage, missing bucket
     manager = WorkflowManager.options(
         name=manager_name(url), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
-    ).remote(url, options)
+    ).remote(url, options, max_running_workflows, max_pending_workflows)
+    if max_running_workflows is not None or max_pending_workflows is not None:
+        ray.get(manager.configure.remote(max_running_workflows, max_pending_workflows))
     with _lock:
         _context = EngineContext(url, options, storage_for(url, options), manager,
                                  max_running_workflows, max_pending_workflows)

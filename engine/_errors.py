@@ -60,3 +60,18 @@ class WorkflowRunningError(WorkflowNotResumableError):
 
     def __init__(self, workflow_id: str, reason: str = "it is already running (another driver owns it)"):
         super().__init__(workflow_id, reason)
+
+
+class WorkflowQueueFullError(WorkflowError):
+    """More workflows are waiting than ``max_pending_workflows`` allows; nothing was submitted."""
+
+    def __init__(self, workflow_id: str, max_pending: int):
+        self.workflow_id = workflow_id
+        self.max_pending = max_pending
+        super().__init__(
+            f"cannot submit workflow {workflow_id!r}: {max_pending} workflows are already pending "
+            "(max_pending_workflows); wait for some to finish or raise the limit in workflow.init()"
+        )
+
+    def __reduce__(self):
+        return (type(self), (self.workflow_id, self.max_pending))

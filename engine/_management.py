@@ -1,22 +1,24 @@
-"""Managing many workflows: list_all, resume_all, cancel, delete.
+"""Managing many workflows: list_all, resume_all, cancel, delete, reindex.
 
-Statuses come from folding each log; RESUMABLE is RUNNING (or PENDING) in the
-log with no live driver, decided here and in get_status from one helper.
+Statuses come from folding each log (through the derived status index for
+finished ones, see :mod:`engine._index`); live ones (RUNNING, PENDING) come
+from the manager; :func:`engine._api.combine_status` is the single rule.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import ray
 
-from replay import WorkflowCanceled, WorkflowStatus, append_events, load_state
+from replay import WorkflowCanceled, WorkflowStatus, append_events
 from storage_backends import AppendConflictError
 
-from ._api import _existing_state, _live_status, resume_async
+from . import _index
+from ._api import _existing_state, _live_status, combine_status, resume_async
 from ._context import context
 from ._errors import WorkflowError, WorkflowNotFoundError
 from ._sync import run_sync
@@ -45,20 +47,17 @@ def list_all(status_filter: Any = None) -> list[tuple[str, WorkflowStatus]]:
     """``[(workflow_id, status)]`` for every workflow, optionally only those with the given status(es)."""
     wanted = _as_status_set(status_filter)
     ctx = context()
-    storage = ctx.storage
-    running = set(ray.get(ctx.manager.running.remote()))
+    live = ray.get(ctx.manager.live_statuses.remote())
 
-    async def statuses() -> list[tuple[str, WorkflowStatus]]:
-        out = []
-        for workflow_id in await storage.list_logs():
-            state = await load_state(storage, workflow_id)
-            status = state.status
-            if status in (WorkflowStatus.RUNNING, WorkflowStatus.PENDING) and workflow_id not in running:
-                status = WorkflowStatus.RESUMABLE
+    async def logged() -> dict[str, WorkflowStatus | None]:
+        return await _index.statuses(ctx.storage, await ctx.storage.list_logs())
+
+    out = []
+    for workflow_id, status in sorted(run_sync(logged()).items()):
+        status = combine_status(status, live.get(workflow_id))
+        if status is not None and (wanted is None or status in wanted):
             out.append((workflow_id, status))
-        return out
-
-    return [(w, s) for w, s in run_sync(statuses()) if wanted is None or s in wanted]
+    return out
 
 
 def resume_all(include_failed: bool = False) -> list[tuple[str, ray.ObjectRef]]:
@@ -78,7 +77,7 @@ def cancel(workflow_id: str) -> None:
     ctx = context()
     state = _existing_state(workflow_id)
     if state.status in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
-        logger.info("workflow %s is already %s; nothing to cancel", workflow_id, state.status)
+        logger.warning("workflow %s is already %s; cancel does nothing", workflow_id, state.status)
         return
     if ray.get(ctx.manager.cancel.remote(workflow_id)):
         return
@@ -86,6 +85,7 @@ def cancel(workflow_id: str) -> None:
         try:
             run_sync(append_events(ctx.storage, workflow_id, [WorkflowCanceled(ts=time.time())],
                                    state.next_seq))
+            run_sync(_index.append(ctx.storage, {workflow_id: WorkflowStatus.CANCELED}))
             return
         except AppendConflictError:
             state = _existing_state(workflow_id)
@@ -95,10 +95,18 @@ def cancel(workflow_id: str) -> None:
 
 
 def delete(workflow_id: str) -> None:
-    """Delete a workflow's log and payloads. Refuses while it is running."""
+    """Delete a workflow's log, payloads and index entry. Refuses while it is running or queued."""
     ctx = context()
     state = _existing_state(workflow_id)
-    if _live_status(workflow_id, state) is WorkflowStatus.RUNNING:
-        raise WorkflowError(f"workflow {workflow_id!r} is running; cancel it before deleting it")
+    status = _live_status(workflow_id, state)
+    if status in (WorkflowStatus.RUNNING, WorkflowStatus.PENDING):
+        raise WorkflowError(f"workflow {workflow_id!r} is {status}; cancel it before deleting it")
+    # Tombstone first: if we crash before the log is gone, the log is folded, never misread.
+    run_sync(_index.append(ctx.storage, deleted=[workflow_id]))
     if not run_sync(ctx.storage.delete(workflow_id)):
         raise WorkflowNotFoundError(workflow_id, ctx.storage_url)
+
+
+def reindex(progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+    """Rebuild the status index from the logs alone; ``progress(done, total)`` is called as it goes."""
+    return run_sync(_index.rebuild(context().storage, progress))

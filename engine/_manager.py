@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import OrderedDict
 from typing import Any
 
 import ray
@@ -19,7 +20,14 @@ from replay import WorkflowStatus, load_state
 from storage_backends import AppendConflictError, open_storage
 
 from ._outputs import output_from_state
-from ._errors import WorkflowError, WorkflowNotResumableError, WorkflowRunningError
+from ._errors import (
+    WorkflowCancellationError,
+    WorkflowError,
+    WorkflowNotResumableError,
+    WorkflowQueueFullError,
+    WorkflowRunningError,
+)
+from ._index import IndexWriter
 from ._runner import WorkflowRun
 
 NAMESPACE = "ray_durable"
@@ -31,43 +39,75 @@ def manager_name(storage_url: str) -> str:
 
 @ray.remote(num_cpus=0, max_concurrency=100_000)
 class WorkflowManager:
-    def __init__(self, storage_url: str, storage_options: dict[str, Any]):
+    def __init__(self, storage_url: str, storage_options: dict[str, Any],
+                 max_running: int | None = None, max_pending: int | None = None):
         self.storage_url = storage_url
         self.storage_options = storage_options
+        self.max_running = max_running
+        self.max_pending = max_pending
         self._storage = None
+        self._index = None
         self.runs: dict[str, WorkflowRun] = {}
         self._claiming: set[str] = set()
         self._finished: dict[str, WorkflowRun] = {}
+        self._queue: OrderedDict[str, asyncio.Future] = OrderedDict()  # PENDING, in submission order
 
     @property
     def storage(self):
         if self._storage is None:
             self._storage = open_storage(self.storage_url, **self.storage_options)
+            self._index = IndexWriter(self._storage)
         return self._storage
 
-    def ping(self) -> str:
-        return self.storage_url
+    def configure(self, max_running: int | None, max_pending: int | None) -> None:
+        """Queueing limits, as given to ``workflow.init`` (the latest call wins)."""
+        self.max_running = max_running
+        self.max_pending = max_pending
+        self._drain_queue()
 
-    async def start(self, workflow_id: str) -> bool:
-        """Claim and start driving a workflow; returns once it runs (False: it had already succeeded).
+    async def start(self, workflow_id: str) -> str:
+        """Claim and start driving a workflow, or queue it if ``max_running`` are running.
+
+        Returns:
+            "started", "queued", or "finished" (it had already succeeded).
 
         Raises:
             WorkflowRunningError: it is being driven, here or (per its log) by another driver.
             WorkflowNotResumableError: it does not exist or was canceled.
+            WorkflowQueueFullError: ``max_pending`` workflows are already queued.
         """
-        if workflow_id in self.runs or workflow_id in self._claiming:
+        if self.live_status(workflow_id) is not None:
             raise WorkflowRunningError(workflow_id)
+        state = await load_state(self.storage, workflow_id)
+        if state.status is None:
+            raise WorkflowNotResumableError(workflow_id, "it does not exist")
+        if state.status is WorkflowStatus.CANCELED:
+            raise WorkflowNotResumableError(workflow_id, "it was canceled")
+        if state.status is WorkflowStatus.SUCCESSFUL:
+            return "finished"
+        if self.live_status(workflow_id) is not None:  # claimed while we read the log
+            raise WorkflowRunningError(workflow_id)
+        if self._full():
+            if self.max_pending is not None and len(self._queue) >= self.max_pending:
+                raise WorkflowQueueFullError(workflow_id, self.max_pending)
+            self._queue[workflow_id] = asyncio.get_running_loop().create_future()
+            self._queue[workflow_id].add_done_callback(lambda f: f.cancelled() or f.exception())
+            return "queued"
+        await self._launch(workflow_id)
+        return "started"
+
+    def _active(self) -> int:
+        return len(self._claiming) + sum(1 for run in self.runs.values() if not run.finished)
+
+    def _full(self) -> bool:
+        return self.max_running is not None and self._active() >= self.max_running
+
+    async def _launch(self, workflow_id: str) -> None:
         self._claiming.add(workflow_id)
         try:
             state = await load_state(self.storage, workflow_id)
-            if state.status is None:
-                raise WorkflowNotResumableError(workflow_id, "it does not exist")
-            if state.status is WorkflowStatus.CANCELED:
-                raise WorkflowNotResumableError(workflow_id, "it was canceled")
-            if state.status is WorkflowStatus.SUCCESSFUL:
-                return False
             run = WorkflowRun(self.storage, self.storage_url, self.storage_options, state,
-                              manager_name(self.storage_url))
+                              manager_name(self.storage_url), on_final=self._index.add)
             try:
                 await run.start()
             except AppendConflictError:
@@ -79,16 +119,37 @@ class WorkflowManager:
                 run.result.add_done_callback(lambda _f: self._forget(workflow_id, run))
             else:
                 self._finished[workflow_id] = run  # finished during start; keep its answer briefly
-            return True
         finally:
             self._claiming.discard(workflow_id)
+            self._drain_queue()
 
     def _forget(self, workflow_id: str, run: WorkflowRun) -> None:
         if self.runs.get(workflow_id) is run:
             del self.runs[workflow_id]
+        self._drain_queue()
+
+    def _drain_queue(self) -> None:
+        while self._queue and not self._full():
+            workflow_id, started = self._queue.popitem(last=False)
+            self._claiming.add(workflow_id)  # counts against max_running from now on
+            asyncio.ensure_future(self._launch_queued(workflow_id, started))
+
+    async def _launch_queued(self, workflow_id: str, started: asyncio.Future) -> None:
+        self._claiming.discard(workflow_id)
+        try:
+            await self._launch(workflow_id)
+        except BaseException as exc:
+            if not started.done():
+                started.set_exception(exc)
+            return
+        if not started.done():
+            started.set_result(None)
 
     async def wait_output(self, workflow_id: str, task_id: str | None = None) -> Any:
-        """The workflow's (or a task's) output: awaited if it is running here, else from its log."""
+        """The workflow's (or a task's) output: awaited if it is running or queued here, else from its log."""
+        queued = self._queue.get(workflow_id)
+        if queued is not None:
+            await asyncio.shield(queued)
         run = self.runs.get(workflow_id) or self._finished.pop(workflow_id, None)
         if run is not None:
             try:
@@ -108,15 +169,31 @@ class WorkflowManager:
         if run is not None and run.run_id == run_id:
             run.on_started(task_id, attempt, ts, pid, node)
 
-    def running(self) -> list[str]:
-        return sorted(self._claiming | {wid for wid, run in self.runs.items() if not run.finished})
-
-    def is_running(self, workflow_id: str) -> bool:
+    def live_status(self, workflow_id: str) -> str | None:
+        """"RUNNING" if driven here, "PENDING" if queued here, None if this manager does not hold it."""
+        if workflow_id in self._queue:
+            return "PENDING"
         run = self.runs.get(workflow_id)
-        return workflow_id in self._claiming or (run is not None and not run.finished)
+        if workflow_id in self._claiming or (run is not None and not run.finished):
+            return "RUNNING"
+        return None
+
+    def live_statuses(self) -> dict[str, str]:
+        """live_status of every workflow this manager holds."""
+        live = {wid: "PENDING" for wid in self._queue}
+        live.update((wid, "RUNNING") for wid in self._claiming)
+        live.update((wid, "RUNNING") for wid, run in self.runs.items() if not run.finished)
+        return live
 
     async def cancel(self, workflow_id: str) -> bool:
-        """Cancel a workflow driven here; False if this manager is not driving it."""
+        """Cancel a workflow driven here (True); False if this manager is not driving it.
+
+        A queued workflow is taken off the queue (False: the caller records the cancel).
+        """
+        queued = self._queue.pop(workflow_id, None)
+        if queued is not None:
+            queued.set_exception(WorkflowCancellationError(workflow_id))
+            return False
         run = self.runs.get(workflow_id)
         if run is None or run.finished:
             return False

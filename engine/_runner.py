@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -61,7 +62,8 @@ class Source:
 
 class WorkflowRun:
     def __init__(self, storage: Storage, storage_url: str, storage_options: dict, state: WorkflowState,
-                 manager_name: str, run_id: str | None = None):
+                 manager_name: str, run_id: str | None = None,
+                 on_final: Callable[[str, WorkflowStatus], None] | None = None):
         self.storage = storage
         self.storage_url = storage_url
         self.storage_options = storage_options
@@ -69,6 +71,9 @@ class WorkflowRun:
         self.state = state
         self.writer = LogWriter(storage, self.workflow_id, state)
         self.manager_name = manager_name
+        self.on_final = on_final or (lambda workflow_id, status: None)
+        submitted = state.submission
+        self.runtime_env = submitted.runtime_env if submitted is not None else None
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.tasks: dict[str, TaskSpec] = {}
         self.functions: dict[str, bytes] = {}
@@ -214,14 +219,15 @@ class WorkflowRun:
         asyncio.ensure_future(self._watch(source))
 
     def _remote_for(self, spec: TaskSpec) -> Any:
-        try:
-            key: Any = tuple(sorted(spec.ray_options.items()))
-            hash(key)
-        except TypeError:
-            key = spec.task_id
+        options = spec.ray_options
+        if self.runtime_env and "runtime_env" not in options:
+            # The environment recorded at submission, so a resume on another cluster,
+            # or by a manager another job created, runs tasks where they were meant to run.
+            options = {**options, "runtime_env": self.runtime_env}
+        key = tuple(sorted((k, repr(v)) for k, v in options.items()))
         remote = self._remotes.get(key)
         if remote is None:
-            remote = self._remotes[key] = remote_run_task.options(**spec.ray_options, num_returns=2)
+            remote = self._remotes[key] = remote_run_task.options(**options, num_returns=2)
         return remote
 
     # --- outcomes ---------------------------------------------------------------
@@ -343,6 +349,7 @@ class WorkflowRun:
         except BaseException as exc:
             self._finish_with(exc)
             return
+        self.on_final(self.workflow_id, WorkflowStatus.SUCCESSFUL)
         if not self.result.done():
             self.result.set_result(value)
 
@@ -360,6 +367,7 @@ class WorkflowRun:
         self._cancel_inflight()
         if self.state.status not in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
             await self.writer.write(WorkflowCanceled(ts=time.time()))
+            self.on_final(self.workflow_id, WorkflowStatus.CANCELED)
         self._finish_with(WorkflowCancellationError(self.workflow_id))
 
     def _cancel_inflight(self) -> None:

@@ -8,6 +8,7 @@ as the process and is never shared across loops.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -42,6 +43,24 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     if running is loop:
         raise RuntimeError("run_sync called from the storage loop itself")
     return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+
+def close_all() -> None:
+    """Close every cached storage (at exit), so no connection pool is left open."""
+    with _lock:
+        storages = list(_storages.values())
+        _storages.clear()
+        loop = _loop
+    if loop is None or loop.is_closed():
+        return
+    for storage in storages:
+        try:
+            asyncio.run_coroutine_threadsafe(storage.close(), loop).result(timeout=5)
+        except Exception:
+            pass
+
+
+atexit.register(close_all)
 
 
 def storage_for(url: str, options: dict[str, Any] | None = None) -> Storage:

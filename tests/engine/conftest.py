@@ -55,3 +55,16 @@ def local(ray_runtime, local_storage_url):
 @pytest.fixture
 def wid():
     return "t-" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(params=["local", "s3"])
+def fresh_backend(request, ray_runtime, tmp_path, moto_server):
+    """A storage of its own (and so a manager of its own), for tests that count every workflow."""
+    if request.param == "local":
+        url, options = f"file://{tmp_path}/store", {}
+    else:
+        bucket = f"fresh-{uuid.uuid4().hex[:12]}"
+        request.getfixturevalue("s3_admin").create_bucket(Bucket=bucket)
+        url, options = f"s3://{bucket}/wf", {"endpoint_url": moto_server}
+    workflow.init(url, storage_options=options)
+    return {"url": url, "options": options}

@@ -134,3 +134,28 @@ class Fragile:
         if Fragile.broken:
             raise TypeError("Fragile refuses to be pickled now")
         return (Fragile, ())
+
+
+@ray.remote
+def fails_until(marker, value):
+    """An application error until ``marker`` exists."""
+    if not os.path.exists(marker):
+        raise RuntimeError(f"no marker at {marker}")
+    return value
+
+
+@ray.remote
+def counted_slow_step(prev, counter, index):
+    note(counter, str(index))
+    time.sleep(0.5)
+    return prev + 1
+
+
+@ray.remote
+def fail_then_slow(counter, name, marker):
+    """Fails without ``marker``; with it, takes half a second. Every call is counted."""
+    note(counter, name)
+    if not os.path.exists(marker):
+        raise RuntimeError("not yet")
+    time.sleep(0.5)
+    return name
