@@ -37,10 +37,10 @@ from replay import (
     WorkflowStatus,
     WorkflowSucceeded,
 )
-from storage_backends import Storage
+from storage_backends import AppendConflictError, Storage
 
 from . import _payloads
-from ._errors import WorkflowCancellationError, WorkflowExecutionError
+from ._errors import WorkflowCancellationError, WorkflowExecutionError, WorkflowRunningError
 from ._graph import TaskSpec, WorkflowGraph
 from ._log_writer import LogWriter
 from ._worker import DependencyUnavailable, Outcome, TaskCall, remote_run_task
@@ -356,6 +356,8 @@ class WorkflowRun:
     def _finish_with(self, exc: BaseException) -> None:
         self.finished = True
         self._cancel_inflight()
+        if isinstance(exc, AppendConflictError):  # our writer lost the log to another driver
+            exc = WorkflowRunningError(self.workflow_id, "another driver took it over while this one ran it")
         if not self.result.done():
             self.result.set_exception(exc)
 

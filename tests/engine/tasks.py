@@ -121,7 +121,7 @@ def chain_step(prev, index, counter, kill_at, driver_pid, flag):
         time.sleep(1.0)  # let the manager record the steps before it (completions are group-committed)
         os.kill(driver_pid, 9)
         time.sleep(60)
-    note(counter, str(index))
+    note(counter, f"{index}:{os.environ.get('RD_WF_ENV')}")
     return prev + 1
 
 

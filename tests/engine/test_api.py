@@ -17,6 +17,8 @@ def test_run_returns_output_and_metadata(backend, wid):
     assert meta["status"] == "SUCCESSFUL"
     assert meta["user_metadata"] == {"team": "x"}
     assert meta["stats"]["start_time"] <= meta["stats"]["end_time"]
+    assert meta["runtime_env"] == {"env_vars": {"RAY_DURABLE_TEST": "1"}}  # the session's job env
+    assert meta["ray_version"] == ray.__version__ and "msgspec" in meta["packages"]
     assert workflow.get_output(wid) == 6
     assert workflow.get_output(wid, task_id="add") == 3
 

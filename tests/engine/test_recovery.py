@@ -22,7 +22,7 @@ def _driver(mode, storage, workflow_id, counter, flag, timeout=180):
 
 
 @pytest.mark.slow
-def test_driver_killed_mid_chain_resumes_in_a_new_process(tmp_path):
+def test_driver_killed_mid_chain_resumes_in_a_new_process_and_runtime_env(tmp_path):
     storage = f"file://{tmp_path}/store"
     counter, flag = str(tmp_path / "counter"), str(tmp_path / "killed")
     first = _driver("run", storage, "chain20", counter, flag)
@@ -34,11 +34,14 @@ def test_driver_killed_mid_chain_resumes_in_a_new_process(tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     assert "STATUS RESUMABLE" in second.stdout
     assert "RESULT 20" in second.stdout
-    runs = open(counter).read().split()
+    notes = [line.split(":") for line in open(counter).read().split()]
+    runs = [index for index, _env in notes]
     for index in range(1, 10):
         assert runs.count(str(index)) == 1, f"task {index} ran {runs.count(str(index))} times"
     for index in range(10, 21):
         assert runs.count(str(index)) >= 1
+    # the resumed tasks ran in the runtime env recorded at submission, not the new driver's (none)
+    assert {env for _index, env in notes} == {"from-submission"}
 
 
 @pytest.mark.slow
