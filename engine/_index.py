@@ -94,22 +94,33 @@ class IndexWriter:
     def __init__(self, storage: Storage):
         self.storage = storage
         self._pending: dict[str, WorkflowStatus] = {}
+        self._waiters: list[asyncio.Future] = []
         self._flusher: asyncio.Task | None = None
 
-    def add(self, workflow_id: str, status: WorkflowStatus) -> None:
+    def add(self, workflow_id: str, status: WorkflowStatus) -> asyncio.Future:
+        """Queue a final status; the future is done when it is stored (or storing it failed,
+        which is harmless: list_all folds what the index lacks and repairs it)."""
+        done = asyncio.get_running_loop().create_future()
         if status not in FINAL:
-            return
+            done.set_result(None)
+            return done
         self._pending[workflow_id] = status
+        self._waiters.append(done)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.ensure_future(self._flush())
+        return done
 
     async def _flush(self) -> None:
         while self._pending:
-            batch, self._pending = self._pending, {}
+            batch, waiters = self._pending, self._waiters
+            self._pending, self._waiters = {}, []
             try:
                 await append(self.storage, batch)
             except Exception:
-                pass  # the index is a shortcut: list_all folds what it lacks and repairs it
+                pass
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
 
 async def statuses(storage: Storage, workflow_ids: list[str], concurrency: int = 16

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import ray
@@ -63,7 +63,7 @@ class Source:
 class WorkflowRun:
     def __init__(self, storage: Storage, storage_url: str, storage_options: dict, state: WorkflowState,
                  manager_name: str, run_id: str | None = None,
-                 on_final: Callable[[str, WorkflowStatus], None] | None = None):
+                 on_final: Callable[[str, WorkflowStatus], Awaitable[None]] | None = None):
         self.storage = storage
         self.storage_url = storage_url
         self.storage_options = storage_options
@@ -71,7 +71,7 @@ class WorkflowRun:
         self.state = state
         self.writer = LogWriter(storage, self.workflow_id, state)
         self.manager_name = manager_name
-        self.on_final = on_final or (lambda workflow_id, status: None)
+        self.on_final = on_final or _no_index
         submitted = state.submission
         self.runtime_env = submitted.runtime_env if submitted is not None else None
         self.run_id = run_id or uuid.uuid4().hex[:12]
@@ -349,7 +349,7 @@ class WorkflowRun:
         except BaseException as exc:
             self._finish_with(exc)
             return
-        self.on_final(self.workflow_id, WorkflowStatus.SUCCESSFUL)
+        await self.on_final(self.workflow_id, WorkflowStatus.SUCCESSFUL)
         if not self.result.done():
             self.result.set_result(value)
 
@@ -369,7 +369,7 @@ class WorkflowRun:
         self._cancel_inflight()
         if self.state.status not in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
             await self.writer.write(WorkflowCanceled(ts=time.time()))
-            self.on_final(self.workflow_id, WorkflowStatus.CANCELED)
+            await self.on_final(self.workflow_id, WorkflowStatus.CANCELED)
         self._finish_with(WorkflowCancellationError(self.workflow_id))
 
     def _cancel_inflight(self) -> None:
@@ -379,6 +379,10 @@ class WorkflowRun:
             except Exception:
                 pass
         self.inflight.clear()
+
+
+async def _no_index(workflow_id: str, status: WorkflowStatus) -> None:
+    """on_final for a run that keeps no status index."""
 
 
 def _cause(error: BaseException) -> BaseException:

@@ -15,7 +15,7 @@ from ._errors import (
     UnknownSchemeError,
 )
 from ._framing import Record
-from ._ids import MAX_LOG_ID_LENGTH, validate_blob_name, validate_log_id
+from ._ids import MAX_LOG_ID_LENGTH, is_system_id, validate_blob_name, validate_log_id
 from ._local import LocalStorage
 from ._registry import (
     DEFAULT_STORAGE,
@@ -46,6 +46,7 @@ __all__ = [
     "StorageError",
     "UnknownSchemeError",
     "default_storage_url",
+    "is_system_id",
     "open_storage",
     "register_scheme",
     "registered_schemes",

@@ -64,7 +64,10 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def list_logs(self) -> list[str]:
-        """Every log id that has at least one record, sorted."""
+        """Every log id that has at least one record, sorted.
+
+        Ids starting with "_" are reserved for system logs and are never listed.
+        """
 
     @abc.abstractmethod
     async def delete(self, log_id: str) -> bool:

@@ -44,7 +44,7 @@ from botocore.exceptions import ClientError
 from ._base import Storage
 from ._errors import AppendConflictError, BlobNotFoundError, StorageError
 from ._framing import Record, encode_batch
-from ._ids import validate_blob_name, validate_log_id
+from ._ids import is_system_id, validate_blob_name, validate_log_id
 from ._s3_chain import BLOB_DIR, LOG_DIR, BatchListing, decode_batch, gap_error, seq_name, stray_error
 from ._s3_client import LoopBoundClient
 from ._s3_errors import S3Errors, error_code, retry_attempts, strip_userinfo
@@ -328,7 +328,8 @@ class S3Storage(Storage):
                 for common in page.get("CommonPrefixes", ()):
                     name = common["Prefix"][len(self._base):-1]
                     with contextlib.suppress(StorageError):  # not one of ours (bad id): skip
-                        candidates.append(validate_log_id(name))
+                        if not is_system_id(validate_log_id(name)):
+                            candidates.append(name)
                 if not page.get("IsTruncated"):
                     break
                 kwargs["ContinuationToken"] = page["NextContinuationToken"]

@@ -269,3 +269,21 @@ class StorageConformance:
         with pytest.raises(InvalidIdError) as info:
             await storage.put_blob(self.new_id(), bad, b"x")
         assert "blob name" in str(info.value)
+
+    # --- system logs --------------------------------------------------------------
+
+    async def test_system_logs_work_but_are_never_listed(self, storage: Storage):
+        user = self.new_id()
+        await storage.append(user, [b"u"], 0)
+        await storage.append("_system_index", [b"s0", b"s1"], 0)
+        await storage.put_blob("_system_index", "snapshot", b"snap")
+        assert [r.data for r in await storage.read_all("_system_index")] == [b"s0", b"s1"]
+        assert await storage.get_blob("_system_index", "snapshot") == b"snap"
+        assert await storage.list_logs() == [user]
+        assert await storage.delete("_system_index") is True
+        assert await storage.read_all("_system_index") == []
+
+    @pytest.mark.parametrize("bad", ["_", "__x", "_.x", "_-x", "_/x"])
+    async def test_malformed_system_ids_are_refused(self, storage: Storage, bad):
+        with pytest.raises(InvalidIdError):
+            await storage.append(bad, [b"x"], 0)
