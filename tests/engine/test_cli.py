@@ -1,0 +1,238 @@
+"""The management CLI (``python -m engine`` = ``ray-durable``), run as subprocesses.
+
+Workflows are made in this process; the CLI subprocesses join the session's
+Ray cluster (``--address``) so each costs a second or two, not a Ray start.
+Every test has a storage of its own, so ``list`` and ``resume-all`` see only
+its workflows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+import ray
+
+import engine as workflow
+from tests.engine import tasks
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, RAY_AUTH_MODE="disabled")
+    env.pop("RAY_ADDRESS", None)
+    env.pop("RAY_DURABLE_DEBUG", None)
+    return env
+
+
+def _popen(argv: list[str], stdin=subprocess.DEVNULL) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=_env(), stdin=stdin,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(process: subprocess.Popen, timeout: float = 120) -> subprocess.CompletedProcess:
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        raise AssertionError(f"the CLI did not finish in {timeout}s:\n{out}\n{err}") from None
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+class Cli:
+    """Runs ``python -m engine COMMAND ... --storage URL --address GCS`` against one storage."""
+
+    def __init__(self, url: str, address: str):
+        self.url = url
+        self.address = address
+
+    def argv(self, *args: str) -> list[str]:
+        return ["-m", "engine", *args, "--storage", self.url, "--address", self.address]
+
+    def __call__(self, *args: str, stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
+        return _finish(_popen(self.argv(*args), stdin=stdin))
+
+    def many(self, *commands: tuple[str, ...]) -> list[subprocess.CompletedProcess]:
+        """Several read-only commands at once (they do not depend on each other)."""
+        return [_finish(p) for p in [_popen(self.argv(*c)) for c in commands]]
+
+
+@pytest.fixture
+def cli(ray_runtime, tmp_path) -> Cli:
+    url = f"file://{tmp_path}/store"
+    workflow.init(url)
+    return Cli(url, ray.get_runtime_context().gcs_address)
+
+
+def _one_clear_line(result: subprocess.CompletedProcess, code: int, pattern: str) -> None:
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+def _failed(dag, workflow_id: str) -> None:
+    with pytest.raises(workflow.WorkflowExecutionError):
+        workflow.run(dag, workflow_id=workflow_id)
+
+
+def _some_workflows() -> None:
+    assert workflow.run(tasks.add.bind(1, 2), workflow_id="ok-1", metadata={"owner": "ada"}) == 3
+    _failed(tasks.boom.bind("kaput"), "bad-1")
+    _failed(tasks.boom.bind("never mind"), "gone-1")
+    workflow.cancel("gone-1")
+
+
+def test_replay_does_not_import_ray(cli):
+    assert workflow.run(tasks.add.bind(2, 3), workflow_id="r-1") == 5
+    code = ("import runpy, sys\n"
+            "sys.argv = ['ray-durable', *sys.argv[1:]]\n"
+            "try:\n"
+            "    runpy.run_module('engine', run_name='__main__', alter_sys=True)\n"
+            "except SystemExit as exc:\n"
+            "    status = exc.code\n"
+            "assert 'ray' not in sys.modules, 'ray-durable replay imported ray'\n"
+            "sys.exit(status)\n")
+    result = _finish(_popen(["-c", code, "replay", "show", "r-1", "--storage", cli.url]))
+    assert result.returncode == 0, result.stderr
+    assert "r-1" in result.stdout and "SUCCESSFUL" in result.stdout
+
+
+def test_list(cli):
+    _some_workflows()
+    table, failed, two = cli.many(("list",), ("list", "--status", "FAILED", "--json"),
+                                  ("list", "--status", "failed", "Successful", "--json"))
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert re.fullmatch(r"WORKFLOW ID\s+STATUS", lines[0])
+    assert [line.split() for line in lines[1:4]] == [
+        ["bad-1", "FAILED"], ["gone-1", "CANCELED"], ["ok-1", "SUCCESSFUL"]]
+    assert lines[-1] == f"3 workflows in {cli.url} (1 CANCELED, 1 FAILED, 1 SUCCESSFUL)"
+
+    assert failed.returncode == 0, failed.stderr
+    assert json.loads(failed.stdout) == [{"workflow_id": "bad-1", "status": "FAILED"}]
+    assert two.returncode == 0, two.stderr
+    assert json.loads(two.stdout) == [{"workflow_id": "bad-1", "status": "FAILED"},
+                                      {"workflow_id": "ok-1", "status": "SUCCESSFUL"}]
+
+
+def test_status(cli):
+    _some_workflows()
+    text, as_json, unknown, reserved = cli.many(("status", "ok-1"), ("status", "bad-1", "--json"),
+                                                ("status", "nope"), ("status", "_secret"))
+    assert text.returncode == 0, text.stderr
+    fields = dict(re.split(r":\s+", line, maxsplit=1) for line in text.stdout.splitlines())
+    assert fields["workflow"] == "ok-1" and fields["status"] == "SUCCESSFUL"
+    assert json.loads(fields["metadata"]) == {"owner": "ada"}
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", fields["started"])
+    assert "took" in fields["ended"]
+
+    assert as_json.returncode == 0, as_json.stderr
+    doc = json.loads(as_json.stdout)
+    assert doc["workflow_id"] == "bad-1" and doc["status"] == "FAILED"
+    assert doc["stats"]["start_time"] <= doc["stats"]["end_time"]
+    assert doc["user_metadata"] == {} and doc["storage"] == cli.url
+
+    _one_clear_line(unknown, 1, rf"^error: workflow 'nope' does not exist in storage {re.escape(cli.url)}$")
+    _one_clear_line(reserved, 2, r"workflow id '_secret' is .*(reserved|not allowed)")
+
+
+def test_resume_a_failed_workflow(cli, tmp_path):
+    marker = tmp_path / "marker"
+    _failed(tasks.fails_until.bind(str(marker), "fixed"), "fx-1")
+    marker.touch()
+    result = cli("resume", "fx-1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "'fixed'\n"
+    assert "Traceback" not in result.stderr
+    assert workflow.get_status("fx-1") == workflow.SUCCESSFUL
+
+
+def test_resume_all_include_failed(cli, tmp_path):
+    marker = tmp_path / "marker"
+    _failed(tasks.fails_until.bind(str(marker), 1), "ra-1")
+    _failed(tasks.fails_until.bind(str(marker), 2), "ra-2")
+    _failed(tasks.boom.bind("still broken"), "ra-3")
+    assert workflow.run(tasks.add.bind(1, 1), workflow_id="ra-ok") == 2
+    marker.touch()
+
+    result = cli("resume-all", "--include-failed")
+    assert result.returncode == 1, result.stderr  # ra-3 failed again
+    progress = [line for line in result.stderr.splitlines() if line.startswith("[")]
+    assert [line.split(":")[0][:6] for line in progress] == ["[1/3] ", "[2/3] ", "[3/3] "]
+    by_id = {line.split()[1].rstrip(":"): line.split(": ", 1)[1] for line in progress}
+    assert by_id["ra-1"] == by_id["ra-2"] == "SUCCESSFUL"
+    assert by_id["ra-3"].startswith("FAILED: workflow 'ra-3' failed: task 'boom' raised ValueError: still broken")
+    assert result.stdout == "resumed 3 workflows: 2 SUCCESSFUL, 1 FAILED\n"
+    assert workflow.get_output("ra-2") == 2
+    assert workflow.get_status("ra-3") == workflow.FAILED
+
+
+def test_cancel_a_running_workflow(cli):
+    ref = workflow.run_async(tasks.slow.bind(1, 60), workflow_id="c-1")
+    deadline = time.monotonic() + 30
+    while workflow.get_status("c-1") != workflow.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.1)
+    result = cli("cancel", "c-1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "canceled workflow 'c-1' (was RUNNING)\n"
+    assert workflow.get_status("c-1") == workflow.CANCELED
+    with pytest.raises(workflow.WorkflowCancellationError):
+        ray.get(ref)
+
+
+def test_delete(cli):
+    for wid in ("d-1", "d-2"):
+        assert workflow.run(tasks.add.bind(1, 2), workflow_id=wid) == 3
+
+    refused = cli("delete", "d-1")  # stdin is not a terminal, and no --yes
+    _one_clear_line(refused, 2, r"refusing to delete workflow 'd-1' without confirmation: .*pass --yes")
+    assert workflow.get_status("d-1") == workflow.SUCCESSFUL
+
+    leader, follower = pty.openpty()  # a terminal: it asks, and we say yes
+    try:
+        asked = _popen(cli.argv("delete", "d-2"), stdin=follower)
+        os.write(leader, b"y\n")
+        asked = _finish(asked)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert asked.returncode == 0, asked.stderr
+    assert "delete workflow 'd-2' (SUCCESSFUL) and all its data" in asked.stderr
+    assert asked.stdout == "deleted workflow 'd-2' (SUCCESSFUL)\n"
+
+    result = cli("delete", "d-1", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "deleted workflow 'd-1' (SUCCESSFUL)\n"
+    for wid in ("d-1", "d-2"):
+        with pytest.raises(workflow.WorkflowNotFoundError):
+            workflow.get_status(wid)
+
+
+def test_reindex(cli):
+    _some_workflows()
+    result = cli("reindex")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[-1] == "reindex: 3/3 (100%)"
+    assert result.stdout.startswith(f"rebuilt the status index of {cli.url}: 3 workflows, 2 finished")
+    assert sorted(workflow.list_all()) == [("bad-1", workflow.FAILED), ("gone-1", workflow.CANCELED),
+                                           ("ok-1", workflow.SUCCESSFUL)]
+
+
+def test_usage_errors_need_no_ray(cli):
+    status, scheme = [_finish(p) for p in (
+        _popen(cli.argv("list", "--status", "FAILED", "DONE")),
+        _popen(["-m", "engine", "list", "--storage", "gs://bucket/wf"]),
+    )]
+    _one_clear_line(status, 2, r"unknown workflow status 'DONE'; use one of RUNNING, FAILED, RESUMABLE, "
+                               r"CANCELED, SUCCESSFUL, PENDING$")
+    _one_clear_line(scheme, 2, r"unknown storage URL scheme 'gs' in 'gs://bucket/wf'")
