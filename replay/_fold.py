@@ -11,10 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from . import _events as ev
+from ._gc import gc_paused
 from ._state import TaskError, TaskState, TaskStatus, WorkflowState, WorkflowStatus
 
 _OPEN_TASK = (TaskStatus.SCHEDULED, TaskStatus.RUNNING)
 _RESUMABLE_FROM = (WorkflowStatus.PENDING, WorkflowStatus.RUNNING, WorkflowStatus.FAILED)
+_RUNNING = WorkflowStatus.RUNNING
+_SUCCESSFUL = WorkflowStatus.SUCCESSFUL
+_CANCELED = WorkflowStatus.CANCELED
+_TASK_SCHEDULED = TaskStatus.SCHEDULED
+_TASK_RUNNING = TaskStatus.RUNNING
 
 
 class IllegalTransitionError(ValueError):
@@ -32,11 +38,12 @@ def fold(events: Iterable[tuple[int, ev.Event]] | Iterable[ev.Event],
          state: WorkflowState | None = None) -> WorkflowState:
     """Apply ``events`` (bare, or ``(seq, event)`` pairs) to ``state`` or a fresh state."""
     state = state if state is not None else WorkflowState()
-    for item in events:
-        if isinstance(item, tuple):
-            apply(state, item[1], item[0])
-        else:
-            apply(state, item)
+    with gc_paused():
+        for item in events:
+            if isinstance(item, tuple):
+                apply(state, item[1], item[0])
+            else:
+                apply(state, item)
     return state
 
 
@@ -47,19 +54,25 @@ def apply(state: WorkflowState, event: ev.Event, seq: int | None = None) -> Work
         seq: the event's seq; None means "the next one". A seq other than the
             next one is a gap (or a repeat) and is illegal.
     """
+    # The hot path of every replay: the checks are inlined rather than made
+    # through WorkflowState's properties (same rules as next_seq / is_terminal).
+    expected = state.last_seq + 1
     if seq is None:
-        seq = state.next_seq
-    elif seq != state.next_seq:
-        raise IllegalTransitionError(seq, event, f"sequence gap: expected seq {state.next_seq}")
+        seq = expected
+    elif seq != expected:
+        raise IllegalTransitionError(seq, event, f"sequence gap: expected seq {expected}")
     handler = _HANDLERS.get(type(event))
     if handler is None:
         raise IllegalTransitionError(seq, event, f"no rule for event type {type(event).__name__}")
-    if state.status is None and not isinstance(event, ev.WorkflowSubmitted):
-        raise IllegalTransitionError(seq, event, "the first event must be workflow.submitted")
-    if state.is_terminal:
-        raise IllegalTransitionError(seq, event, f"the workflow already ended ({state.status})")
+    status = state.status
+    if status is None:
+        if handler is not _submitted:
+            raise IllegalTransitionError(seq, event, "the first event must be workflow.submitted")
+    elif status is _SUCCESSFUL or status is _CANCELED:
+        raise IllegalTransitionError(seq, event, f"the workflow already ended ({status})")
     handler(state, event, seq)
     state.last_seq = seq
+    state.last_ts = event.ts
     return state
 
 
@@ -98,18 +111,20 @@ def _run_started(state: WorkflowState, e: ev.WorkflowRunStarted, seq: int) -> No
 
 
 def _scheduled(state: WorkflowState, e: ev.TaskScheduled, seq: int) -> None:
-    _require_running(state, e, seq)
+    if state.status is not _RUNNING:
+        _require_running(state, e, seq)
     task = state.tasks.get(e.task_id)
-    if task is not None:
-        if task.status is TaskStatus.CONTINUED or (
-            task.status is TaskStatus.SUCCESSFUL and not _unsaved_output(task)
-        ):
-            _fail(seq, e, f"task {e.task_id!r} is already {task.status}; it must not run again")
-        if e.name != task.name:
-            _fail(seq, e, f"task {e.task_id!r} was {task.name!r}, now {e.name!r}")
-    else:
-        task = TaskState(task_id=e.task_id, name=e.name)
-        state.tasks[e.task_id] = task
+    if task is None:  # the common case: a task's first scheduling
+        state.tasks[e.task_id] = TaskState(
+            task_id=e.task_id, name=e.name, attempt=e.attempt, task_options=e.task_options,
+            user_metadata=e.user_metadata, parent_task_id=e.parent_task_id, scheduled_at=e.ts)
+        return
+    if task.status is TaskStatus.CONTINUED or (
+        task.status is TaskStatus.SUCCESSFUL and not _unsaved_output(task)
+    ):
+        _fail(seq, e, f"task {e.task_id!r} is already {task.status}; it must not run again")
+    if e.name != task.name:
+        _fail(seq, e, f"task {e.task_id!r} was {task.name!r}, now {e.name!r}")
     task.status = TaskStatus.SCHEDULED
     task.attempt = e.attempt
     task.task_options = e.task_options
@@ -125,8 +140,10 @@ def _unsaved_output(task: TaskState) -> bool:
 
 
 def _started(state: WorkflowState, e: ev.TaskStarted, seq: int) -> None:
-    _require_running(state, e, seq)
-    task = _task(state, e, seq, e.task_id)
+    task = state.tasks.get(e.task_id)
+    if state.status is not _RUNNING or task is None:
+        _require_running(state, e, seq)
+        task = _task(state, e, seq, e.task_id)
     if task.status is not TaskStatus.SCHEDULED or e.attempt != task.attempt:
         _fail(seq, e, f"task {e.task_id!r} attempt {e.attempt} started while {task.status} "
                       f"(attempt {task.attempt})")
@@ -151,13 +168,17 @@ def _check_open(task: TaskState, e: ev.Event, seq: int, attempt: int, verb: str)
 
 
 def _completed(state: WorkflowState, e: ev.TaskCompleted, seq: int) -> None:
-    _require_running(state, e, seq)
-    task = _task(state, e, seq, e.task_id)
-    _check_open(task, e, seq, e.attempt, "completed")
+    task = state.tasks.get(e.task_id)
+    if state.status is not _RUNNING or task is None:
+        _require_running(state, e, seq)
+        task = _task(state, e, seq, e.task_id)
+    if (task.status is not _TASK_RUNNING and task.status is not _TASK_SCHEDULED) or e.attempt != task.attempt:
+        _check_open(task, e, seq, e.attempt, "completed")
     task.status = TaskStatus.SUCCESSFUL
     task.output = e.output
     _close_span(task, e.ts)
-    _resolve_continuations(state, task, e.ts)
+    if state.waiting_on:
+        _resolve_continuations(state, task, e.ts)
 
 
 def _resolve_continuations(state: WorkflowState, done: TaskState, ts: float) -> None:

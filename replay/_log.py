@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from storage_backends import Storage
+from storage_backends import Record, Storage
 
 from ._codec import EventDecodeError, decode_event, encode_event
 from ._events import Event
 from ._fold import apply
+from ._gc import gc_paused
 from ._state import WorkflowState
 
 
@@ -39,11 +40,44 @@ async def read_events(storage: Storage, workflow_id: str, from_seq: int = 0
 
 
 async def load_state(storage: Storage, workflow_id: str) -> WorkflowState:
-    """Fold the workflow's whole log. An unknown workflow gives a state with status None."""
+    """Fold the workflow's whole log. An unknown workflow gives a state with status None.
+
+    Records are decoded and folded in chunks, with the cyclic GC paused for
+    each chunk (never across an ``await``); the outcome, errors included, is
+    that of applying them one by one in seq order: on damage in storage, every
+    record before it is applied first, so an illegal transition before the
+    damage is what gets raised.
+    """
     state = WorkflowState()
-    async for seq, event in read_events(storage, workflow_id):
-        apply(state, event, seq)
+    pending: list[Record] = []
+    applying = False
+    try:
+        async for record in storage.read(workflow_id):
+            pending.append(record)
+            if len(pending) >= _CHUNK:
+                applying = True
+                _apply_records(state, workflow_id, pending)
+                applying = False
+                pending = []
+    except Exception:
+        if not applying:
+            _apply_records(state, workflow_id, pending)
+        raise
+    _apply_records(state, workflow_id, pending)
     return state
+
+
+_CHUNK = 4096  # records per GC pause
+
+
+def _apply_records(state: WorkflowState, workflow_id: str, records: list[Record]) -> None:
+    with gc_paused():
+        for record in records:
+            try:
+                event = decode_event(record.data)
+            except EventDecodeError as exc:
+                raise EventRecordError(workflow_id, record.seq, record.offset, exc) from exc
+            apply(state, event, record.seq)
 
 
 async def append_events(storage: Storage, workflow_id: str, events: list[Event],

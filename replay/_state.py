@@ -100,6 +100,7 @@ class WorkflowState:
     end_time: float | None = None
     run_ids: list[str] = field(default_factory=list)
     last_seq: int = -1
+    last_ts: float | None = None  # the ts of the event at last_seq ("now", as far as the log knows)
     # continuation bookkeeping: sub-DAG output task id -> the task waiting on it
     waiting_on: dict[str, str] = field(default_factory=dict)
 
@@ -115,6 +116,23 @@ class WorkflowState:
     def is_terminal(self) -> bool:
         """SUCCESSFUL or CANCELED: nothing may follow."""
         return self.status in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED)
+
+    def continuation_chain(self, task_id: str) -> list[str]:
+        """``task_id`` and the tasks it continued into, in order: the last one's output is its output.
+
+        A task that returned a sub-DAG hands its output over to that sub-DAG's
+        output task, which may itself continue; ``["rank", "take_top"]`` means
+        rank's value is take_top's.
+        """
+        chain = [task_id]
+        task = self.tasks.get(task_id)
+        while task is not None and task.continuation_output_task_id is not None:
+            nxt = task.continuation_output_task_id
+            if nxt in chain:  # a cycle the fold would never finish; do not loop forever
+                break
+            chain.append(nxt)
+            task = self.tasks.get(nxt)
+        return chain
 
     def completed_outputs(self) -> dict[str, PayloadRef]:
         """Task id -> output ref of every task whose completion is durable (resume points)."""
