@@ -1,6 +1,7 @@
 """The ray.workflow API against a real Ray runtime, on local storage and on S3 (moto)."""
 
 import json
+import time
 
 import pytest
 import ray
@@ -177,3 +178,21 @@ def test_continuation_outside_a_workflow_runs_the_dag(ray_runtime):
     assert workflow.continuation(tasks.add.bind(2, 3)) == 5
     with pytest.raises(TypeError):
         workflow.continuation(5)
+
+
+def test_long_task_start_is_logged_while_it_runs(backend, wid):
+    from engine._context import context
+    from engine._sync import run_sync
+    from replay import TaskStatus, load_state
+
+    ref = workflow.run_async(tasks.slow.bind("x", 2.0), workflow_id=wid)
+    deadline = time.monotonic() + 10
+    while True:
+        state = run_sync(load_state(context().storage, wid))
+        task = state.tasks.get("slow")
+        if task is not None and task.status is TaskStatus.RUNNING:
+            break
+        assert time.monotonic() < deadline, state.tasks
+        time.sleep(0.1)
+    assert task.started_at is not None and task.ended_at is None
+    assert ray.get(ref) == "x"
