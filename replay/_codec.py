@@ -60,21 +60,30 @@ def decode_event(data: bytes) -> AnyEvent:
         if tag is not None and tag not in EVENT_TAGS:
             raise UnknownEventError(tag) from None
         raise EventDecodeError(f"invalid {tag or 'event'} record: {exc}") from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        # (msgspec reports a string that is not UTF-8, or nesting deeper than the
+        # recursion limit, with these plain Python errors rather than DecodeError.)
         raise EventDecodeError(f"record is not valid msgpack: {exc}") from None
 
 
 def decode_raw(data: bytes) -> object:
-    """The record as plain msgpack data (dicts, lists, ...), for tools that show any event."""
+    """The record as plain msgpack data (dicts, lists, ...), for tools that show any event.
+
+    Raises:
+        EventDecodeError: not a record of this format version, or not valid msgpack.
+    """
     if not data or data[0] != FORMAT_VERSION:
         raise EventDecodeError("not an event record of a supported format version")
-    return _raw_decoder.decode(memoryview(data)[1:])
+    try:
+        return _raw_decoder.decode(memoryview(data)[1:])
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise EventDecodeError(f"record is not valid msgpack: {exc}") from None
 
 
 def _tag_of(data: bytes) -> str | None:
     try:
         raw = _raw_decoder.decode(memoryview(data)[1:])
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
     tag = raw.get("type") if isinstance(raw, dict) else None
     return tag if isinstance(tag, str) else None

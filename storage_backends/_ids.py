@@ -20,7 +20,8 @@ _LOG_ID_PATTERN = re.compile(r"_?[A-Za-z0-9][A-Za-z0-9._-]*")
 SYSTEM_PREFIX = "_"
 
 
-def _check(kind: str, value: object, max_length: int, pattern: re.Pattern = _ID_PATTERN) -> str:
+def _check(kind: str, value: object, max_length: int, pattern: re.Pattern = _ID_PATTERN,
+           start: str = "starting with a letter or digit") -> str:
     if not isinstance(value, str):
         raise InvalidIdError(f"{kind} must be a str, got {type(value).__name__}: {value!r}")
     if not value:
@@ -32,7 +33,7 @@ def _check(kind: str, value: object, max_length: int, pattern: re.Pattern = _ID_
     if not pattern.fullmatch(value):
         raise InvalidIdError(
             f"{kind} {value!r} is not allowed: use letters, digits, '.', '_' and '-' only, "
-            "starting with a letter or digit (no '/', '\\', spaces or '..')"
+            f"{start}; no '/', '\\', spaces or '..'"
         )
     if ".." in value:
         raise InvalidIdError(f"{kind} {value!r} must not contain '..'")
@@ -41,12 +42,30 @@ def _check(kind: str, value: object, max_length: int, pattern: re.Pattern = _ID_
 
 def validate_log_id(log_id: object) -> str:
     """Return ``log_id`` if it is a safe, portable log id, else raise InvalidIdError."""
-    return _check("workflow id", log_id, MAX_LOG_ID_LENGTH, _LOG_ID_PATTERN)
+    return _check("workflow id", log_id, MAX_LOG_ID_LENGTH, _LOG_ID_PATTERN,
+                  "starting with a letter or digit (system logs: one '_', then a letter or digit)")
 
 
 def is_system_id(log_id: str) -> bool:
-    """Ids starting with "_" are reserved for system logs (e.g. an index); list_logs skips them."""
-    return log_id.startswith(SYSTEM_PREFIX)
+    """Whether ``log_id`` names a system log: ids starting with "_" (e.g. "_status_index").
+
+    They are reserved for the engine's own logs (an index, say): valid for every
+    other operation, but never returned by ``Storage.list_logs``.
+    """
+    return isinstance(log_id, str) and log_id.startswith(SYSTEM_PREFIX)
+
+
+def is_listable_log_id(name: str) -> bool:
+    """Whether a name found in storage is a user log's id: a valid id, not a system one.
+
+    Backends call this on what they find (directory names, key prefixes) so that
+    ``list_logs`` skips system logs, tombstones and anything foreign alike.
+    """
+    try:
+        validate_log_id(name)
+    except InvalidIdError:
+        return False
+    return not is_system_id(name)
 
 
 def validate_blob_name(name: object) -> str:

@@ -1,23 +1,51 @@
 """Local-disk backend: one framed, fsynced append-only file per log.
 
-Layout under the root directory (0700; files 0600):
+Layout under the root directory (directories 0700, files 0600):
 
     <root>/<log_id>/events.log        batches framed by :mod:`._framing`
     <root>/<log_id>/blobs/<name>      one file per blob, written atomically
 
 One writer per log is enforced with ``flock`` on the log file: under the lock
 an append re-checks the log's real tail, so a stale writer (another asyncio
-task or another process) gets AppendConflictError and writes nothing. The
-locked section runs as one call in aiofiles' thread pool, so an append costs
-one thread hop plus the fsync.
+task, another thread or another process) gets AppendConflictError and writes
+nothing. A torn tail left by a crashed writer is cut off under the same lock
+before the new batch is written, and the append returns only after ``fsync``
+(and, for a new log, an fsync of its directory).
+
+Where the time goes. An append is one ``pwrite`` + ``fsync`` plus a few cheap
+syscalls (flock, fstat, stat, one 24-byte pread, unlock); what costs is the hop
+to a thread and back. So the whole locked section runs as *one* call on a few
+I/O threads owned by this storage, handed work through a plain queue and
+answering through ``call_soon_threadsafe`` (about half the cost of
+``run_in_executor``), and the log files of the last 64 logs appended to stay
+open between appends (a thread lock per log serializes this storage's own
+threads on its fd, since ``flock`` does not exclude threads sharing one).
+Before writing, an append checks that its fd is still the file at the log's
+path, so a log deleted or replaced meanwhile (``delete`` renames it away
+under the lock) is never written to. Each log's tail (offset, next seq, last
+frame header) is cached, so an append reads only what other writers added
+since, after checking that the cached last frame is still there byte for byte.
+Reading a log is one hop to read the file, then :func:`._framing.scan`. Blobs
+are read and written with aiofiles.
+
+Damage that was already in a log when this storage first looked at it is
+found by that first scan, and no append goes past it; damage appearing later
+*before* the cached tail (bit rot in bytes already checked) is found by the
+next read, not by appends.
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import fcntl
 import os
+import queue
 import shutil
+import threading
 import uuid
+import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from urllib.parse import unquote, urlsplit
 
@@ -26,25 +54,210 @@ import aiofiles.os
 
 from ._base import Storage
 from ._errors import AppendConflictError, BlobNotFoundError, LogCorruptedError, StorageError
-from ._framing import Record, encode_batch, scan
-from ._ids import validate_blob_name, validate_log_id
+from ._framing import HEADER_SIZE, Record, encode_batch, scan
+from ._ids import is_listable_log_id, validate_blob_name, validate_log_id
 
 LOG_FILE = "events.log"
 BLOB_DIR = "blobs"
 _DIR_MODE = 0o700
 _FILE_MODE = 0o600
+_IO_THREADS = 8  # concurrent appends to *different* logs each need their own fsync
+_MAX_OPEN_LOGS = 64  # log files kept open between appends, per storage
+_NO_RECORDS = 1 << 62  # keep_from_seq that keeps nothing: a tail-only scan
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def _private_opener(path: str, flags: int) -> int:
-    return os.open(path, flags, _FILE_MODE)
+    return os.open(path, flags | _O_CLOEXEC, _FILE_MODE)
 
 
 def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | _O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _read_file(path: str) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        chunks = []
+        while True:  # to EOF, even if the file grew since fstat
+            chunk = os.read(fd, max(size, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size = 1 << 20
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)  # b"" if empty
+    finally:
+        os.close(fd)
+
+
+async def _write_durably(path: str, data: bytes) -> None:
+    async with aiofiles.open(path, "wb", opener=_private_opener) as f:
+        await f.write(data)
+        await f.flush()
+        await aiofiles.os.wrap(os.fsync)(f.fileno())
+
+
+class _IoThreads:
+    """A few daemon threads running blocking calls for one storage; started on demand.
+
+    ``run(fn, *args)`` returns an asyncio future of ``fn(*args)``. Cheaper than
+    ``loop.run_in_executor`` (no concurrent.futures.Future in between), which
+    matters when the call is a 100 us fsync.
+    """
+
+    def __init__(self, max_threads: int = _IO_THREADS):
+        self._max = max_threads
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = 0
+        self._idle = 0
+        self._pid = os.getpid()
+
+    def run(self, fn, *args) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if self._pid != os.getpid():  # forked: the threads stayed in the parent
+            self._reset()
+        self._queue.put((loop, future, fn, args))
+        if self._idle == 0 and self._threads < self._max:
+            with self._lock:
+                if self._threads < self._max:
+                    self._threads += 1
+                    threading.Thread(target=self._work, args=(self._queue,), daemon=True,
+                                     name="ray-durable-local-io").start()
+        return future
+
+    def _work(self, work: queue.SimpleQueue) -> None:
+        lock = self._lock
+        while True:
+            with lock:
+                self._idle += 1
+            item = work.get()
+            with lock:
+                self._idle -= 1
+            if item is None:
+                return
+            loop, future, fn, args = item
+            try:
+                result, error = fn(*args), None
+            except BaseException as exc:  # handed to the awaiting task
+                result, error = None, exc
+            try:
+                loop.call_soon_threadsafe(_resolve, future, result, error)
+            except RuntimeError:  # the loop was closed meanwhile: nobody is waiting
+                pass
+            del item, loop, future, fn, args, result, error
+
+    def shutdown(self) -> None:
+        with self._lock:
+            work, threads = self._queue, self._threads
+            self._reset()
+        for _ in range(threads):
+            work.put(None)
+
+
+def _release(io: _IoThreads, handles: _LogHandles) -> None:
+    """Finalizer of a storage that was never closed."""
+    handles.close_all()
+    io.shutdown()
+
+
+def _resolve(future: asyncio.Future, result, error: BaseException | None) -> None:
+    if future.done():  # the awaiting task was cancelled; the call still ran
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+class _LogHandle:
+    """A log file kept open for appends, and the lock that gives it to one thread at a time.
+
+    (``flock`` excludes other open file descriptions, i.e. other processes and other
+    storages, but not two threads sharing one fd: hence the thread lock.)
+    """
+
+    __slots__ = ("lock", "fd", "closed")
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.fd = -1
+        self.closed = False  # evicted or deleted: whoever holds it must fetch a new one
+
+    def close(self) -> None:  # with self.lock held
+        self.closed = True
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)  # also drops this fd's flock, if any (it is not held between appends)
+
+
+class _LogHandles:
+    """At most ``limit`` open log files, least recently appended to closed first."""
+
+    def __init__(self, limit: int = _MAX_OPEN_LOGS):
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._handles: OrderedDict[str, _LogHandle] = OrderedDict()
+        self._pid = os.getpid()
+
+    def get(self, log_id: str) -> _LogHandle:
+        with self._lock:
+            if self._pid != os.getpid():  # forked: start afresh (closing our copies of the
+                for inherited in self._handles.values():  # fds leaves the parent's flocks alone)
+                    inherited.closed = True
+                    if inherited.fd >= 0:
+                        os.close(inherited.fd)
+                        inherited.fd = -1
+                self._handles = OrderedDict()
+                self._pid = os.getpid()
+            handle = self._handles.get(log_id)
+            if handle is None:
+                handle = self._handles[log_id] = _LogHandle()
+                if len(self._handles) > self.limit:
+                    self._evict_one(handle)
+            else:
+                self._handles.move_to_end(log_id)
+            return handle
+
+    def _evict_one(self, keep: _LogHandle) -> None:
+        for log_id, handle in self._handles.items():  # oldest first
+            if handle is not keep and handle.lock.acquire(blocking=False):
+                try:
+                    handle.close()
+                finally:
+                    handle.lock.release()
+                del self._handles[log_id]
+                return  # (all busy: over the limit until the next append)
+
+    def discard(self, log_id: str) -> None:
+        with self._lock:
+            handle = self._handles.pop(log_id, None)
+        if handle is not None:
+            with handle.lock:
+                handle.close()
+
+    def close_all(self) -> None:
+        with self._lock:
+            handles, self._handles = list(self._handles.values()), OrderedDict()
+            forked = self._pid != os.getpid()
+        for handle in handles:
+            if forked:
+                handle.closed = True
+                continue
+            with handle.lock:
+                handle.close()
 
 
 class LocalStorage(Storage):
@@ -55,10 +268,23 @@ class LocalStorage(Storage):
     def __init__(self, root: str):
         self.root = os.path.abspath(os.path.expanduser(root))
         self.url = "file://" + self.root
-        # log_id -> (inode, valid end offset, next seq) as last seen under the lock,
-        # so an append scans only what other writers added since.
-        self._tails: dict[str, tuple[int, int, int]] = {}
-        self._root_ready = False
+        self._reset_runtime_state()
+
+    def _reset_runtime_state(self) -> None:
+        # log_id -> (st_dev, st_ino, valid end, next seq, offset of the last frame, its header)
+        # as last seen: an append scans only what other writers added since.
+        self._tails: dict[str, tuple[int, int, int, int, int, bytes]] = {}
+        self._io = _IoThreads()
+        self._handles = _LogHandles()
+        weakref.finalize(self, _release, self._io, self._handles)
+
+    def __getstate__(self) -> dict:
+        # Picklable (for Ray tasks and child processes): the root travels, threads and caches do not.
+        return {"root": self.root, "url": self.url}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._reset_runtime_state()
 
     @classmethod
     def from_url(cls, url: str, **options) -> LocalStorage:
@@ -73,24 +299,40 @@ class LocalStorage(Storage):
             raise StorageError(f"storage URL {url!r} names no directory")
         return cls(path)
 
+    async def close(self) -> None:
+        await self._io.run(self._handles.close_all)  # after any append in flight
+        self._io.shutdown()
+
     # --- paths ----------------------------------------------------------------
 
     def _log_dir(self, log_id: str) -> str:
         return os.path.join(self.root, validate_log_id(log_id))
 
     def _log_path(self, log_id: str) -> str:
-        return os.path.join(self._log_dir(log_id), LOG_FILE)
+        return os.path.join(self.root, validate_log_id(log_id), LOG_FILE)
 
     def _blob_path(self, log_id: str, name: str) -> str:
         return os.path.join(self._log_dir(log_id), BLOB_DIR, validate_blob_name(name))
 
-    def _ensure_dir(self, path: str) -> None:
-        if not self._root_ready:
-            os.makedirs(self.root, mode=_DIR_MODE, exist_ok=True)
-            self._root_ready = True
-        if not os.path.isdir(path):
+    def _make_dir(self, path: str) -> None:
+        """Create ``path`` (0700) and any missing parents up to the root, durably."""
+        parent = os.path.dirname(path)
+        if path != self.root and not os.path.isdir(parent):
+            self._make_dir(parent)
+        try:
+            os.mkdir(path, _DIR_MODE)
+        except FileExistsError:
+            return
+        except FileNotFoundError:  # above the root
             os.makedirs(path, mode=_DIR_MODE, exist_ok=True)
-            _fsync_dir(os.path.dirname(path))
+        _fsync_dir(parent)
+
+    def _open_log_for_append(self, path: str) -> int:
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | _O_CLOEXEC, _FILE_MODE)
+        except FileNotFoundError:  # no log directory yet (or it was just deleted)
+            self._make_dir(os.path.dirname(path))
+            return os.open(path, os.O_RDWR | os.O_CREAT | _O_CLOEXEC, _FILE_MODE)
 
     # --- logs -----------------------------------------------------------------
 
@@ -99,71 +341,130 @@ class LocalStorage(Storage):
         if not records:
             raise ValueError("append needs at least one record")
         frame = encode_batch(expected_next_seq, records)
-        return await aiofiles.os.wrap(self._append_locked)(
-            log_id, path, frame, expected_next_seq, len(records)
-        )
+        return await self._io.run(self._append_locked, log_id, path, frame, expected_next_seq, len(records))
 
     def _append_locked(self, log_id: str, path: str, frame: bytes, expected: int, count: int) -> int:
-        self._ensure_dir(os.path.dirname(path))
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            stat = os.fstat(fd)
-            valid_end, next_seq = self._tail_under_lock(log_id, fd, stat)
-            if next_seq != expected:
-                raise AppendConflictError(log_id, expected, next_seq)
-            if stat.st_size > valid_end:  # a torn tail from a crashed writer: drop it
-                os.ftruncate(fd, valid_end)
-            written = os.pwrite(fd, frame, valid_end)
-            if written != len(frame):
-                os.ftruncate(fd, valid_end)
-                raise StorageError(f"short write to log {log_id!r} ({written} of {len(frame)} bytes)")
-            os.fsync(fd)
-            if stat.st_size == 0:
-                _fsync_dir(os.path.dirname(path))
-            self._tails[log_id] = (stat.st_ino, valid_end + len(frame), expected + count)
-            return expected + count
-        finally:
-            os.close(fd)  # also releases the flock
+        while True:
+            handle = self._handles.get(log_id)
+            with handle.lock:
+                if not handle.closed:  # (else it was evicted meanwhile: take a new one)
+                    return self._append_with(handle, log_id, path, frame, expected, count)
 
-    def _tail_under_lock(self, log_id: str, fd: int, stat: os.stat_result) -> tuple[int, int]:
+    def _append_with(self, handle: _LogHandle, log_id: str, path: str, frame: bytes, expected: int,
+                     count: int) -> int:
+        if handle.fd < 0:
+            handle.fd = self._open_log_for_append(path)
+        fd = handle.fd
+        done = False
+        try:
+            while True:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                stat = os.fstat(fd)
+                # The open fd may be a file that is no longer the log: delete() renames it away
+                # (under this lock), maybe while the fd sat in the cache or between open and flock.
+                try:
+                    current = os.stat(path)
+                    if current.st_ino == stat.st_ino and current.st_dev == stat.st_dev:
+                        break
+                except FileNotFoundError:
+                    pass
+                handle.fd = -1
+                os.close(fd)  # (releases the flock)
+                fd = handle.fd = self._open_log_for_append(path)
+            try:
+                valid_end, next_seq = self._tail(log_id, path, fd, stat)
+                if next_seq != expected:
+                    raise AppendConflictError(log_id, expected, next_seq)
+                if stat.st_size > valid_end:  # a torn tail from a crashed writer: drop it
+                    os.ftruncate(fd, valid_end)
+                self._write_all(fd, frame, valid_end)
+                os.fsync(fd)
+                if valid_end == 0:  # a new log file: make its directory entry durable too
+                    _fsync_dir(os.path.dirname(path))
+                self._tails[log_id] = (stat.st_dev, stat.st_ino, valid_end + len(frame), expected + count,
+                                       valid_end, frame[:HEADER_SIZE])
+                done = True
+                return expected + count
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            if not done and handle.fd >= 0:  # after any error, start the next append from a fresh open
+                handle.fd = -1
+                os.close(fd)
+
+    @staticmethod
+    def _write_all(fd: int, frame: bytes, offset: int) -> None:
+        view = memoryview(frame)
+        done = 0
+        try:
+            while done < len(frame):
+                written = os.pwrite(fd, view[done:], offset + done)
+                if written <= 0:
+                    raise OSError(errno.EIO, "pwrite wrote nothing")
+                done += written
+        except BaseException:
+            try:  # never leave part of a frame behind (a reader would treat it as torn anyway)
+                os.ftruncate(fd, offset)
+            except OSError:
+                pass
+            raise
+
+    def _tail(self, log_id: str, path: str, fd: int, stat: os.stat_result) -> tuple[int, int]:
+        """(valid end offset, next seq) of the open log ``fd``; raises LogCorruptedError on damage."""
+        start, seq, last, header = 0, 0, -1, b""
         cached = self._tails.get(log_id)
-        start, seq = 0, 0
-        if cached and cached[0] == stat.st_ino and cached[1] <= stat.st_size:
-            start, seq = cached[1], cached[2]
+        if (cached is not None and cached[0] == stat.st_dev and cached[1] == stat.st_ino
+                and cached[2] <= stat.st_size
+                and (cached[4] < 0 or os.pread(fd, HEADER_SIZE, cached[4]) == cached[5])):
+            _dev, _ino, start, seq, last, header = cached
         if stat.st_size > start:
-            result = scan(os.pread(fd, stat.st_size - start, start), base_offset=start, expected_seq=seq,
-                          keep_from_seq=1 << 62)
+            buf = os.pread(fd, stat.st_size - start, start)
+            result = scan(buf, base_offset=start, expected_seq=seq, keep_from_seq=_NO_RECORDS)
             if result.error is not None:
-                raise LogCorruptedError(log_id, result.error.offset, result.error.reason,
-                                        self._log_path(log_id))
-            return result.valid_end, result.next_seq
+                self._tails.pop(log_id, None)
+                raise LogCorruptedError(log_id, result.error.offset, result.error.reason, path)
+            if result.last_frame >= 0:
+                at = result.last_frame - start
+                last, header = result.last_frame, buf[at:at + HEADER_SIZE]
+            start, seq = result.valid_end, result.next_seq
+            self._tails[log_id] = (stat.st_dev, stat.st_ino, start, seq, last, header)
         return start, seq
 
     async def read(self, log_id: str, from_seq: int = 0) -> AsyncIterator[Record]:
         path = self._log_path(log_id)
-        try:
-            async with aiofiles.open(path, "rb") as f:
-                data = await f.read()
-        except FileNotFoundError:
+        data = await self._io.run(_read_file, path)
+        if not data:
             return
         result = scan(data, keep_from_seq=from_seq)
+        del data
         for record in result.records:
             yield record
         if result.error is not None:
             raise LogCorruptedError(log_id, result.error.offset, result.error.reason, path)
 
-    async def next_seq(self, log_id: str) -> int:
+    async def read_all(self, log_id: str, from_seq: int = 0) -> list[Record]:
         path = self._log_path(log_id)
-        try:
-            async with aiofiles.open(path, "rb") as f:
-                data = await f.read()
-        except FileNotFoundError:
-            return 0
-        result = scan(data, keep_from_seq=1 << 62)
+        data = await self._io.run(_read_file, path)
+        if not data:
+            return []
+        result = scan(data, keep_from_seq=from_seq)
         if result.error is not None:
             raise LogCorruptedError(log_id, result.error.offset, result.error.reason, path)
-        return result.next_seq
+        return result.records
+
+    async def next_seq(self, log_id: str) -> int:
+        path = self._log_path(log_id)
+        return await self._io.run(self._next_seq_sync, log_id, path)
+
+    def _next_seq_sync(self, log_id: str, path: str) -> int:
+        try:
+            fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
+        except FileNotFoundError:
+            return 0
+        try:  # no lock: a batch being written right now is not part of the log yet
+            return self._tail(log_id, path, fd, os.fstat(fd))[1]
+        finally:
+            os.close(fd)
 
     async def list_logs(self) -> list[str]:
         return await aiofiles.os.wrap(self._list_logs_sync)()
@@ -175,7 +476,8 @@ class LocalStorage(Storage):
             return []
         ids = []
         for entry in entries:
-            if entry.name[:1].isalnum() and entry.is_dir():
+            # Not listed: system logs ("_..."), tombstones (".deleted-..."), anything foreign.
+            if is_listable_log_id(entry.name) and entry.is_dir():
                 try:
                     if os.stat(os.path.join(entry.path, LOG_FILE)).st_size > 0:
                         ids.append(entry.name)
@@ -188,13 +490,25 @@ class LocalStorage(Storage):
 
     def _delete_sync(self, log_id: str) -> bool:
         log_dir = self._log_dir(log_id)
-        # Rename first so the log vanishes atomically even if the removal is cut short.
+        self._handles.discard(log_id)
+        # Rename first so the log vanishes atomically even if the removal is cut short,
+        # holding the log's lock so an append in flight finishes before (never into the tomb).
         tomb = os.path.join(self.root, f".deleted-{log_id}-{uuid.uuid4().hex}")
         try:
-            os.rename(log_dir, tomb)
+            fd = os.open(os.path.join(log_dir, LOG_FILE), os.O_RDONLY | _O_CLOEXEC)
         except FileNotFoundError:
-            return False
-        self._tails.pop(log_id, None)
+            fd = -1
+        try:
+            if fd >= 0:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                os.rename(log_dir, tomb)
+            except FileNotFoundError:
+                return False
+            self._tails.pop(log_id, None)
+        finally:
+            if fd >= 0:
+                os.close(fd)
         shutil.rmtree(tomb, ignore_errors=True)
         return True
 
@@ -203,13 +517,20 @@ class LocalStorage(Storage):
     async def put_blob(self, log_id: str, name: str, data: bytes) -> None:
         path = self._blob_path(log_id, name)
         directory = os.path.dirname(path)
-        await aiofiles.os.wrap(self._ensure_dir)(directory)
         tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
-        async with aiofiles.open(tmp, "wb", opener=_private_opener) as f:
-            await f.write(data)
-            await f.flush()
-            await aiofiles.os.wrap(os.fsync)(f.fileno())
-        await aiofiles.os.replace(tmp, path)
+        try:
+            try:
+                await _write_durably(tmp, data)
+            except FileNotFoundError:  # no blob directory yet
+                await aiofiles.os.wrap(self._make_dir)(directory)
+                await _write_durably(tmp, data)
+            await aiofiles.os.replace(tmp, path)
+        except BaseException:
+            try:
+                await aiofiles.os.remove(tmp)
+            except OSError:
+                pass
+            raise
         await aiofiles.os.wrap(_fsync_dir)(directory)
 
     async def get_blob(self, log_id: str, name: str) -> bytes:
@@ -229,5 +550,3 @@ class LocalStorage(Storage):
             return True
         except FileNotFoundError:
             return False
-
-

@@ -11,18 +11,26 @@ N, so exactly one writer can own each key. Because a batch covers several
 seqs, a stale writer could name a seq *inside* an existing batch and slip a
 second object in; so a put only ever targets the end of the chain (see
 :mod:`._s3_chain`), checked against a per-log cache of the chain's tail and
-re-listed whenever the caller's seq is not the cached tail. A boundary stays a
-boundary (objects are only removed with the whole log), so the cache can be
-stale but never wrong about one.
+re-listed whenever the caller's seq is not the cached tail (from the log's
+last batch as last seen, so one request however long the log, see
+``_find_tail``). A boundary stays a boundary (objects are only removed with
+the whole log), so the cache can be stale but never wrong about one.
 
 Throttling and 5xx answers are retried by botocore (standard mode, backoff
 with jitter). A retried conditional put whose first attempt did land comes
 back 412; each put carries a random write id in its metadata, so that case is
 recognised as our own write rather than reported as a conflict.
 
-A read lists the log's keys (one request per 1000 batches), skips the objects
-wholly before ``from_seq``, fetches the rest a few at a time and yields them
-strictly in chain order, checking every frame and every link of the chain.
+Logs and blobs live under separate top-level prefixes, ``<prefix>/logs/<log_id>/``
+and ``<prefix>/blobs/<log_id>/`` (see :mod:`._s3_chain`), so ``list_logs`` is
+one delimited listing of ``<prefix>/logs/`` (a request per 1000 logs) and
+never a request per log.
+
+A read lists the log's keys (one request per 1000 batches; from ``from_seq``
+on, it lists from a little before ``from_seq`` only, see :meth:`S3Storage.read`),
+skips the objects wholly before ``from_seq``, fetches the rest a few at a time
+and yields them strictly in chain order, checking every frame and every link
+of the chain from the batch holding ``from_seq`` on.
 
 Helpers: :mod:`._s3_chain` (key layout, chain and frame checks),
 :mod:`._s3_client` (a client per event loop), :mod:`._s3_errors` (messages
@@ -33,7 +41,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -44,8 +51,16 @@ from botocore.exceptions import ClientError
 from ._base import Storage
 from ._errors import AppendConflictError, BlobNotFoundError, StorageError
 from ._framing import Record, encode_batch
-from ._ids import is_system_id, validate_blob_name, validate_log_id
-from ._s3_chain import BLOB_DIR, LOG_DIR, BatchListing, decode_batch, gap_error, seq_name, stray_error
+from ._ids import is_listable_log_id, validate_blob_name, validate_log_id
+from ._s3_chain import (
+    BLOBS_ROOT,
+    LOGS_ROOT,
+    BatchListing,
+    decode_batch,
+    gap_error,
+    seq_name,
+    stray_error,
+)
 from ._s3_client import LoopBoundClient
 from ._s3_errors import S3Errors, error_code, retry_attempts, strip_userinfo
 
@@ -55,7 +70,7 @@ OPTIONS = frozenset({
     "profile_name",          # a named profile of ~/.aws/config
     "addressing_style",      # "path" or "virtual" (botocore picks by default)
     "max_pool_connections",  # HTTP connections per client (default 32)
-    "read_concurrency",      # objects fetched at once by read() and list_logs() (default 16)
+    "read_concurrency",      # objects fetched at once by read() (default 16)
     "max_attempts",          # tries per request including the first (default 6, or $AWS_MAX_ATTEMPTS)
     "retry_mode",            # botocore retry mode: "standard" (default) or "adaptive"
     "connect_timeout",       # seconds (default 10)
@@ -64,6 +79,10 @@ OPTIONS = frozenset({
 })
 _DEFAULT_READ_CONCURRENCY = 16
 _LIST_PAGE_SIZE = 1000  # S3's maximum, and DeleteObjects' limit per call
+# read(from_seq) lists batch keys from this many seqs before from_seq (at most this
+# many extra keys, well inside one page), falling back to the whole log when the
+# batch holding from_seq starts further back than that.
+_READ_LOOKBACK = 500
 _WRITE_ID = "write-id"  # object metadata naming the append call that wrote a batch
 _CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -102,8 +121,9 @@ class S3Storage(Storage):
         self._errors = S3Errors(self.bucket, self.url, self._options.get("endpoint_url"),
                                 [self._options.get(k) for k in _CREDENTIAL_OPTIONS])
         self._client = LoopBoundClient(self.bucket, self._options, self._errors)
-        # log_id -> a seq known to end a batch of the log (its chain tail when last seen).
-        self._tails: dict[str, int] = {}
+        # log_id -> (first seq of the log's last batch or None, the seq that batch ends at),
+        # as last seen: the end is a boundary of the chain, the start a hint for _find_tail.
+        self._tails: dict[str, tuple[int | None, int]] = {}
 
     def __getstate__(self) -> dict:
         # Picklable for child processes / Ray tasks: the configuration travels,
@@ -149,14 +169,19 @@ class S3Storage(Storage):
 
     # --- keys -----------------------------------------------------------------
 
-    def _log_dir(self, log_id: str) -> str:
-        return f"{self._base}{validate_log_id(log_id)}/"
+    def _log_prefix(self, log_id: str) -> str:
+        """``<prefix>/logs/<log_id>/``: the log's batch objects, and nothing else."""
+        return f"{self._base}{LOGS_ROOT}{validate_log_id(log_id)}/"
+
+    def _blob_prefix(self, log_id: str) -> str:
+        """``<prefix>/blobs/<log_id>/``: the log's blobs."""
+        return f"{self._base}{BLOBS_ROOT}{validate_log_id(log_id)}/"
 
     def _batch_key(self, log_id: str, seq: int) -> str:
-        return f"{self._log_dir(log_id)}{LOG_DIR}{seq_name(seq)}"
+        return f"{self._log_prefix(log_id)}{seq_name(seq)}"
 
     def _blob_key(self, log_id: str, name: str) -> str:
-        return f"{self._log_dir(log_id)}{BLOB_DIR}{validate_blob_name(name)}"
+        return f"{self._blob_prefix(log_id)}{validate_blob_name(name)}"
 
     # --- logs -----------------------------------------------------------------
 
@@ -168,7 +193,7 @@ class S3Storage(Storage):
             raise ValueError(f"expected_next_seq must be a non-negative int, got {expected_next_seq!r}")
         s3 = await self._s3()
         expected = expected_next_seq
-        if expected != 0 and self._tails.get(log_id) != expected:
+        if expected != 0 and self._tails.get(log_id, (None, 0))[1] != expected:
             # Not a boundary we know of: writing there could fork the log, so look first.
             tail = await self._find_tail(s3, log_id)
             if tail != expected:
@@ -195,7 +220,7 @@ class S3Storage(Storage):
                 actual = await self._tail_after_conflict(s3, log_id, expected)
                 raise AppendConflictError(log_id, expected, actual)
         end = expected + len(records)
-        self._tails[log_id] = end
+        self._tails[log_id] = (expected, end)
         return end
 
     async def _is_own_write(self, s3, log_id: str, key: str, write_id: str, frame: bytes) -> bool:
@@ -215,8 +240,8 @@ class S3Storage(Storage):
             return None  # a message detail is not worth a second error
 
     async def _list_batches(self, s3, log_id: str, from_seq: int = 0) -> BatchListing:
-        """Every key under the log's ``log/`` prefix (from ``from_seq`` on), in order."""
-        prefix = self._log_dir(log_id) + LOG_DIR
+        """Every key under the log's prefix (from batch key ``from_seq`` on), in order."""
+        prefix = self._log_prefix(log_id)
         listing = BatchListing()
         kwargs = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": _LIST_PAGE_SIZE}
         if from_seq > 0:
@@ -249,23 +274,37 @@ class S3Storage(Storage):
 
         Trusts the listing for everything but the last batch (which it fetches
         and checks); :meth:`read` is what verifies a whole chain.
+
+        Only the last key matters, and any non-empty suffix of the listing ends
+        with the same key as the whole of it; so when the log's last batch has
+        been seen, the listing starts there (one request however long the log),
+        and lists the whole log only if nothing is left from there on (the log
+        was deleted, perhaps started again). A stale hint costs a request, never
+        a wrong answer. (Stray keys sorting before the hint are left for a read
+        from 0 to report.)
         """
-        listing = await self._list_batches(s3, log_id, from_seq)
+        listing = None
+        hint = self._tails.get(log_id, (None, 0))[0] if from_seq == 0 else None
+        if hint:
+            listing = await self._list_batches(s3, log_id, hint)
+        if listing is None or not listing.keys:
+            listing = await self._list_batches(s3, log_id, from_seq)
         if listing.strays and from_seq == 0:
             raise stray_error(log_id, listing.strays)
         if not listing.keys:
             return 0 if from_seq == 0 else None
         seq, key = listing.seqs[-1], listing.keys[-1]
         _records, tail = decode_batch(log_id, key, await self._get(s3, "read", log_id, key), seq, 1 << 62)
-        self._tails[log_id] = tail
+        self._tails[log_id] = (seq, tail)
         return tail
 
     async def read(self, log_id: str, from_seq: int = 0) -> AsyncIterator[Record]:
         validate_log_id(log_id)
         s3 = await self._s3()
-        listing = await self._list_batches(s3, log_id)
+        listing, partial = await self._list_for_read(s3, log_id, from_seq)
         start = listing.first_needed(from_seq)
-        expected = listing.seqs[start] if start > 0 else 0
+        # A whole listing must start at key 0; a partial one starts at the batch holding from_seq.
+        expected = listing.seqs[start] if start > 0 or partial else 0
         # Fetch ahead with bounded concurrency, yield strictly in chain order.
         window: collections.deque[asyncio.Task] = collections.deque()
         upcoming = iter(range(start, len(listing.keys)))
@@ -288,7 +327,28 @@ class S3Storage(Storage):
                 await asyncio.gather(*window, return_exceptions=True)
         if listing.strays:
             raise stray_error(log_id, listing.strays)
-        self._tails[log_id] = expected
+        self._tails[log_id] = (listing.seqs[-1] if listing.seqs else None, expected)
+
+    async def _list_for_read(self, s3, log_id: str, from_seq: int) -> tuple[BatchListing, bool]:
+        """The batch keys a read from ``from_seq`` needs, and whether the listing is partial.
+
+        A read checks the chain from the batch holding ``from_seq`` on (the
+        batches before it are skipped unread either way), so the listing need
+        only reach back to that batch. It starts at most ``_READ_LOOKBACK`` seqs
+        before ``from_seq``; if a key at or below ``from_seq`` is in it, the
+        last such key is the very batch a whole listing would pick (every key
+        of the whole listing at or after it is in the partial one too), so the
+        read is the same. If none is (the holding batch starts further back,
+        or the log is shorter), the whole log is listed instead. One request
+        for a read near the tail of a long log, instead of one per 1000 batches.
+        Stray keys sorting before the listing's start go unseen, like any
+        damage before the batch holding ``from_seq``; a read from 0 sees all.
+        """
+        if from_seq > _READ_LOOKBACK:
+            listing = await self._list_batches(s3, log_id, from_seq - _READ_LOOKBACK)
+            if listing.seqs and listing.seqs[0] <= from_seq:
+                return listing, True
+        return await self._list_batches(s3, log_id), False
 
     def _fetch_next(self, s3, log_id, listing: BatchListing, upcoming, window: collections.deque) -> None:
         i = next(upcoming, None)
@@ -314,39 +374,43 @@ class S3Storage(Storage):
             except ClientError as err:
                 if error_code(err) not in _NOT_FOUND_CODES:
                     raise
-            prefix = self._log_dir(log_id) + LOG_DIR
+            prefix = self._log_prefix(log_id)
             page = await s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
             return bool(page.get("Contents"))
 
     async def list_logs(self) -> list[str]:
+        # One delimited listing of <prefix>/logs/: a log id is a common prefix there
+        # exactly when the log has at least one batch object (blobs live elsewhere).
         s3 = await self._s3()
-        candidates = []
-        kwargs = {"Bucket": self.bucket, "Prefix": self._base, "Delimiter": "/", "MaxKeys": _LIST_PAGE_SIZE}
-        with self._errors.translate("list_logs"):
+        root = self._base + LOGS_ROOT
+        ids = []
+        kwargs = {"Bucket": self.bucket, "Prefix": root, "Delimiter": "/", "MaxKeys": _LIST_PAGE_SIZE}
+        with self._errors.translate("list_logs", key=root):
             while True:
                 page = await s3.list_objects_v2(**kwargs)
                 for common in page.get("CommonPrefixes", ()):
-                    name = common["Prefix"][len(self._base):-1]
-                    with contextlib.suppress(StorageError):  # not one of ours (bad id): skip
-                        if not is_system_id(validate_log_id(name)):
-                            candidates.append(name)
+                    name = common["Prefix"][len(root):-1]
+                    if is_listable_log_id(name):
+                        ids.append(name)
                 if not page.get("IsTruncated"):
                     break
                 kwargs["ContinuationToken"] = page["NextContinuationToken"]
-        # A directory may hold only blobs; it is a log only if it holds a batch.
-        limit = asyncio.Semaphore(self._read_concurrency)
-
-        async def check(log_id: str) -> bool:
-            async with limit:
-                return await self._has_batches(s3, log_id)
-
-        found = await asyncio.gather(*(check(log_id) for log_id in candidates))
-        return sorted(log_id for log_id, has in zip(candidates, found) if has)
+        return sorted(ids)
 
     async def delete(self, log_id: str) -> bool:
-        prefix = self._log_dir(log_id)
+        # The batches first, so an interrupted delete leaves no half log, at
+        # worst orphaned blobs, which the next delete of the id removes.
+        prefixes = (self._log_prefix(log_id), self._blob_prefix(log_id))
         s3 = await self._s3()
         self._tails.pop(log_id, None)
+        found = False
+        for prefix in prefixes:
+            found = await self._delete_prefix(s3, log_id, prefix) or found
+        self._tails.pop(log_id, None)
+        return found
+
+    async def _delete_prefix(self, s3, log_id: str, prefix: str) -> bool:
+        """Remove every object under ``prefix``; True if there was any."""
         found = False
         kwargs = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": _LIST_PAGE_SIZE}
         with self._errors.translate("delete", log_id, prefix):
@@ -362,10 +426,8 @@ class S3Storage(Storage):
                         detail = f"{code}: {errors[0].get('Message')} ({len(errors)} keys not deleted)"
                         raise self._errors.error("delete", log_id, key, detail, code)
                 if not page.get("IsTruncated"):
-                    break
+                    return found
                 kwargs["ContinuationToken"] = page["NextContinuationToken"]
-        self._tails.pop(log_id, None)
-        return found
 
     # --- blobs ----------------------------------------------------------------
 

@@ -1,15 +1,20 @@
 """Key layout and batch-chain checks of the S3 backend (pure: no I/O).
 
-A log on S3 is a *chain* of objects, one per appended batch:
+Logs and blobs live under two separate top-level prefixes:
 
-    <prefix>/<log_id>/log/<first seq, 20 digits>    body: one frame of :mod:`._framing`
-    <prefix>/<log_id>/blobs/<name>                  blob bytes
+    <prefix>/logs/<log_id>/<first seq, 20 digits>    one object per batch: one frame of :mod:`._framing`
+    <prefix>/blobs/<log_id>/<name>                   blob bytes
 
-The chain starts at key 0 and each batch's successor is keyed by the batch's
-first seq plus its record count. The fixed-width key makes S3's lexicographic
-listing order equal to seq order, so a listing is the chain in order; anything
-else under ``log/`` (a key off the chain, a gap, an unparseable name) is
-damage that a reader reports after yielding every record before it.
+so that ``list_logs`` is a single delimited listing of ``<prefix>/logs/``
+(one request per 1000 logs): a log id shows up there only if the log has at
+least one batch object, and blobs never do.
+
+A log is a *chain* of batch objects. It starts at key 0 and each batch's
+successor is keyed by the batch's first seq plus its record count. The
+fixed-width key makes S3's lexicographic listing order equal to seq order, so
+a listing is the chain in order; anything else under the log's prefix (a key
+off the chain, a gap, an unparseable name) is damage that a reader reports
+after yielding every record before it.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ from ._errors import LogCorruptedError
 from ._framing import HEADER_SIZE, Record, scan
 
 SEQ_DIGITS = 20  # enough for any 64-bit seq
-LOG_DIR = "log/"
-BLOB_DIR = "blobs/"
+LOGS_ROOT = "logs/"    # <prefix>/logs/<log_id>/<seq>
+BLOBS_ROOT = "blobs/"  # <prefix>/blobs/<log_id>/<name>
 _HEADER = _framing._HEADER  # one source of truth for the frame header layout
 
 
@@ -41,12 +46,12 @@ def parse_seq_name(name: str) -> int | None:
 
 @dataclass
 class BatchListing:
-    """The keys found under one log's ``log/`` prefix.
+    """The keys found under one log's prefix (``<prefix>/logs/<log_id>/``).
 
     Attributes:
         seqs: first seqs of the batch objects, ascending (parallel to ``keys``).
         keys: the batch objects' keys.
-        strays: keys under ``log/`` that are not named like a batch.
+        strays: keys under the log's prefix that are not named like a batch.
     """
 
     seqs: list[int] = field(default_factory=list)
@@ -54,7 +59,7 @@ class BatchListing:
     strays: list[str] = field(default_factory=list)
 
     def add(self, key: str, name: str) -> None:
-        """Record ``key`` (whose suffix after ``log/`` is ``name``); listings arrive in order."""
+        """Record ``key`` (whose suffix after the log's prefix is ``name``); listings arrive in order."""
         seq = parse_seq_name(name)
         if seq is None:
             self.strays.append(key)
@@ -107,7 +112,7 @@ def gap_error(log_id: str, expected_seq: int, key: str, seq: int) -> LogCorrupte
 
 
 def stray_error(log_id: str, strays: list[str]) -> LogCorruptedError:
-    """The error for objects under ``log/`` that are not named like batches."""
+    """The error for objects under a log's prefix that are not named like batches."""
     more = f" and {len(strays) - 1} more" if len(strays) > 1 else ""
     return LogCorruptedError(
         log_id, 0, f"object is not named like a batch ({SEQ_DIGITS}-digit first seq){more}", strays[0]

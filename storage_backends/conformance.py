@@ -274,16 +274,38 @@ class StorageConformance:
 
     async def test_system_logs_work_but_are_never_listed(self, storage: Storage):
         user = self.new_id()
+        system = "_system_index"
         await storage.append(user, [b"u"], 0)
-        await storage.append("_system_index", [b"s0", b"s1"], 0)
-        await storage.put_blob("_system_index", "snapshot", b"snap")
-        assert [r.data for r in await storage.read_all("_system_index")] == [b"s0", b"s1"]
-        assert await storage.get_blob("_system_index", "snapshot") == b"snap"
+        await storage.append(system, [b"s0", b"s1"], 0)
+        assert await storage.append(system, [b"s2"], 2) == 3
+        with pytest.raises(AppendConflictError):
+            await storage.append(system, [b"stale"], 2)
+        await storage.put_blob(system, "snapshot", b"snap")
+        await storage.put_blob("_blobs_only", "b", b"x")
+        assert [r.data for r in await storage.read_all(system)] == [b"s0", b"s1", b"s2"]
+        assert [r.data for r in await storage.read_all(system, from_seq=2)] == [b"s2"]
+        assert await storage.next_seq(system) == 3 and await storage.exists(system)
+        assert await storage.get_blob(system, "snapshot") == b"snap"
+        assert await storage.blob_exists(system, "snapshot")
         assert await storage.list_logs() == [user]
-        assert await storage.delete("_system_index") is True
-        assert await storage.read_all("_system_index") == []
+        assert await storage.delete(system) is True
+        assert await storage.read_all(system) == [] and await storage.next_seq(system) == 0
+        assert not await storage.blob_exists(system, "snapshot")
+        assert await storage.delete(system) is False
+        assert await storage.list_logs() == [user]
 
-    @pytest.mark.parametrize("bad", ["_", "__x", "_.x", "_-x", "_/x"])
+    async def test_system_and_user_ids_do_not_collide(self, storage: Storage):
+        await storage.append("index", [b"user"], 0)
+        await storage.append("_index", [b"system"], 0)
+        assert [r.data for r in await storage.read_all("index")] == [b"user"]
+        assert [r.data for r in await storage.read_all("_index")] == [b"system"]
+        assert await storage.delete("_index") is True
+        assert await storage.list_logs() == ["index"]
+        assert [r.data for r in await storage.read_all("index")] == [b"user"]
+
+    @pytest.mark.parametrize("bad", ["_", "__x", "_.x", "_-x", "_/x", "_ x", "_" + "x" * 128])
     async def test_malformed_system_ids_are_refused(self, storage: Storage, bad):
-        with pytest.raises(InvalidIdError):
-            await storage.append(bad, [b"x"], 0)
+        for call in (lambda: storage.append(bad, [b"x"], 0), lambda: storage.read_all(bad),
+                     lambda: storage.put_blob(bad, "b", b"x"), lambda: storage.delete(bad)):
+            with pytest.raises(InvalidIdError):
+                await call()

@@ -302,7 +302,7 @@ def _flip_local_byte(root: str, workflow_id: str, batch: int) -> tuple[int, int]
 
 def _flip_s3_byte(s3_admin, url: str, workflow_id: str, batch: int) -> int:
     bucket, prefix = url[len("s3://"):].split("/", 1)
-    listing = s3_admin.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/{workflow_id}/log/")
+    listing = s3_admin.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/logs/{workflow_id}/")
     key = sorted(o["Key"] for o in listing["Contents"])[batch]
     body = bytearray(s3_admin.get_object(Bucket=bucket, Key=key)["Body"].read())
     body[HEADER_SIZE + 10] ^= 0xFF

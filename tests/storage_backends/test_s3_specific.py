@@ -44,13 +44,22 @@ def bucket_and_prefix(url: str) -> tuple[str, str]:
 
 
 def batch_key(url: str, log_id: str, seq: int) -> str:
-    return f"{bucket_and_prefix(url)[1]}/{log_id}/log/{seq:020d}"
+    return f"{bucket_and_prefix(url)[1]}/logs/{log_id}/{seq:020d}"
+
+
+def blob_key(url: str, log_id: str, name: str) -> str:
+    return f"{bucket_and_prefix(url)[1]}/blobs/{log_id}/{name}"
+
+
+def all_keys(admin, bucket: str, prefix: str = "") -> list[str]:
+    pages = admin.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [item["Key"] for page in pages for item in page.get("Contents", ())]
 
 
 def raw_keys(admin, url: str, log_id: str) -> list[str]:
+    """Every object of the log: its batches, then its blobs."""
     bucket, prefix = bucket_and_prefix(url)
-    pages = admin.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/{log_id}/")
-    return [item["Key"] for page in pages for item in page.get("Contents", ())]
+    return [key for root in ("logs", "blobs") for key in all_keys(admin, bucket, f"{prefix}/{root}/{log_id}/")]
 
 
 async def read_until_error(storage, log_id: str, from_seq: int = 0):
@@ -376,8 +385,10 @@ async def test_one_object_per_batch_framed(storage, s3_admin, s3_url):
     await storage.append(log, [b"d"], 3)
     await storage.put_blob(log, "out", b"payload")
     bucket, prefix = bucket_and_prefix(s3_url)
-    assert sorted(raw_keys(s3_admin, s3_url, log)) == [
-        f"{prefix}/{log}/blobs/out", batch_key(s3_url, log, 0), batch_key(s3_url, log, 3)]
+    assert all_keys(s3_admin, bucket) == [
+        f"{prefix}/blobs/{log}/out", f"{prefix}/logs/{log}/{0:020d}", f"{prefix}/logs/{log}/{3:020d}"]
+    assert raw_keys(s3_admin, s3_url, log) == [
+        batch_key(s3_url, log, 0), batch_key(s3_url, log, 3), blob_key(s3_url, log, "out")]
     body = s3_admin.get_object(Bucket=bucket, Key=batch_key(s3_url, log, 0))["Body"].read()
     assert body == encode_batch(0, [b"a", b"b", b"c"])
 
@@ -388,7 +399,7 @@ async def test_bucket_root_without_prefix(s3_url, s3_options, s3_admin):
     log = new_id()
     await storage.append(log, [b"x"], 0)
     await storage.put_blob("blobs-only", "b", b"y")
-    assert s3_admin.head_object(Bucket=bucket, Key=f"{log}/log/{0:020d}")
+    assert all_keys(s3_admin, bucket) == ["blobs/blobs-only/b", f"logs/{log}/{0:020d}"]
     assert await storage.list_logs() == [log]
     assert [r.data for r in await storage.read_all(log)] == [b"x"]
     await storage.close()
@@ -396,11 +407,64 @@ async def test_bucket_root_without_prefix(s3_url, s3_options, s3_admin):
 
 async def test_list_logs_skips_foreign_directories(storage, s3_admin, s3_url):
     bucket, prefix = bucket_and_prefix(s3_url)
-    s3_admin.put_object(Bucket=bucket, Key=f"{prefix}/.hidden/log/{0:020d}", Body=b"?")
-    s3_admin.put_object(Bucket=bucket, Key=f"{prefix}/loose-object", Body=b"?")
+    for foreign in (f"{prefix}/logs/.hidden/{0:020d}", f"{prefix}/logs/__x/{0:020d}",
+                    f"{prefix}/logs/caf\u00e9/{0:020d}", f"{prefix}/logs/loose-object",
+                    f"{prefix}/loose-object", f"{prefix}/other-dir/log/{0:020d}"):
+        s3_admin.put_object(Bucket=bucket, Key=foreign, Body=b"?")
     log = new_id()
     await storage.append(log, [b"x"], 0)
     assert await storage.list_logs() == [log]
+
+
+async def test_list_logs_is_one_request_per_thousand_logs(fault_proxy, s3_url, monkeypatch):
+    """No request per log (no HEAD, no per-log listing), whatever the log has beside its batches."""
+    monkeypatch.setattr(_s3, "_LIST_PAGE_SIZE", 4)  # as if S3 pages were tiny: 10 logs = 3 pages
+    storage = open_storage(s3_url, endpoint_url=fault_proxy.url)
+    logs = sorted(new_id() for _ in range(10))
+    try:
+        for i, log in enumerate(logs):
+            await storage.append(log, [b"x"], 0)
+            if i % 2:
+                await storage.append(log, [b"y", b"z"], 1)
+            await storage.put_blob(log, "out", b"o")
+        await storage.put_blob("blob-only", "dag", b"d")
+        await storage.append("_system", [b"s"], 0)
+        fault_proxy.seen.clear()
+        assert await storage.list_logs() == logs
+        requests = [(method, path) for method, path, _ in fault_proxy.seen]
+        assert len(requests) == 3, requests
+        assert all(method == "GET" and "list-type=2" in path and "delimiter=%2F" in path
+                   for method, path in requests), requests
+    finally:
+        await storage.close()
+
+
+async def test_delete_removes_batches_before_blobs(storage, s3_admin, s3_url, monkeypatch):
+    log = new_id()
+    await storage.append(log, [b"x"], 0)
+    await storage.put_blob(log, "out", b"o")
+    real = storage._delete_prefix
+    order = []
+
+    async def cut_short(s3, log_id, prefix):
+        order.append(prefix)
+        if "/blobs/" in prefix:
+            raise StorageError("cut short")
+        return await real(s3, log_id, prefix)
+
+    monkeypatch.setattr(storage, "_delete_prefix", cut_short)
+    with pytest.raises(StorageError, match="cut short"):
+        await storage.delete(log)
+    assert [p.split("/")[-3] for p in order] == ["logs", "blobs"]
+    # Interrupted between the two: the log is gone, only its blobs are left...
+    assert await storage.list_logs() == []
+    assert await storage.read_all(log) == [] and not await storage.exists(log)
+    assert raw_keys(s3_admin, s3_url, log) == [blob_key(s3_url, log, "out")]
+    # ...and deleting the id again removes them.
+    monkeypatch.setattr(storage, "_delete_prefix", real)
+    assert await storage.delete(log) is True
+    assert raw_keys(s3_admin, s3_url, log) == []
+    assert await storage.delete(log) is False
 
 
 async def test_delete_pages_through_many_objects(storage, s3_admin, s3_url, monkeypatch):
@@ -465,6 +529,102 @@ async def test_read_from_seq_skips_earlier_objects(storage, monkeypatch):
     assert sorted(int(k.rsplit("/", 1)[1]) for k in fetched) == [14, 16, 18]
 
 
+def count_listings(storage, monkeypatch) -> list[int]:
+    """Record the ``from_seq`` of every batch listing ``storage`` makes."""
+    calls = []
+    real = storage._list_batches
+
+    async def counting(s3, log_id, from_seq=0):
+        calls.append(from_seq)
+        return await real(s3, log_id, from_seq)
+
+    monkeypatch.setattr(storage, "_list_batches", counting)
+    return calls
+
+
+async def test_read_from_seq_lists_only_near_from_seq(storage, s3_admin, s3_url, monkeypatch):
+    monkeypatch.setattr(_s3, "_READ_LOOKBACK", 4)
+    log = new_id()
+    for seq in range(0, 20, 2):  # batches at 0, 2, ..., 18; two records each
+        await storage.append(log, [b"x", b"y"], seq)
+    await storage.append(log, [b"big"] * 10, 20)  # one batch holding 20..29
+    await storage.append(log, [b"z"], 30)
+    listings = count_listings(storage, monkeypatch)
+
+    # The batch holding from_seq (14) starts within the look-back: one listing, from key 11 on.
+    assert [r.seq for r in await storage.read_all(log, from_seq=15)] == list(range(15, 31))
+    assert listings == [11]
+    # At a boundary, too.
+    listings.clear()
+    assert [r.seq for r in await storage.read_all(log, from_seq=30)] == [30]
+    assert listings == [26]
+    # The batch holding 27 starts at 20, before the look-back: the whole log is listed.
+    listings.clear()
+    assert [r.seq for r in await storage.read_all(log, from_seq=27)] == list(range(27, 31))
+    assert listings == [23, 0]
+    # Past the end: nothing, however it is found out.
+    listings.clear()
+    assert await storage.read_all(log, from_seq=100) == []
+    assert await storage.read_all(log, from_seq=31) == []
+    # Below the look-back: the whole log, as always.
+    listings.clear()
+    assert [r.seq for r in await storage.read_all(log, from_seq=3)] == list(range(3, 31))
+    assert listings == [0]
+
+
+async def test_read_from_seq_still_checks_the_chain_after_it(storage, s3_admin, s3_url, monkeypatch):
+    monkeypatch.setattr(_s3, "_READ_LOOKBACK", 4)
+    log = new_id()
+    for seq in range(0, 20, 2):
+        await storage.append(log, [b"x", b"y"], seq)
+    bucket, _ = bucket_and_prefix(s3_url)
+    forked = batch_key(s3_url, log, 17)  # inside the batch at 16
+    s3_admin.put_object(Bucket=bucket, Key=forked, Body=encode_batch(17, [b"fork"]))
+    got, err = await read_until_error(storage, log, from_seq=15)
+    assert [r.seq for r in got] == [15, 16, 17]
+    assert isinstance(err, LogCorruptedError) and err.location == forked and "sequence gap" in str(err)
+    s3_admin.delete_object(Bucket=bucket, Key=forked)
+    s3_admin.delete_object(Bucket=bucket, Key=batch_key(s3_url, log, 16))  # a gap after from_seq
+    got, err = await read_until_error(storage, log, from_seq=15)
+    assert [r.seq for r in got] == [15]
+    assert isinstance(err, LogCorruptedError) and "expected seq 16" in str(err)
+
+
+async def test_next_seq_lists_from_the_last_batch_seen(storage, s3_url, s3_options, monkeypatch):
+    log = new_id()
+    for seq in range(0, 12, 3):  # batches at 0, 3, 6, 9
+        await storage.append(log, [b"a", b"b", b"c"], seq)
+    listings = count_listings(storage, monkeypatch)
+    assert await storage.next_seq(log) == 12
+    assert listings == [9]  # from the last batch this instance wrote, not the whole log
+    other = open_storage(s3_url, **s3_options)
+    try:
+        other_listings = count_listings(other, monkeypatch)
+        assert await other.next_seq(log) == 12 and other_listings == [0]  # nothing seen: all of it
+        assert await other.append(log, [b"d"], 12) == 13
+        listings.clear()
+        assert await storage.next_seq(log) == 13 and listings == [9]  # stale hint, right answer
+        assert await storage.append(log, [b"e"], 13) == 14
+        # Deleted and started again, shorter: nothing from the hint on, so the whole log is listed.
+        assert await other.delete(log) is True
+        assert await other.append(log, [b"new"], 0) == 1
+        listings.clear()
+        assert await storage.next_seq(log) == 1 and listings == [13, 0]
+        assert await storage.append(log, [b"new2"], 1) == 2
+        # ...and started again, longer than before: the hint's suffix still ends at the true tail.
+        assert await other.delete(log) is True
+        for seq in range(0, 20, 4):
+            await other.append(log, [b"x"] * 4, seq)
+        listings.clear()
+        assert await storage.next_seq(log) == 20 and listings == [1]
+        with pytest.raises(AppendConflictError) as info:
+            await storage.append(log, [b"stale"], 2)  # inside a batch of the new log
+        assert info.value.actual_next_seq == 20
+        assert [r.seq for r in await storage.read_all(log)] == list(range(20))
+    finally:
+        await other.close()
+
+
 async def test_object_off_the_chain_is_corruption(storage, s3_admin, s3_url):
     log = new_id()
     await storage.append(log, [b"a", b"b", b"c"], 0)
@@ -516,7 +676,7 @@ async def test_stray_object_under_the_log_is_corruption(storage, s3_admin, s3_ur
     log = new_id()
     await storage.append(log, [b"a"], 0)
     bucket, prefix = bucket_and_prefix(s3_url)
-    stray = f"{prefix}/{log}/log/notes.txt"
+    stray = f"{prefix}/logs/{log}/notes.txt"
     s3_admin.put_object(Bucket=bucket, Key=stray, Body=b"hello")
     got, err = await read_until_error(storage, log)
     assert [r.data for r in got] == [b"a"]
