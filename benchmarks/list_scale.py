@@ -29,17 +29,14 @@ import argparse
 import asyncio
 import hashlib
 import json
+import contextlib
 import os
 import random
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
@@ -47,6 +44,8 @@ import cloudpickle  # noqa: E402
 import ray  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks._common import moto_server  # noqa: E402
 import engine as workflow  # noqa: E402
 from replay import (  # noqa: E402
     PayloadRef,
@@ -70,12 +69,6 @@ TARGETS = {  # (backend, metric) -> seconds, at 10,000 workflows (get_status: an
     ("s3", "list_all_s"): 2.0,
     ("local", "get_status_ms"): 5.0,
 }
-_FAKE_AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing", "AWS_SECURITY_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-}
-_HOST_AWS_VARS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
-                  "AWS_REGION", "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS", "AWS_CA_BUNDLE")
 
 
 # --- realistic finished logs -----------------------------------------------------------------
@@ -160,37 +153,6 @@ async def time_list_logs(url: str, options: dict, repeats: int) -> tuple[float, 
 
 
 # --- moto ------------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_moto() -> tuple[subprocess.Popen, str]:
-    """A moto_server subprocess on a free port, with fake credentials in this process's env
-    (set before ray.init, so Ray workers and the manager actor inherit them)."""
-    for name in _HOST_AWS_VARS:
-        os.environ.pop(name, None)
-    os.environ.update(_FAKE_AWS_ENV)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"moto_server exited with code {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/moto-api/", timeout=2):
-                return process, url
-        except urllib.error.HTTPError:
-            return process, url
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("moto_server did not answer within 60 s")
 
 
 # --- measuring -------------------------------------------------------------------------------
@@ -292,9 +254,10 @@ def main() -> None:
     counts = [100, 1_000] if args.quick else [100, 1_000, 10_000]
     backends = ["local", "s3"] if args.backend == "both" else [args.backend]
 
-    moto = endpoint = None
+    stack = contextlib.ExitStack()
+    endpoint = None
     if "s3" in backends:
-        moto, endpoint = start_moto()  # before ray.init: the env now holds the fake credentials
+        endpoint = stack.enter_context(moto_server())  # before ray.init: the env now holds the fake credentials
     tmp = tempfile.mkdtemp(prefix="list-scale-")
     print(HEADER, flush=True)
     rows = []
@@ -313,12 +276,7 @@ def main() -> None:
     finally:
         if ray.is_initialized():
             ray.shutdown()
-        if moto is not None:
-            moto.terminate()
-            try:
-                moto.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                moto.kill()
+        stack.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
     print()

@@ -26,17 +26,15 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks._common import moto_server  # noqa: E402
 
 import replay  # noqa: E402
 from replay import (  # noqa: E402
@@ -156,39 +154,6 @@ async def measure(backend: str, storage, events, repeat: int) -> list[dict]:
 
 # --- S3 on moto_server ------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_moto() -> tuple[subprocess.Popen, str]:
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        os.environ.pop(name, None)
-    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1",
-                       "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"moto_server exited with code {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/moto-api/", timeout=2):
-                break
-        except urllib.error.HTTPError:
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        raise RuntimeError("moto_server did not answer within 60s")
-    return process, url
-
-
 def s3_unavailable() -> str | None:
     if "s3" not in registered_schemes():
         return 'the "s3" storage scheme is not registered'
@@ -203,8 +168,7 @@ def s3_unavailable() -> str | None:
 async def measure_s3(events, repeat: int) -> list[dict]:
     import boto3
 
-    process, endpoint = start_moto()
-    try:
+    with moto_server() as endpoint:
         bucket = f"bench-{uuid.uuid4().hex[:12]}"
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
         storage = open_storage(f"s3://{bucket}/replay", endpoint_url=endpoint)
@@ -212,13 +176,6 @@ async def measure_s3(events, repeat: int) -> list[dict]:
             return await measure("s3", storage, events, repeat)
         finally:
             await storage.close()
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # --- main -----------------------------------------------------------------------------
