@@ -20,7 +20,7 @@ from typing import Any, Union
 import msgspec
 
 
-class PayloadRef(msgspec.Struct, kw_only=True, omit_defaults=True):
+class PayloadRef(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """Where a serialized payload (args, output, DAG) lives, and what it is.
 
     Small payloads are inlined; larger ones are blobs beside the log. The type
@@ -35,8 +35,12 @@ class PayloadRef(msgspec.Struct, kw_only=True, omit_defaults=True):
     inline: bytes | None = None
 
 
-class Event(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True):
-    """Base of every event: when it happened."""
+class Event(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True, gc=False):
+    """Base of every event: when it happened.
+
+    ``gc=False``: events are never part of a reference cycle, and a replay
+    decodes millions of them, so the cyclic GC need not track them.
+    """
 
     ts: float
 

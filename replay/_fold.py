@@ -9,6 +9,7 @@ against the state it applies to; an illegal transition raises
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import chain, count
 
 from . import _events as ev
 from ._gc import gc_paused
@@ -21,6 +22,7 @@ _SUCCESSFUL = WorkflowStatus.SUCCESSFUL
 _CANCELED = WorkflowStatus.CANCELED
 _TASK_SCHEDULED = TaskStatus.SCHEDULED
 _TASK_RUNNING = TaskStatus.RUNNING
+_TASK_SUCCESSFUL = TaskStatus.SUCCESSFUL
 
 
 class IllegalTransitionError(ValueError):
@@ -38,12 +40,15 @@ def fold(events: Iterable[tuple[int, ev.Event]] | Iterable[ev.Event],
          state: WorkflowState | None = None) -> WorkflowState:
     """Apply ``events`` (bare, or ``(seq, event)`` pairs) to ``state`` or a fresh state."""
     state = state if state is not None else WorkflowState()
+    items = iter(events)
+    first = next(items, None)
+    if first is None:
+        return state
     with gc_paused():
-        for item in events:
-            if isinstance(item, tuple):
-                apply(state, item[1], item[0])
-            else:
-                apply(state, item)
+        if isinstance(first, tuple):
+            _apply_pairs(state, chain((first,), items))
+        else:
+            _apply_pairs(state, zip(count(state.last_seq + 1), chain((first,), items)))
     return state
 
 
@@ -54,26 +59,53 @@ def apply(state: WorkflowState, event: ev.Event, seq: int | None = None) -> Work
         seq: the event's seq; None means "the next one". A seq other than the
             next one is a gap (or a repeat) and is illegal.
     """
-    # The hot path of every replay: the checks are inlined rather than made
-    # through WorkflowState's properties (same rules as next_seq / is_terminal).
+    _apply_pairs(state, ((state.last_seq + 1 if seq is None else seq, event),))
+    return state
+
+
+def apply_run(state: WorkflowState, first_seq: int, events: Iterable[ev.Event]) -> WorkflowState:
+    """Apply ``events`` in place as the seqs ``first_seq, first_seq + 1, ...`` (a batch as stored)."""
+    _apply_pairs(state, zip(count(first_seq), events))
+    return state
+
+
+def _apply_pairs(state: WorkflowState, pairs: Iterable[tuple[int, ev.Event]]) -> None:
+    """The rules every event passes, then its handler: the one loop every replay runs.
+
+    Hot: one iteration per event of every replay, so the checks are written
+    out here rather than made through WorkflowState's properties (same rules
+    as next_seq / is_terminal), and last_seq / last_ts are stored once, at the
+    end (or at the event that raised).
+    """
+    handlers = _HANDLERS
     expected = state.last_seq + 1
-    if seq is None:
-        seq = expected
-    elif seq != expected:
-        raise IllegalTransitionError(seq, event, f"sequence gap: expected seq {expected}")
-    handler = _HANDLERS.get(type(event))
-    if handler is None:
-        raise IllegalTransitionError(seq, event, f"no rule for event type {type(event).__name__}")
+    last = None
+    try:
+        for seq, event in pairs:
+            if seq != expected:
+                raise IllegalTransitionError(seq, event, f"sequence gap: expected seq {expected}")
+            handler = handlers.get(type(event))
+            if handler is None:
+                raise IllegalTransitionError(seq, event, f"no rule for event type {type(event).__name__}")
+            if state.status is not _RUNNING:
+                _check_workflow_accepts(state, event, seq, handler)
+            handler(state, event, seq)
+            last = event
+            expected = seq + 1
+    finally:
+        if last is not None:
+            state.last_seq = expected - 1
+            state.last_ts = last.ts
+
+
+def _check_workflow_accepts(state: WorkflowState, event: ev.Event, seq: int, handler) -> None:
+    """Before submission only workflow.submitted; after the end nothing."""
     status = state.status
     if status is None:
         if handler is not _submitted:
             raise IllegalTransitionError(seq, event, "the first event must be workflow.submitted")
     elif status is _SUCCESSFUL or status is _CANCELED:
         raise IllegalTransitionError(seq, event, f"the workflow already ended ({status})")
-    handler(state, event, seq)
-    state.last_seq = seq
-    state.last_ts = event.ts
-    return state
 
 
 def _fail(seq: int, event: ev.Event, reason: str) -> None:
@@ -144,19 +176,20 @@ def _started(state: WorkflowState, e: ev.TaskStarted, seq: int) -> None:
     if state.status is not _RUNNING or task is None:
         _require_running(state, e, seq)
         task = _task(state, e, seq, e.task_id)
-    if task.status is not TaskStatus.SCHEDULED or e.attempt != task.attempt:
+    if task.status is not _TASK_SCHEDULED or e.attempt != task.attempt:
         _fail(seq, e, f"task {e.task_id!r} attempt {e.attempt} started while {task.status} "
                       f"(attempt {task.attempt})")
-    task.status = TaskStatus.RUNNING
-    task.started_at = e.ts
-    task.spans.append((e.attempt, e.ts, None))
+    task.status = _TASK_RUNNING
+    task.started_at = ts = e.ts
+    task.spans += ((e.attempt, ts, None),)
 
 
 def _close_span(task: TaskState, ts: float) -> None:
     task.ended_at = ts
-    if task.spans and task.spans[-1][2] is None:
-        attempt, start, _ = task.spans[-1]
-        task.spans[-1] = (attempt, start, ts)
+    spans = task.spans
+    if spans and spans[-1][2] is None:
+        attempt, start, _ = spans[-1]
+        task.spans = (*spans[:-1], (attempt, start, ts))
 
 
 def _check_open(task: TaskState, e: ev.Event, seq: int, attempt: int, verb: str) -> None:
@@ -174,9 +207,14 @@ def _completed(state: WorkflowState, e: ev.TaskCompleted, seq: int) -> None:
         task = _task(state, e, seq, e.task_id)
     if (task.status is not _TASK_RUNNING and task.status is not _TASK_SCHEDULED) or e.attempt != task.attempt:
         _check_open(task, e, seq, e.attempt, "completed")
-    task.status = TaskStatus.SUCCESSFUL
+    task.status = _TASK_SUCCESSFUL
     task.output = e.output
-    _close_span(task, e.ts)
+    task.ended_at = ts = e.ts  # _close_span, written out: a third of all events are completions
+    spans = task.spans
+    if len(spans) == 1 and spans[0][2] is None:
+        task.spans = ((spans[0][0], spans[0][1], ts),)
+    elif spans and spans[-1][2] is None:
+        _close_span(task, ts)
     if state.waiting_on:
         _resolve_continuations(state, task, e.ts)
 
@@ -196,7 +234,7 @@ def _failed(state: WorkflowState, e: ev.TaskFailed, seq: int) -> None:
     task = _task(state, e, seq, e.task_id)
     _check_open(task, e, seq, e.attempt, "failed")
     task.status = TaskStatus.FAILED
-    task.errors.append(TaskError(e.attempt, e.error_type, e.message, e.traceback, e.ts, e.error))
+    task.errors += (TaskError(e.attempt, e.error_type, e.message, e.traceback, e.ts, e.error),)
     _close_span(task, e.ts)
 
 

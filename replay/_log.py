@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from storage_backends import Record, Storage
+from storage_backends import Batch, Storage
 
-from ._codec import EventDecodeError, decode_event, encode_event
+from ._codec import EventDecodeError, decode_concatenated, decode_event, encode_event
 from ._events import Event
-from ._fold import apply
+from ._fold import apply, apply_run
 from ._gc import gc_paused
 from ._state import WorkflowState
 
@@ -42,37 +42,26 @@ async def read_events(storage: Storage, workflow_id: str, from_seq: int = 0
 async def load_state(storage: Storage, workflow_id: str) -> WorkflowState:
     """Fold the workflow's whole log. An unknown workflow gives a state with status None.
 
-    Records are decoded and folded in chunks, with the cyclic GC paused for
-    each chunk (never across an ``await``); the outcome, errors included, is
-    that of applying them one by one in seq order: on damage in storage, every
-    record before it is applied first, so an illegal transition before the
-    damage is what gets raised.
+    Stored batch by batch: each batch's records are decoded in one call and
+    folded with the cyclic GC paused (never across an ``await``). The outcome,
+    errors included, is that of applying the records one by one in seq order:
+    on damage in storage, every record before it is applied first, so an
+    illegal transition before the damage is what gets raised.
     """
     state = WorkflowState()
-    pending: list[Record] = []
-    applying = False
-    try:
-        async for record in storage.read(workflow_id):
-            pending.append(record)
-            if len(pending) >= _CHUNK:
-                applying = True
-                _apply_records(state, workflow_id, pending)
-                applying = False
-                pending = []
-    except Exception:
-        if not applying:
-            _apply_records(state, workflow_id, pending)
-        raise
-    _apply_records(state, workflow_id, pending)
+    async for batch in storage.read_batches(workflow_id):
+        _apply_batch(state, workflow_id, batch)
     return state
 
 
-_CHUNK = 4096  # records per GC pause
-
-
-def _apply_records(state: WorkflowState, workflow_id: str, records: list[Record]) -> None:
+def _apply_batch(state: WorkflowState, workflow_id: str, batch: Batch) -> None:
     with gc_paused():
-        for record in records:
+        count = len(batch.lengths)
+        events = decode_concatenated(batch.data, count) if count > 1 else None
+        if events is not None:
+            apply_run(state, batch.first_seq, events)
+            return
+        for record in batch.records():  # one record, or a batch the bulk decode refused
             try:
                 event = decode_event(record.data)
             except EventDecodeError as exc:

@@ -14,7 +14,7 @@ from ._errors import (
     StorageError,
     UnknownSchemeError,
 )
-from ._framing import Record
+from ._framing import Batch, Record
 from ._ids import MAX_LOG_ID_LENGTH, is_system_id, validate_blob_name, validate_log_id
 from ._local import LocalStorage
 from ._registry import (
@@ -32,6 +32,7 @@ register_scheme("s3", S3Storage)
 
 __all__ = [
     "AppendConflictError",
+    "Batch",
     "BlobNotFoundError",
     "BucketNotFoundError",
     "DEFAULT_STORAGE",

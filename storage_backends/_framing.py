@@ -2,11 +2,15 @@
 
 A batch is the unit of atomicity: it is written whole or treated as not written.
 
-    header  <4s I Q I I>  magic b"RDB1", payload length, first seq, record count, crc32
-    payload               for each record: <I> length, then the record's bytes
+    header  <4s I Q I I>  magic, payload length, first seq, record count, crc32
+    payload               RDB2 (written now): each record's <I> length, then the
+                          records' bytes back to back
+                          RDB1 (still read): for each record, <I> length, then its bytes
 
 The crc32 covers the header's first 20 bytes and the payload, so a flipped bit
-anywhere, including in the seq, is caught.
+anywhere, including in the seq, is caught. RDB2 keeps a batch's records
+contiguous so a reader can hand them on as one buffer (:class:`Batch`) and
+decode them in one call; for one record the two layouts are the same bytes.
 
 Torn tails. A crash mid-write leaves the end of a log file holding part of a
 frame, or zeros (the file grew but the data never reached the disk), or stale
@@ -22,18 +26,24 @@ if it ran past the end of the log.
 from __future__ import annotations
 
 import struct
+import sys
 import zlib
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
 
-MAGIC = b"RDB1"
+MAGIC = b"RDB2"
+MAGIC_V1 = b"RDB1"
+_MAGIC_STEM = b"RDB"
 _HEADER = struct.Struct("<4sIQII")
 HEADER_SIZE = _HEADER.size
 _LEN = struct.Struct("<I")
 _CRC = struct.Struct("<I")
 MAX_RECORD_SIZE = 0xFFFFFFFF
+_U32 = "I" if array("I").itemsize == 4 else "L"  # an array typecode 4 bytes wide
+_SWAP = sys.byteorder != "little"  # the lengths are little-endian on disk
 
 
 class Record(msgspec.Struct, frozen=True, gc=False):
@@ -47,6 +57,28 @@ class Record(msgspec.Struct, frozen=True, gc=False):
     seq: int
     data: bytes
     offset: int = 0
+
+
+class Batch(msgspec.Struct, frozen=True, gc=False):
+    """Consecutive records read together: their bytes back to back, and each one's length.
+
+    What a bulk reader (replay) wants: one buffer per appended batch, no
+    per-record objects. ``records()`` splits it when per-record access is needed.
+    """
+
+    first_seq: int
+    data: bytes  # the records' bytes, concatenated
+    lengths: Sequence[int]
+    offset: int = 0  # byte offset of the frame the records came from
+
+    def records(self) -> list[Record]:
+        """The batch as Records, in seq order."""
+        out, data, pos, seq, offset = [], self.data, 0, self.first_seq, self.offset
+        for length in self.lengths:
+            out.append(Record(seq, data[pos:pos + length], offset))
+            pos += length
+            seq += 1
+        return out
 
 
 class FrameError(Exception):
@@ -64,12 +96,10 @@ def encode_batch(first_seq: int, records: Sequence[bytes]) -> bytes:
         record = records[0]
         payload = _LEN.pack(len(record)) + record
     else:
-        pack = _LEN.pack
-        parts = []
-        for record in records:
-            parts.append(pack(len(record)))
-            parts.append(record)
-        payload = b"".join(parts)
+        lengths = array(_U32, map(len, records))
+        if _SWAP:
+            lengths.byteswap()
+        payload = b"".join((lengths.tobytes(), *records))
     head = _HEADER.pack(MAGIC, len(payload), first_seq, len(records), 0)[:-4]
     return b"".join((head, _CRC.pack(zlib.crc32(payload, zlib.crc32(head))), payload))
 
@@ -78,12 +108,17 @@ def encode_batch(first_seq: int, records: Sequence[bytes]) -> bytes:
 class ScanResult:
     """What a scan of a byte buffer found."""
 
-    records: list[Record]
+    batches: list[Batch]  # the kept records, batch by batch
     valid_end: int  # offset just past the last whole, valid batch
     next_seq: int  # the seq the next appended record would get
     torn: bool  # the buffer ends in an incomplete batch (ignored)
-    error: FrameError | None = None  # damage found after ``records`` (scan stops there)
+    error: FrameError | None = None  # damage found after the kept records (scan stops there)
     last_frame: int = -1  # offset of the last whole, valid batch (-1: none)
+
+    @property
+    def records(self) -> list[Record]:
+        """The kept records one by one (built on each access)."""
+        return [record for batch in self.batches for record in batch.records()]
 
 
 def scan(
@@ -115,16 +150,15 @@ def scan(
     pos = 0
     last = -1
     seq = expected_seq
-    records: list[Record] = []
-    append = records.append
+    batches: list[Batch] = []
+    append = batches.append
     unpack_header = _HEADER.unpack_from
     unpack_len = _LEN.unpack_from
     crc32 = zlib.crc32
-    magic_ok = MAGIC
 
     def stop(torn: bool = False, reason: str | None = None) -> ScanResult:
         error = None if reason is None else FrameError(base_offset + pos, reason)
-        return ScanResult(records, base_offset + pos, seq, torn, error,
+        return ScanResult(batches, base_offset + pos, seq, torn, error,
                           -1 if last < 0 else base_offset + last)
 
     def bad(reason: str) -> ScanResult:
@@ -141,7 +175,7 @@ def scan(
         magic, length, first_seq, count, crc = unpack_header(data, pos)
         body = pos + HEADER_SIZE
         end = body + length
-        if magic != magic_ok:
+        if magic != MAGIC and magic != MAGIC_V1:
             return bad(f"bad frame magic {magic!r}")
         if end > size:
             if not at_end_of_log:
@@ -154,40 +188,77 @@ def scan(
             return stop(reason=f"sequence gap: expected seq {seq}, frame starts at seq {first_seq}")
         # The records. A checksummed frame is malformed only if its writer was buggy.
         if count == 1 and length >= 4 and unpack_len(data, body)[0] == length - 4:
-            if seq >= keep_from_seq:
-                append(Record(seq, data[body + 4:end], base_offset + pos))
+            if seq >= keep_from_seq:  # one record: the same bytes in both layouts
+                append(Batch(seq, data[body + 4:end], (length - 4,), base_offset + pos))
         else:
-            offset = base_offset + pos
-            rpos = body
-            keep = seq + count > keep_from_seq
-            for rseq in range(seq, seq + count):
-                if rpos + 4 > end:
-                    return stop(reason="record length runs past its frame")
-                start = rpos + 4
-                rpos = start + unpack_len(data, rpos)[0]
-                if rpos > end:
-                    return stop(reason="record runs past its frame")
-                if keep and rseq >= keep_from_seq:
-                    append(Record(rseq, data[start:rpos], offset))
-            if rpos != end:
-                return stop(reason="frame has bytes after its last record")
+            split = (_split_v2 if magic == MAGIC else _split_v1)(data, body, end, count)
+            if isinstance(split, str):
+                return stop(reason=split)
+            if count and seq + count > keep_from_seq:
+                append(_kept(seq, split[0], split[1], base_offset + pos, keep_from_seq))
         seq += count
         last = pos
         pos = end
     return stop()
 
 
+def _split_v2(data: bytes, body: int, end: int, count: int) -> tuple[bytes, Sequence[int]] | str:
+    """An RDB2 payload as (records' bytes, lengths), or what is wrong with it."""
+    records_at = body + 4 * count
+    if records_at > end:
+        return "record length runs past its frame"
+    lengths = array(_U32)
+    lengths.frombytes(data[body:records_at])
+    if _SWAP:
+        lengths.byteswap()
+    total = sum(lengths)
+    if total > end - records_at:
+        return "record runs past its frame"
+    if total < end - records_at:
+        return "frame has bytes after its last record"
+    return data[records_at:end], lengths
+
+
+def _split_v1(data: bytes, body: int, end: int, count: int) -> tuple[bytes, Sequence[int]] | str:
+    """An RDB1 payload (length, bytes, length, bytes ...) as (records' bytes, lengths)."""
+    unpack_len = _LEN.unpack_from
+    parts, lengths, rpos = [], [], body
+    for _ in range(count):
+        if rpos + 4 > end:
+            return "record length runs past its frame"
+        start = rpos + 4
+        length = unpack_len(data, rpos)[0]
+        rpos = start + length
+        if rpos > end:
+            return "record runs past its frame"
+        parts.append(data[start:rpos])
+        lengths.append(length)
+    if rpos != end:
+        return "frame has bytes after its last record"
+    return b"".join(parts), lengths
+
+
+def _kept(seq: int, data: bytes, lengths: Sequence[int], offset: int, keep_from_seq: int) -> Batch:
+    """The batch of records from ``seq`` on, without those below ``keep_from_seq``."""
+    skip = keep_from_seq - seq
+    if skip > 0:
+        data = data[sum(lengths[:skip]):]
+        lengths = lengths[skip:]
+        seq = keep_from_seq
+    return Batch(seq, data, lengths, offset)
+
+
 def _valid_frame_after(data: bytes, start: int, min_seq: int) -> bool:
     """Whether a whole, checksummed frame at seq >= ``min_seq`` begins anywhere from ``start``."""
     find = data.find
     size = len(data)
-    at = find(MAGIC, start)
+    at = find(_MAGIC_STEM, start)
     while at >= 0 and size - at >= HEADER_SIZE:
-        _magic, length, first_seq, _count, crc = _HEADER.unpack_from(data, at)
+        magic, length, first_seq, _count, crc = _HEADER.unpack_from(data, at)
         end = at + HEADER_SIZE + length
-        if first_seq >= min_seq and end <= size:
+        if (magic == MAGIC or magic == MAGIC_V1) and first_seq >= min_seq and end <= size:
             view = memoryview(data)
             if zlib.crc32(view[at + HEADER_SIZE:end], zlib.crc32(view[at:at + 20])) == crc:
                 return True
-        at = find(MAGIC, at + 1)
+        at = find(_MAGIC_STEM, at + 1)
     return False

@@ -54,7 +54,7 @@ import aiofiles.os
 
 from ._base import Storage
 from ._errors import AppendConflictError, BlobNotFoundError, LogCorruptedError, StorageError
-from ._framing import HEADER_SIZE, Record, encode_batch, scan
+from ._framing import HEADER_SIZE, Batch, Record, encode_batch, scan
 from ._ids import is_listable_log_id, validate_blob_name, validate_log_id
 
 LOG_FILE = "events.log"
@@ -431,14 +431,19 @@ class LocalStorage(Storage):
         return start, seq
 
     async def read(self, log_id: str, from_seq: int = 0) -> AsyncIterator[Record]:
+        async for batch in self.read_batches(log_id, from_seq):
+            for record in batch.records():
+                yield record
+
+    async def read_batches(self, log_id: str, from_seq: int = 0) -> AsyncIterator[Batch]:
         path = self._log_path(log_id)
         data = await self._io.run(_read_file, path)
         if not data:
             return
         result = scan(data, keep_from_seq=from_seq)
         del data
-        for record in result.records:
-            yield record
+        for batch in result.batches:
+            yield batch
         if result.error is not None:
             raise LogCorruptedError(log_id, result.error.offset, result.error.reason, path)
 

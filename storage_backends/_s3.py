@@ -50,7 +50,7 @@ from botocore.exceptions import ClientError
 
 from ._base import Storage
 from ._errors import AppendConflictError, BlobNotFoundError, StorageError
-from ._framing import Record, encode_batch
+from ._framing import Batch, Record, encode_batch
 from ._ids import is_listable_log_id, validate_blob_name, validate_log_id
 from ._s3_chain import (
     BLOBS_ROOT,
@@ -294,11 +294,16 @@ class S3Storage(Storage):
         if not listing.keys:
             return 0 if from_seq == 0 else None
         seq, key = listing.seqs[-1], listing.keys[-1]
-        _records, tail = decode_batch(log_id, key, await self._get(s3, "read", log_id, key), seq, 1 << 62)
+        _batch, tail = decode_batch(log_id, key, await self._get(s3, "read", log_id, key), seq, 1 << 62)
         self._tails[log_id] = (seq, tail)
         return tail
 
     async def read(self, log_id: str, from_seq: int = 0) -> AsyncIterator[Record]:
+        async for batch in self.read_batches(log_id, from_seq):
+            for record in batch.records():
+                yield record
+
+    async def read_batches(self, log_id: str, from_seq: int = 0) -> AsyncIterator[Batch]:
         validate_log_id(log_id)
         s3 = await self._s3()
         listing, partial = await self._list_for_read(s3, log_id, from_seq)
@@ -317,9 +322,9 @@ class S3Storage(Storage):
                     raise gap_error(log_id, expected, key, seq)
                 body = await window.popleft()
                 self._fetch_next(s3, log_id, listing, upcoming, window)
-                records, expected = decode_batch(log_id, key, body, expected, from_seq)
-                for record in records:
-                    yield record
+                batch, expected = decode_batch(log_id, key, body, expected, from_seq)
+                if batch is not None:
+                    yield batch
         finally:
             for task in window:
                 task.cancel()

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from . import _framing
 from ._errors import LogCorruptedError
-from ._framing import HEADER_SIZE, Record, scan
+from ._framing import HEADER_SIZE, Batch, scan
 
 SEQ_DIGITS = 20  # enough for any 64-bit seq
 LOGS_ROOT = "logs/"    # <prefix>/logs/<log_id>/<seq>
@@ -78,8 +78,8 @@ class BatchListing:
 
 def decode_batch(
     log_id: str, key: str, body: bytes, expected_seq: int, keep_from_seq: int
-) -> tuple[list[Record], int]:
-    """Check one batch object and return its records (those >= ``keep_from_seq``) and its end seq.
+) -> tuple[Batch | None, int]:
+    """Check one batch object; return its records >= ``keep_from_seq`` (None: none) and its end seq.
 
     An S3 PUT is atomic, so unlike a local file there is no torn tail: the
     object must hold exactly one whole, valid frame starting at ``expected_seq``.
@@ -99,7 +99,7 @@ def decode_batch(
         raise LogCorruptedError(log_id, HEADER_SIZE + length, "object holds more than one frame", key)
     if count == 0:
         raise LogCorruptedError(log_id, 0, "frame holds no records", key)
-    return result.records, result.next_seq
+    return (result.batches[0] if result.batches else None), result.next_seq
 
 
 def gap_error(log_id: str, expected_seq: int, key: str, seq: int) -> LogCorruptedError:

@@ -120,6 +120,19 @@ class StorageConformance:
         assert await storage.next_seq(log) == 6
         assert await storage.exists(log)
 
+    async def test_read_batches_holds_the_records_of_read(self, storage: Storage):
+        log = self.new_id()
+        assert [b async for b in storage.read_batches(log)] == []
+        await storage.append(log, [b"a", b"bb"], 0)
+        await storage.append(log, [b""], 2)
+        await storage.append(log, [b"c" * 5000, b"d", b"e"], 3)
+        for from_seq in (0, 1, 3, 4, 5, 6):
+            batches = [b async for b in storage.read_batches(log, from_seq)]
+            split = [record for batch in batches for record in batch.records()]
+            assert split == await storage.read_all(log, from_seq)
+            for batch in batches:  # each batch's bytes are its records' bytes back to back
+                assert len(batch.data) == sum(batch.lengths)
+
     async def test_append_needs_records(self, storage: Storage):
         with pytest.raises(ValueError):
             await storage.append(self.new_id(), [], 0)
@@ -254,6 +267,7 @@ class StorageConformance:
         calls = [
             lambda: storage.append(bad, [b"x"], 0),
             lambda: storage.read_all(bad),
+            lambda: _drain(storage.read_batches(bad)),
             lambda: storage.next_seq(bad),
             lambda: storage.delete(bad),
             lambda: storage.put_blob(bad, "b", b"x"),
@@ -309,3 +323,7 @@ class StorageConformance:
                      lambda: storage.put_blob(bad, "b", b"x"), lambda: storage.delete(bad)):
             with pytest.raises(InvalidIdError):
                 await call()
+
+
+async def _drain(iterator) -> list:
+    return [item async for item in iterator]

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 import replay
+from replay._codec import decode_concatenated
 from replay import (
     EVENT_TAGS,
     EVENT_TYPES,
@@ -142,6 +143,27 @@ def test_round_trip_of_every_event_type(cls, data):
 @given(events=st.lists(any_event, max_size=20))
 def test_round_trip_of_mixed_sequences(events):
     assert [decode_event(encode_event(e)) for e in events] == events
+
+
+@SETTINGS
+@given(events=st.lists(any_event, min_size=1, max_size=20))
+def test_records_back_to_back_decode_in_one_call_as_one_by_one(events):
+    """The bulk decode of a stored batch gives exactly the events decoded one by one."""
+    assert decode_concatenated(b"".join(encode_event(e) for e in events), len(events)) == events
+
+
+@SETTINGS
+@given(events=st.lists(any_event, min_size=1, max_size=6), data=st.data())
+def test_a_batch_with_any_bad_record_is_left_to_the_one_by_one_decode(events, data):
+    """A bad record anywhere makes the bulk decode give up (None), never return wrong events."""
+    records = [encode_event(e) for e in events]
+    at = data.draw(st.integers(0, len(records) - 1))
+    records[at] = data.draw(st.sampled_from([
+        b"", b"\x02" + records[at][1:], b"\x01", b"\x01\x01", b"\x01\xc1",
+        b"\x01" + msgspec.msgpack.encode({"type": "task.paused", "ts": 1.0}),
+        b"\x01" + msgspec.msgpack.encode([1, 2]),
+    ]))
+    assert decode_concatenated(b"".join(records), len(records)) is None
 
 
 # --- unknown tags, versions, garbage ------------------------------------------------------

@@ -1,17 +1,20 @@
-"""load_state on real local logs: chunked decoding gives exactly the one-by-one outcome, errors included."""
+"""load_state on real local logs: decoding whole batches gives exactly the one-by-one outcome, errors included."""
 
+import msgspec
 import pytest
 
 import replay._log
-from replay import EventRecordError, IllegalTransitionError, encode_event, fold, load_state
+from replay import EventRecordError, IllegalTransitionError, UnknownEventError, encode_event, fold, load_state
 from storage_backends import LocalStorage, LogCorruptedError
 from storage_backends._framing import HEADER_SIZE
 from tests.replay.logs import SCENARIOS, LogBuilder, write_log
 
 
-@pytest.fixture(params=[1, 2, 4096])
+@pytest.fixture(params=["bulk", "one-by-one"])
 def chunk(request, monkeypatch):
-    monkeypatch.setattr(replay._log, "_CHUNK", request.param)
+    """Both ways load_state decodes a batch: in one call, or record by record (its fallback)."""
+    if request.param == "one-by-one":
+        monkeypatch.setattr(replay._log, "decode_concatenated", lambda data, count: None)
     return request.param
 
 
@@ -54,6 +57,26 @@ async def test_an_undecodable_record_names_its_seq_and_offset(chunk, tmp_path):
         await load_state(storage, "w")
     assert (info.value.workflow_id, info.value.seq) == ("w", 2)
     assert info.value.offset == (await storage.read_all("w"))[1].offset > 0
+
+
+async def test_an_unknown_event_type_in_a_batch_names_its_tag_and_seq(chunk, tmp_path):
+    storage = LocalStorage(str(tmp_path))
+    good = [encode_event(e) for e in LogBuilder("w").submit().run("r").schedule("a").events]
+    future = b"\x01" + msgspec.msgpack.encode({"type": "task.paused", "ts": 1.0, "task_id": "a"})
+    await storage.append("w", [good[0], good[1], future, good[2]], 0)
+    with pytest.raises(EventRecordError) as info:
+        await load_state(storage, "w")
+    assert info.value.seq == 2 and isinstance(info.value.cause, UnknownEventError)
+    assert info.value.cause.tag == "task.paused"
+
+
+async def test_records_of_an_older_format_version_in_a_batch_are_refused(chunk, tmp_path):
+    storage = LocalStorage(str(tmp_path))
+    good = [encode_event(e) for e in LogBuilder("w").submit().run("r").events]
+    await storage.append("w", [good[0], b"\x02" + good[1][1:]], 0)
+    with pytest.raises(EventRecordError) as info:
+        await load_state(storage, "w")
+    assert info.value.seq == 1 and "format version 2" in str(info.value)
 
 
 def _flip_byte_in_last_batch(path, last_batch_size: int, middle: bool = False) -> None:

@@ -342,19 +342,19 @@ OLD_LOG_STATE = WorkflowState(
             task_id="load", name="etl.load", status=TaskStatus.SUCCESSFUL, attempt=2,
             task_options={"num_cpus": 2, "max_retries": 1}, user_metadata={"source": "s3"}, parent_task_id=None,
             scheduled_at=T0 + 2, started_at=T0 + 6, ended_at=T0 + 7, output=_LOAD_OUT,
-            errors=[TaskError(attempt=1, error_type="ConnectionError", message="reset by peer",
+            errors=(TaskError(attempt=1, error_type="ConnectionError", message="reset by peer",
                               traceback="Traceback (most recent call last):\n  ...\nConnectionError: reset by peer\n",
-                              at=T0 + 4, payload=_LOAD_ERR)],
-            spans=[(1, T0 + 3, T0 + 4), (2, T0 + 6, T0 + 7)]),
+                              at=T0 + 4, payload=_LOAD_ERR),),
+            spans=((1, T0 + 3, T0 + 4), (2, T0 + 6, T0 + 7))),
         "plan": TaskState(
             task_id="plan", name="etl.plan", status=TaskStatus.SUCCESSFUL, attempt=1, parent_task_id="load",
             scheduled_at=T0 + 8, started_at=T0 + 9, ended_at=T0 + 19, output=_FINAL,  # its sub-DAG's output
-            continuation=_PLAN_DAG, continuation_output_task_id="plan.out", spans=[(1, T0 + 9, T0 + 10)]),
+            continuation=_PLAN_DAG, continuation_output_task_id="plan.out", spans=((1, T0 + 9, T0 + 10),)),
         "plan.out": TaskState(
             task_id="plan.out", name="etl.write", status=TaskStatus.SUCCESSFUL, attempt=2, parent_task_id="plan",
             scheduled_at=T0 + 16, started_at=T0 + 17, ended_at=T0 + 19, output=_FINAL,
-            errors=[TaskError(attempt=1, error_type="OSError", message="disk full", at=T0 + 13)],
-            spans=[(1, T0 + 12, T0 + 13), (2, T0 + 17, T0 + 19)]),
+            errors=(TaskError(attempt=1, error_type="OSError", message="disk full", at=T0 + 13),),
+            spans=((1, T0 + 12, T0 + 13), (2, T0 + 17, T0 + 19))),
     },
     output=_FINAL,
     failed_task_id=None, error_type=None, error_message=None,  # cleared by the resumed run

@@ -36,11 +36,47 @@ def build(batch_list: list[list[bytes]]) -> tuple[bytes, list[int], list[Record]
 
 
 def test_the_header_layout_is_fixed():
-    frame = encode_batch(7, [b"ab", b""])
+    frame = encode_batch(7, [b"ab", b"", b"c"])
     magic, length, first_seq, count, crc = struct.unpack_from("<4sIQII", frame)
-    assert (magic, length, first_seq, count) == (b"RDB1", 4 + 2 + 4, 7, 2) and HEADER_SIZE == 24
-    assert frame[HEADER_SIZE:] == b"\x02\x00\x00\x00ab\x00\x00\x00\x00"
+    assert (magic, length, first_seq, count) == (b"RDB2", 3 * 4 + 3, 7, 3) and HEADER_SIZE == 24
+    assert frame[HEADER_SIZE:] == b"\x02\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00abc"
     assert crc == zlib.crc32(frame[HEADER_SIZE:], zlib.crc32(frame[:20]))
+    # one record: the same payload as the RDB1 layout
+    assert encode_batch(0, [b"xy"])[HEADER_SIZE:] == b"\x02\x00\x00\x00xy"
+
+
+def encode_batch_v1(first_seq: int, records: list[bytes]) -> bytes:
+    """A frame as ray-durable wrote them before RDB2: length, bytes, length, bytes ..."""
+    payload = b"".join(struct.pack("<I", len(r)) + r for r in records)
+    head = struct.pack("<4sIQI", b"RDB1", len(payload), first_seq, len(records))
+    return head + struct.pack("<I", zlib.crc32(payload, zlib.crc32(head))) + payload
+
+
+@SETTINGS
+@given(batch_list=batches, old=st.lists(st.booleans(), min_size=6, max_size=6), from_seq=st.integers(0, 40))
+def test_rdb1_frames_still_read_alone_and_mixed_with_rdb2(batch_list, old, from_seq):
+    """A log written before RDB2 (and appended to since) reads the same records."""
+    parts, expected, seq, pos = [], [], 0, 0
+    for batch, is_old in zip(batch_list, old):
+        frame = (encode_batch_v1 if is_old else encode_batch)(seq, batch)
+        expected.extend(Record(seq + i, data, pos) for i, data in enumerate(batch))
+        parts.append(frame)
+        pos += len(frame)
+        seq += len(batch)
+    result = scan(b"".join(parts), keep_from_seq=from_seq)
+    assert result.error is None and not result.torn and result.next_seq == seq
+    assert result.records == [r for r in expected if r.seq >= from_seq]
+    for batch in result.batches:
+        assert batch.data == b"".join(r.data for r in batch.records())
+
+
+def test_a_torn_rdb1_tail_is_not_written():
+    log = encode_batch_v1(0, [b"a", b"b"])
+    torn = encode_batch_v1(2, [b"c", b"d"])[:-3]
+    result = scan(log + torn)
+    assert result.torn and result.error is None and [r.data for r in result.records] == [b"a", b"b"]
+    result = scan(log + torn + encode_batch(4, [b"e"]))  # a valid frame after it: damage
+    assert result.error is not None and result.error.offset == len(log)
 
 
 @SETTINGS
@@ -159,9 +195,10 @@ def test_garbage_with_no_valid_frame_after_it_is_a_torn_tail(tail):
     assert result.error is not None and result.error.offset == len(log) and not result.torn
 
 
-def test_malformed_frames_with_a_valid_checksum_are_damage():
+@pytest.mark.parametrize("magic", [MAGIC, b"RDB1"])
+def test_malformed_frames_with_a_valid_checksum_are_damage(magic):
     def frame(count: int, payload: bytes) -> bytes:
-        head = struct.pack("<4sIQI", MAGIC, len(payload), 0, count)
+        head = struct.pack("<4sIQI", magic, len(payload), 0, count)
         return head + struct.pack("<I", zlib.crc32(payload, zlib.crc32(head))) + payload
 
     for count, payload, reason in [
