@@ -325,7 +325,7 @@ def _cmd_delete(args: argparse.Namespace) -> int:
 def _cmd_reindex(args: argparse.Namespace) -> int:
     workflow = _connect(args)
     counts = workflow.reindex(progress=fmt.Progress("reindex"))
-    labels = {"workflows": "workflows", "final": "finished (SUCCESSFUL or CANCELED)"}
+    labels = {"workflows": "workflows", "final": "finished (SUCCESSFUL or CANCELED)", "failed": "FAILED"}
     details = ", ".join(f"{value} {labels.get(key, key)}" for key, value in counts.items())
     sys.stdout.write(f"rebuilt the status index of {args.storage_url}: {details}\n")
     return 0

@@ -2,24 +2,43 @@
 
 It is an append-only *system log* (``_status_index``) of small records, plus a
 snapshot blob that folds a prefix of it. The index is never the truth, only a
-shortcut, and it is sound to trust only because of what it holds:
+shortcut. Each entry says either "the log, up to and including event ``seq``,
+folds to ``status``", or, as a *claim* (no status), "an event that may take
+the workflow out of its status is about to be appended at ``seq``". Entries
+merge by seq, and a status at the claimed seq beats the claim, so it does not
+matter in which order racing writers land: a FAILED seen at seq F (say by a
+slow ``list_all`` repair) loses to a claim at F+1.
 
-* it records only **final** statuses (SUCCESSFUL, CANCELED), which a log can
-  never leave (the fold rejects any event after them), so an entry can lag
-  behind its log but never contradict it;
-* ``delete`` appends a tombstone *before* it removes the log, so an id that is
-  deleted and reused never inherits its old entry;
-* every other status (RUNNING, FAILED, PENDING, or no entry at all, e.g. after
-  a crash between a log append and the index update) is folded from the log,
-  and a final status found that way is written back (the index repairs itself).
+It trusts three statuses, and that is sound because:
 
-``rebuild`` recomputes it from the logs alone (``ray-durable reindex``).
+* SUCCESSFUL and CANCELED are final: the fold rejects any event after them;
+* FAILED is left only by ``workflow.run_started`` (resume, ``resume_all``,
+  ``run`` of an existing id) or ``workflow.canceled``, and every writer of
+  those appends a durable claim for the event's seq *first* (the runner's
+  ``start`` and ``cancel``, ``_management.cancel``). So if the index says
+  FAILED, the log ends FAILED. A crash between the claim and the append
+  leaves the claim: the workflow is folded from its log until its next event
+  supersedes the claim (correct, just not the fast path);
+* ``delete`` appends a tombstone before it removes the log, so an id that is
+  deleted and reused never inherits its old entry.
+
+Everything else (RUNNING, PENDING, a claim, no entry at all, e.g. after a
+crash between a log append and the index update) is folded from the log, and
+a trusted status found that way is written back: the index repairs itself.
+
+This is format 2. Format 1 (records with a ``final`` map and no seqs, written
+before FAILED was indexed, by code that resumed without claiming) is still
+read, but only its SUCCESSFUL/CANCELED entries count and its snapshot blob is
+ignored: a FAILED entry is trusted only if a claiming writer wrote it.
+
+``rebuild`` recomputes it from the logs (``ray-durable reindex``).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 import msgspec
 
@@ -27,58 +46,95 @@ from replay import WorkflowStatus, load_state
 from storage_backends import AppendConflictError, BlobNotFoundError, Storage
 
 INDEX_LOG = "_status_index"
-SNAPSHOT_BLOB = "snapshot"
+SNAPSHOT_BLOB = "snapshot-v2"  # format 2; format 1's "snapshot" blob is never read
 FINAL = frozenset({WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED})
+TRUSTED = FINAL | {WorkflowStatus.FAILED}
 COMPACT_AFTER = 500  # records past the snapshot before a reader writes a new one
 
 
+class Entry(msgspec.Struct, array_like=True, frozen=True):
+    """The workflow's status as of its log event ``seq``; ``status == ""`` is a claim on ``seq``."""
+
+    seq: int
+    status: str = ""
+
+    @property
+    def trusted(self) -> WorkflowStatus | None:
+        """The status list_all may take from the index without folding the log, if any."""
+        return WorkflowStatus(self.status) if self.status in TRUSTED else None
+
+    def supersedes(self, other: Entry) -> bool:
+        return self.seq > other.seq or (self.seq == other.seq and self.status != "")
+
+
 class _Record(msgspec.Struct, omit_defaults=True):
-    final: dict[str, str] = {}  # workflow id -> final status
+    entries: dict[str, Entry] = {}
     deleted: list[str] = []
+    final: dict[str, str] = {}  # format 1 (read only): workflow id -> final status, no seq
 
 
 class _Snapshot(msgspec.Struct):
     upto_seq: int  # the snapshot folds index records [0, upto_seq)
-    final: dict[str, str]
+    entries: dict[str, Entry]
 
 
-_record_encoder = msgspec.msgpack.Encoder()
+_encoder = msgspec.msgpack.Encoder()
 _record_decoder = msgspec.msgpack.Decoder(_Record)
 _snapshot_decoder = msgspec.msgpack.Decoder(_Snapshot)
 
 
-async def load(storage: Storage) -> dict[str, WorkflowStatus]:
-    """Workflow id -> final status, as the index knows it (compacting it when it grew)."""
+async def load_entries(storage: Storage) -> dict[str, Entry]:
+    """Workflow id -> entry (claims included), compacting the index when it grew."""
+    entries, _next_seq = await _read_index(storage)
+    return entries
+
+
+async def _read_index(storage: Storage) -> tuple[dict[str, Entry], int]:
     try:
         snapshot = _snapshot_decoder.decode(await storage.get_blob(INDEX_LOG, SNAPSHOT_BLOB))
     except BlobNotFoundError:
         snapshot = _Snapshot(0, {})
-    final = dict(snapshot.final)
+    entries = dict(snapshot.entries)
     tail = 0
     next_seq = snapshot.upto_seq
     async for record in storage.read(INDEX_LOG, from_seq=snapshot.upto_seq):
-        _apply(final, _record_decoder.decode(record.data))
+        _apply(entries, _record_decoder.decode(record.data))
         tail += 1
         next_seq = record.seq + 1
     if tail > COMPACT_AFTER:
-        await storage.put_blob(INDEX_LOG, SNAPSHOT_BLOB, _record_encoder.encode(_Snapshot(next_seq, final)))
-    return {wid: WorkflowStatus(status) for wid, status in final.items()}
+        await storage.put_blob(INDEX_LOG, SNAPSHOT_BLOB, _encoder.encode(_Snapshot(next_seq, entries)))
+    return entries, next_seq
 
 
-def _apply(final: dict[str, str], record: _Record) -> None:
-    final.update(record.final)
+async def load(storage: Storage) -> dict[str, WorkflowStatus]:
+    """Workflow id -> the status the index vouches for (SUCCESSFUL, CANCELED, FAILED)."""
+    entries = await load_entries(storage)
+    return {wid: entry.trusted for wid, entry in entries.items() if entry.trusted is not None}
+
+
+def _merge(entries: dict[str, Entry], workflow_id: str, entry: Entry) -> None:
+    old = entries.get(workflow_id)
+    if old is None or entry.supersedes(old):
+        entries[workflow_id] = entry
+
+
+def _apply(entries: dict[str, Entry], record: _Record) -> None:
+    for workflow_id, status in record.final.items():
+        if status in FINAL:  # format 1: final statuses were sound then too; nothing else is
+            _merge(entries, workflow_id, Entry(-1, status))
+    for workflow_id, entry in record.entries.items():
+        _merge(entries, workflow_id, entry)
     for workflow_id in record.deleted:
-        final.pop(workflow_id, None)
+        entries.pop(workflow_id, None)
 
 
-async def append(storage: Storage, final: dict[str, WorkflowStatus] | None = None,
+async def append(storage: Storage, entries: dict[str, Entry] | None = None,
                  deleted: Iterable[str] = ()) -> None:
     """Append one index record (compare-and-append, retried: any writer may add to the index)."""
-    record = _Record(final={w: str(s) for w, s in (final or {}).items() if s in FINAL},
-                     deleted=list(deleted))
-    if not record.final and not record.deleted:
+    record = _Record(entries=dict(entries or {}), deleted=list(deleted))
+    if not record.entries and not record.deleted:
         return
-    data = _record_encoder.encode(record)
+    data = _encoder.encode(record)
     for _ in range(100):
         try:
             await storage.append(INDEX_LOG, [data], await storage.next_seq(INDEX_LOG))
@@ -88,24 +144,45 @@ async def append(storage: Storage, final: dict[str, WorkflowStatus] | None = Non
     raise RuntimeError("the status index log kept changing under 100 appends in a row")
 
 
+async def claim(storage: Storage, workflow_id: str, seq: int) -> None:
+    """Durably claim ``seq`` of the workflow's log; call before appending an event that leaves FAILED."""
+    await append(storage, {workflow_id: Entry(seq)})
+
+
+async def record(storage: Storage, workflow_id: str, status: WorkflowStatus, seq: int) -> None:
+    """Record ``status`` as of log event ``seq`` (untrusted statuses are not indexed)."""
+    if status in TRUSTED:
+        await append(storage, {workflow_id: Entry(seq, str(status))})
+
+
 class IndexWriter:
     """Group commit of index updates from the many workflows one manager drives."""
 
     def __init__(self, storage: Storage):
         self.storage = storage
-        self._pending: dict[str, WorkflowStatus] = {}
-        self._waiters: list[asyncio.Future] = []
+        self._pending: dict[str, Entry] = {}
+        self._waiters: list[tuple[asyncio.Future, bool]] = []
         self._flusher: asyncio.Task | None = None
 
-    def add(self, workflow_id: str, status: WorkflowStatus) -> asyncio.Future:
-        """Queue a final status; the future is done when it is stored (or storing it failed,
-        which is harmless: list_all folds what the index lacks and repairs it)."""
-        done = asyncio.get_running_loop().create_future()
-        if status not in FINAL:
+    def record(self, workflow_id: str, status: WorkflowStatus, seq: int) -> asyncio.Future:
+        """Queue a status as of log event ``seq``; the future is done when it is stored, or
+        when storing it failed (harmless: list_all folds what the index lacks and repairs it)."""
+        if status not in TRUSTED:
+            done = asyncio.get_running_loop().create_future()
             done.set_result(None)
             return done
-        self._pending[workflow_id] = status
-        self._waiters.append(done)
+        return self._queue(workflow_id, Entry(seq, str(status)), strict=False)
+
+    def claim(self, workflow_id: str, seq: int) -> asyncio.Future:
+        """Queue a claim on ``seq``; the future fails if it could not be stored, and then
+        the caller must not append at ``seq`` (the index could keep a stale FAILED)."""
+        return self._queue(workflow_id, Entry(seq), strict=True)
+
+    def _queue(self, workflow_id: str, entry: Entry, strict: bool) -> asyncio.Future:
+        done = asyncio.get_running_loop().create_future()
+        done.add_done_callback(_consume_exception)
+        _merge(self._pending, workflow_id, entry)
+        self._waiters.append((done, strict))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.ensure_future(self._flush())
         return done
@@ -114,63 +191,100 @@ class IndexWriter:
         while self._pending:
             batch, waiters = self._pending, self._waiters
             self._pending, self._waiters = {}, []
+            error = None
             try:
                 await append(self.storage, batch)
-            except Exception:
-                pass
-            for waiter in waiters:
-                if not waiter.done():
+            except Exception as exc:
+                error = exc
+            for waiter, strict in waiters:
+                if waiter.done():
+                    continue
+                if error is not None and strict:
+                    waiter.set_exception(error)
+                else:
                     waiter.set_result(None)
+
+
+def _consume_exception(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+@dataclass
+class Lookup:
+    """What :func:`lookup` found: every workflow's logged status, and which ones it had to fold."""
+
+    statuses: dict[str, WorkflowStatus | None] = field(default_factory=dict)
+    folded: set[str] = field(default_factory=set)
+
+
+async def lookup(storage: Storage, workflow_ids: list[str], concurrency: int = 16) -> Lookup:
+    """The logged status of each workflow: trusted ones from the index, the rest folded (and repaired)."""
+    index = await load_entries(storage)
+    out = Lookup()
+    for workflow_id in workflow_ids:
+        entry = index.get(workflow_id)
+        status = entry.trusted if entry is not None else None
+        if status is not None:
+            out.statuses[workflow_id] = status
+        else:
+            out.folded.add(workflow_id)
+    limit = asyncio.Semaphore(concurrency)
+    repaired: dict[str, Entry] = {}
+
+    async def fold_one(workflow_id: str) -> None:
+        async with limit:
+            state = await load_state(storage, workflow_id)
+        out.statuses[workflow_id] = state.status
+        if state.status in TRUSTED:
+            # Tagged with the seq it was seen at: if a resume claimed the log meanwhile,
+            # its claim is for a later seq and wins, whichever lands first.
+            repaired[workflow_id] = Entry(state.last_seq, str(state.status))
+
+    await asyncio.gather(*(fold_one(w) for w in out.folded))
+    await append(storage, repaired)
+    return out
 
 
 async def statuses(storage: Storage, workflow_ids: list[str], concurrency: int = 16
                    ) -> dict[str, WorkflowStatus | None]:
-    """The logged status of each workflow: final ones from the index, the rest folded (and repaired)."""
-    index = await load(storage)
-    out: dict[str, WorkflowStatus | None] = {}
-    to_fold = []
-    for workflow_id in workflow_ids:
-        status = index.get(workflow_id)
-        if status in FINAL:
-            out[workflow_id] = status
-        else:
-            to_fold.append(workflow_id)
-    limit = asyncio.Semaphore(concurrency)
-
-    async def fold_one(workflow_id: str) -> None:
-        async with limit:
-            out[workflow_id] = (await load_state(storage, workflow_id)).status
-
-    await asyncio.gather(*(fold_one(w) for w in to_fold))
-    repaired = {w: out[w] for w in to_fold if out[w] in FINAL}
-    if repaired:
-        await append(storage, repaired)
-    return out
+    """The logged status of each workflow (see :func:`lookup`)."""
+    return (await lookup(storage, workflow_ids, concurrency)).statuses
 
 
 async def rebuild(storage: Storage, progress: Callable[[int, int], None] | None = None,
                   concurrency: int = 16) -> dict[str, int]:
-    """Recompute the index from the logs alone and store it as a fresh snapshot."""
+    """Recompute the index from the logs and store it as a fresh snapshot.
+
+    Statuses come from the logs alone. A claim in the current index survives
+    only if it is ahead of its log (a resume between its claim and its append,
+    or one that crashed there): dropping it could let a stale FAILED stand.
+    """
     workflow_ids = await storage.list_logs()
-    start_seq = await storage.next_seq(INDEX_LOG)
-    final: dict[str, str] = {}
+    current, start_seq = await _read_index(storage)
+    entries: dict[str, Entry] = {}
     done = 0
     limit = asyncio.Semaphore(concurrency)
 
     async def fold_one(workflow_id: str) -> None:
         nonlocal done
         async with limit:
-            status = (await load_state(storage, workflow_id)).status
-        if status in FINAL:
-            final[workflow_id] = str(status)
+            state = await load_state(storage, workflow_id)
+        if state.status in TRUSTED:
+            entries[workflow_id] = Entry(state.last_seq, str(state.status))
+        claimed = current.get(workflow_id)
+        if claimed is not None and claimed.status == "" and claimed.seq > state.last_seq:
+            entries[workflow_id] = claimed
         done += 1
         if progress is not None:
             progress(done, len(workflow_ids))
 
     await asyncio.gather(*(fold_one(w) for w in workflow_ids))
-    # Records appended while we folded are newer than what we read; replay them on top.
-    async for record in storage.read(INDEX_LOG, from_seq=start_seq):
-        _apply(final, _record_decoder.decode(record.data))
-        start_seq = record.seq + 1
-    await storage.put_blob(INDEX_LOG, SNAPSHOT_BLOB, _record_encoder.encode(_Snapshot(start_seq, final)))
-    return {"workflows": len(workflow_ids), "final": len(final)}
+    # Records appended while we folded may be newer than what we read; merge them in.
+    async for index_record in storage.read(INDEX_LOG, from_seq=start_seq):
+        _apply(entries, _record_decoder.decode(index_record.data))
+        start_seq = index_record.seq + 1
+    await storage.put_blob(INDEX_LOG, SNAPSHOT_BLOB, _encoder.encode(_Snapshot(start_seq, entries)))
+    final = sum(1 for entry in entries.values() if entry.status in FINAL)
+    failed = sum(1 for entry in entries.values() if entry.status == WorkflowStatus.FAILED)
+    return {"workflows": len(workflow_ids), "final": final, "failed": failed}

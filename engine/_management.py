@@ -1,8 +1,10 @@
 """Managing many workflows: list_all, resume_all, cancel, delete, reindex.
 
 Statuses come from folding each log (through the derived status index for
-finished ones, see :mod:`engine._index`); live ones (RUNNING, PENDING) come
-from the manager; :func:`engine._api.combine_status` is the single rule.
+finished and failed ones, see :mod:`engine._index`); live ones (RUNNING,
+PENDING) come from the manager; :func:`engine._api.combine_status` is the
+single rule. Whatever appends an event that takes a log out of FAILED claims
+it in the index first (here: ``cancel``; the runner for resume and cancel).
 """
 
 from __future__ import annotations
@@ -82,10 +84,13 @@ def cancel(workflow_id: str) -> None:
     if ray.get(ctx.manager.cancel.remote(workflow_id)):
         return
     for _ in range(5):  # not driven here: append the canceled event ourselves
+        seq = state.next_seq
+        if state.status is WorkflowStatus.FAILED:
+            # Claim first: the index trusts FAILED, so it must never outlive the log's FAILED.
+            run_sync(_index.claim(ctx.storage, workflow_id, seq))
         try:
-            run_sync(append_events(ctx.storage, workflow_id, [WorkflowCanceled(ts=time.time())],
-                                   state.next_seq))
-            run_sync(_index.append(ctx.storage, {workflow_id: WorkflowStatus.CANCELED}))
+            run_sync(append_events(ctx.storage, workflow_id, [WorkflowCanceled(ts=time.time())], seq))
+            run_sync(_index.record(ctx.storage, workflow_id, WorkflowStatus.CANCELED, seq))
             return
         except AppendConflictError:
             state = _existing_state(workflow_id)

@@ -33,8 +33,15 @@ from ._runner import WorkflowRun
 NAMESPACE = "ray_durable"
 
 
+# Bumped whenever what the manager must do for other code to stay correct changes, so that a
+# driver never hands work to a detached manager still running an older engine on its cluster.
+# 2: claim a FAILED workflow in the status index before resuming or canceling it.
+PROTOCOL = 2
+
+
 def manager_name(storage_url: str) -> str:
-    return "ray-durable-manager-" + hashlib.sha1(storage_url.encode()).hexdigest()[:16]
+    key = f"{storage_url}\nprotocol {PROTOCOL}"
+    return "ray-durable-manager-" + hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
 @ray.remote(num_cpus=0, max_concurrency=100_000)
@@ -107,7 +114,7 @@ class WorkflowManager:
         try:
             state = await load_state(self.storage, workflow_id)
             run = WorkflowRun(self.storage, self.storage_url, self.storage_options, state,
-                              manager_name(self.storage_url), on_final=self._index.add)
+                              manager_name(self.storage_url), index=self._index)
             try:
                 await run.start()
             except AppendConflictError:

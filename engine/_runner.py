@@ -16,8 +16,8 @@ import time
 import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, Protocol
 
 import ray
 from ray.exceptions import RayTaskError, TaskCancelledError
@@ -40,12 +40,20 @@ from replay import (
 from storage_backends import AppendConflictError, Storage
 
 from . import _payloads
-from ._errors import WorkflowCancellationError, WorkflowExecutionError, WorkflowRunningError
+from ._errors import WorkflowCancellationError, WorkflowError, WorkflowExecutionError, WorkflowRunningError
 from ._graph import TaskSpec, WorkflowGraph
 from ._log_writer import LogWriter
 from ._worker import DependencyUnavailable, Outcome, TaskCall, remote_run_task
 
 OK, CONTINUED, FAILED, DEFERRED = "ok", "continued", "failed", "deferred"
+
+
+class StatusIndex(Protocol):
+    """What a run tells the derived status index (:class:`engine._index.IndexWriter`)."""
+
+    def claim(self, workflow_id: str, seq: int) -> Awaitable[None]: ...
+
+    def record(self, workflow_id: str, status: WorkflowStatus, seq: int) -> Awaitable[None]: ...
 
 
 @dataclass(eq=False)
@@ -62,8 +70,7 @@ class Source:
 
 class WorkflowRun:
     def __init__(self, storage: Storage, storage_url: str, storage_options: dict, state: WorkflowState,
-                 manager_name: str, run_id: str | None = None,
-                 on_final: Callable[[str, WorkflowStatus], Awaitable[None]] | None = None):
+                 manager_name: str, index: StatusIndex, run_id: str | None = None):
         self.storage = storage
         self.storage_url = storage_url
         self.storage_options = storage_options
@@ -71,7 +78,7 @@ class WorkflowRun:
         self.state = state
         self.writer = LogWriter(storage, self.workflow_id, state)
         self.manager_name = manager_name
-        self.on_final = on_final or _no_index
+        self.index = index
         submitted = state.submission
         self.runtime_env = submitted.runtime_env if submitted is not None else None
         self.run_id = run_id or uuid.uuid4().hex[:12]
@@ -94,6 +101,7 @@ class WorkflowRun:
 
     async def start(self) -> None:
         """Append the run-started event (claiming the log) and submit what is ready."""
+        await self._claim_if_failed("resumed")
         await self.writer.write(WorkflowRunStarted(ts=time.time(), run_id=self.run_id,
                                                    resumed=len(self.state.run_ids) > 0))
         submission = self.state.submission
@@ -106,6 +114,19 @@ class WorkflowRun:
         self.waiting = {t for t in self.tasks if not self._done(t)}
         self._advance(list(self.tasks))
         self._check_finished()
+
+    async def _claim_if_failed(self, action: str) -> None:
+        """Before the next event takes a FAILED log out of FAILED, claim its seq in the status
+        index, durably: the index trusts FAILED, so it must never outlive the log's FAILED."""
+        if self.state.status is not WorkflowStatus.FAILED:
+            return
+        try:
+            await self.index.claim(self.workflow_id, self.state.next_seq)
+        except Exception as exc:
+            raise WorkflowError(
+                f"workflow {self.workflow_id!r} was not {action}: recording that in the status index "
+                f"failed ({type(exc).__name__}: {exc}); nothing was appended to its log, try again"
+            ) from exc
 
     def _merge(self, graph: WorkflowGraph) -> None:
         self.tasks.update(graph.tasks)
@@ -312,10 +333,11 @@ class WorkflowRun:
             self._advance([task_id])
             return
         self.writer.add(WorkflowFailed(ts=time.time(), task_id=task_id, error_type=error_type, message=message))
-        asyncio.ensure_future(self._fail_workflow(task_id, error_type, message, error_ref, cause))
+        failed_seq = self.state.last_seq
+        asyncio.ensure_future(self._fail_workflow(task_id, error_type, message, error_ref, cause, failed_seq))
 
     async def _fail_workflow(self, task_id: str, error_type: str, message: str, error_ref: Any,
-                             cause: BaseException | None) -> None:
+                             cause: BaseException | None, failed_seq: int) -> None:
         self.finished = True
         self._cancel_inflight()
         if cause is None and error_ref is not None:
@@ -328,6 +350,7 @@ class WorkflowRun:
         except BaseException as exc:
             self._finish_with(exc)
             return
+        await self.index.record(self.workflow_id, WorkflowStatus.FAILED, failed_seq)
         self._finish_with(WorkflowExecutionError(self.workflow_id, task_id, cause,
                                                  "" if cause is not None else f"{error_type}: {message}"))
 
@@ -338,9 +361,9 @@ class WorkflowRun:
         if self.state.status is WorkflowStatus.RUNNING:
             self.writer.add(WorkflowSucceeded(ts=time.time(), output=root.output))
         self.finished = True
-        asyncio.ensure_future(self._succeed())
+        asyncio.ensure_future(self._succeed(self.state.last_seq))
 
-    async def _succeed(self) -> None:
+    async def _succeed(self, succeeded_seq: int) -> None:
         try:
             await self.writer.drain()
             source = self._source(self.output_task_id)
@@ -349,7 +372,7 @@ class WorkflowRun:
         except BaseException as exc:
             self._finish_with(exc)
             return
-        await self.on_final(self.workflow_id, WorkflowStatus.SUCCESSFUL)
+        await self.index.record(self.workflow_id, WorkflowStatus.SUCCESSFUL, succeeded_seq)
         if not self.result.done():
             self.result.set_result(value)
 
@@ -367,10 +390,13 @@ class WorkflowRun:
         """Stop running tasks, append the canceled event, fail the result."""
         self.finished = True
         self._cancel_inflight()
-        if self.state.status not in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
-            await self.writer.write(WorkflowCanceled(ts=time.time()))
-            await self.on_final(self.workflow_id, WorkflowStatus.CANCELED)
-        self._finish_with(WorkflowCancellationError(self.workflow_id))
+        try:
+            if self.state.status not in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
+                await self._claim_if_failed("canceled")  # it failed just now, while cancel was on its way
+                await self.writer.write(WorkflowCanceled(ts=time.time()))
+                await self.index.record(self.workflow_id, WorkflowStatus.CANCELED, self.state.last_seq)
+        finally:
+            self._finish_with(WorkflowCancellationError(self.workflow_id))
 
     def _cancel_inflight(self) -> None:
         for source in list(self.inflight.values()):
@@ -379,10 +405,6 @@ class WorkflowRun:
             except Exception:
                 pass
         self.inflight.clear()
-
-
-async def _no_index(workflow_id: str, status: WorkflowStatus) -> None:
-    """on_final for a run that keeps no status index."""
 
 
 def _cause(error: BaseException) -> BaseException:

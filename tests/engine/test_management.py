@@ -56,9 +56,11 @@ def test_management_doc_scenario(fresh_backend, tmp_path):
     # The index is derived: rebuilt from the logs alone, it equals the live one.
     storage = context().storage
     live = run_sync(_index.load(storage))
+    live_entries = run_sync(_index.load_entries(storage))
     stats = workflow.reindex()
-    assert stats["workflows"] == 100 and stats["final"] == 100
+    assert stats == {"workflows": 100, "final": 100, "failed": 0}
     assert run_sync(_index.load(storage)) == live
+    assert run_sync(_index.load_entries(storage)) == live_entries  # the same seqs too, and no claims
     assert live[failed[1]] == WorkflowStatus.CANCELED and len(live) == 100
 
 
