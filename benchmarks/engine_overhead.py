@@ -98,15 +98,17 @@ def main() -> None:
     parser.add_argument("--storage", default=None, help="local storage dir (default: a fresh temp dir)")
     parser.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results", "engine_overhead.json"))
     args = parser.parse_args()
-    chain_n, fan_n, one_n, repeats = (100, 200, 50, 1) if args.quick else (500, 1000, 200, 3)
+    chain_n, fan_n, one_n, repeats = (100, 200, 50, 1) if args.quick else (500, 1000, 200, 5)
     storage = args.storage or tempfile.mkdtemp(prefix="rd-bench-")
     ray.init(include_dashboard=False, log_to_driver=False)
     workflow.init(storage)
     run_id = time.strftime("%H%M%S")
 
-    # warm up workers, the manager actor and the storage
+    # warm up workers, the manager actor and the storage, for each shape
     plain_chain(20)
     durable_chain(20, f"warm-{run_id}")
+    plain_fan(100)
+    durable_fan(100, f"warm-{run_id}")
 
     rows = []
     plain, durable = measure(repeats, lambda: plain_chain(chain_n), lambda r: durable_chain(chain_n, f"{run_id}-{r}"))

@@ -26,23 +26,23 @@ class LogWriter:
         self._flusher: asyncio.Task | None = None
         self.failure: BaseException | None = None
 
-    def add(self, *events: Event) -> asyncio.Future:
-        """Queue ``events``; the returned future is done when they are durable."""
+    def add(self, *events: Event) -> None:
+        """Queue ``events``; they become durable with the next append (see :meth:`write`)."""
         if self.failure is not None:
             raise self.failure
         for event in events:
             apply(self.state, event)
-        self._queue.extend(encode_event(e) for e in events)
-        waiter = asyncio.get_running_loop().create_future()
-        waiter.add_done_callback(_consume_exception)
-        self._waiters.append(waiter)
+            self._queue.append(encode_event(event))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.ensure_future(self._flush())
-        return waiter
 
     async def write(self, *events: Event) -> None:
         """Queue ``events`` and wait until they are durable."""
-        await self.add(*events)
+        self.add(*events)
+        waiter = asyncio.get_running_loop().create_future()
+        waiter.add_done_callback(_consume_exception)
+        self._waiters.append(waiter)
+        await waiter
 
     async def _flush(self) -> None:
         while self._queue:

@@ -40,10 +40,11 @@ from replay import (
 from storage_backends import AppendConflictError, Storage
 
 from . import _payloads
+from ._arrivals import Arrivals
 from ._errors import WorkflowCancellationError, WorkflowError, WorkflowExecutionError, WorkflowRunningError
 from ._graph import TaskSpec, WorkflowGraph
 from ._log_writer import LogWriter
-from ._worker import DependencyUnavailable, Outcome, TaskCall, remote_run_task
+from ._worker import DependencyUnavailable, Outcome, RunContext, TaskCall, decode_outcome, remote_run_task
 
 OK, CONTINUED, FAILED, DEFERRED = "ok", "continued", "failed", "deferred"
 
@@ -82,6 +83,8 @@ class WorkflowRun:
         submitted = state.submission
         self.runtime_env = submitted.runtime_env if submitted is not None else None
         self.run_id = run_id or uuid.uuid4().hex[:12]
+        self.context = RunContext(self.workflow_id, self.run_id, storage_url, storage_options,
+                                  manager_name).to_bytes()
         self.tasks: dict[str, TaskSpec] = {}
         self.functions: dict[str, bytes] = {}
         self.output_task_id = ""
@@ -93,8 +96,10 @@ class WorkflowRun:
         self.inflight: dict[str, Source] = {}
         self.attempts_this_run: dict[str, int] = defaultdict(int)
         self.result: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.arrivals = Arrivals(asyncio.get_running_loop(), self._outcome_arrived)
         self.result.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._remotes: dict[Any, Any] = {}
+        self._remotes: dict[Any, Any] = {}  # Ray options -> remote_run_task with them
+        self._remote_by_task: dict[str, Any] = {}
         self.finished = False
 
     # --- start ----------------------------------------------------------------
@@ -230,16 +235,21 @@ class WorkflowRun:
                 task_options=spec.recorded_options(), user_metadata=spec.options.metadata,
                 parent_task_id=parent))
         attempt = self.state.tasks[task_id].attempt
-        call = TaskCall(self.workflow_id, task_id, attempt, self.run_id, self.storage_url,
-                        self.storage_options, spec.fn_key, self.functions[spec.fn_key], spec.call,
-                        spec.options.catch_exceptions, spec.options.checkpoint, self.manager_name)
-        value_ref, meta_ref = self._remote_for(spec).remote(call, *[d.value_ref for d in deps])
+        call = TaskCall(self.context, task_id, attempt, spec.fn_key, self.functions[spec.fn_key], spec.call,
+                        spec.options.catch_exceptions, spec.options.checkpoint)
+        value_ref, meta_ref = self._remote_for(spec).remote(call.to_bytes(), *[d.value_ref for d in deps])
         source = Source(task_id, value_ref, asyncio.get_running_loop().create_future(), deps, meta_ref, attempt)
         self.sources[task_id] = source
         self.inflight[task_id] = source
-        asyncio.ensure_future(self._watch(source))
+        self.arrivals.watch(source, meta_ref)
 
     def _remote_for(self, spec: TaskSpec) -> Any:
+        remote = self._remote_by_task.get(spec.task_id)
+        if remote is None:
+            remote = self._remote_by_task[spec.task_id] = self._remote_with_options(spec)
+        return remote
+
+    def _remote_with_options(self, spec: TaskSpec) -> Any:
         options = spec.ray_options
         if self.runtime_env and "runtime_env" not in options:
             # The environment recorded at submission, so a resume on another cluster,
@@ -260,14 +270,26 @@ class WorkflowRun:
             return
         self.writer.add(TaskStarted(ts=ts, task_id=task_id, attempt=attempt, node_id=node, pid=pid))
 
-    async def _watch(self, source: Source) -> None:
-        try:
-            outcome: Outcome | None = await source.meta_ref
-            error: BaseException | None = None
-        except Exception as exc:
-            outcome, error = None, exc
-        for dep in source.deps:  # classify only once every dependency's fate is known
+    def _outcome_arrived(self, source: Source, meta: Any, error: BaseException | None) -> None:
+        """The attempt's outcome (or the error getting it) is here; settle it once its inputs are."""
+        outcome = None
+        if error is None:
+            try:
+                outcome = decode_outcome(meta)
+            except Exception as exc:
+                error = exc
+        if all(dep.settled.done() for dep in source.deps):
+            self._settle_or_finish(source, outcome, error)
+        else:  # classify only once every dependency's fate is known
+            asyncio.ensure_future(self._settle_after_deps(source, outcome, error))
+
+    async def _settle_after_deps(self, source: Source, outcome: Outcome | None,
+                                 error: BaseException | None) -> None:
+        for dep in source.deps:
             await asyncio.shield(dep.settled)
+        self._settle_or_finish(source, outcome, error)
+
+    def _settle_or_finish(self, source: Source, outcome: Outcome | None, error: BaseException | None) -> None:
         try:
             self._settle(source, outcome, error)
         except BaseException as exc:  # a broken writer or an engine bug: end the run loudly

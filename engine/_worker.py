@@ -4,7 +4,8 @@
 workflow's driving actor that it started, calls the user's function, and
 checkpoints the output itself (inline in the result, or as a blob it writes),
 so large outputs never travel through the driving actor. It returns two
-objects: the value (for dependent tasks) and an :class:`Outcome` (for the actor).
+objects: the value (for dependent tasks) and an :class:`Outcome` as msgpack
+bytes (for the actor).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import cloudpickle
+import msgspec
 import ray
 from ray.dag import DAGNode
 
@@ -43,27 +45,53 @@ class DependencyUnavailable(RuntimeError):
     """A dependency did not produce a value; the actor re-runs this task once it has one."""
 
 
-@dataclass
-class TaskCall:
-    """Everything a worker needs to run one attempt of one task."""
+@dataclass(frozen=True)
+class RunContext:
+    """What every task of one run shares; pickled once per run, not once per task."""
 
     workflow_id: str
-    task_id: str
-    attempt: int
     run_id: str
     storage_url: str
     storage_options: dict[str, Any]
+    manager_name: str  # named actor (in NAMESPACE) to tell when a long attempt has started
+
+    def to_bytes(self) -> bytes:
+        return cloudpickle.dumps(self)
+
+
+class TaskCall(msgspec.Struct, frozen=True, array_like=True):
+    """Everything a worker needs to run one attempt of one task.
+
+    Crosses to the worker as msgpack bytes (:meth:`to_bytes`): Ray passes a
+    bytes argument without pickling it, which is most of what a trivial task
+    costs beyond plain Ray. The run's shared part stays pickled in ``context``
+    and is unpickled once per run per worker.
+    """
+
+    context: bytes  # RunContext.to_bytes()
+    task_id: str
+    attempt: int
     fn_key: str
     fn_bytes: bytes
     call: bytes
     catch_exceptions: bool
     checkpoint: bool
-    manager_name: str  # named actor (in NAMESPACE) to tell when a long attempt has started
+
+    @property
+    def run(self) -> RunContext:
+        run = _contexts.get(self.context)
+        if run is None:
+            if len(_contexts) >= 64:
+                _contexts.clear()
+            run = _contexts[self.context] = cloudpickle.loads(self.context)
+        return run
+
+    def to_bytes(self) -> bytes:
+        return _encode(self)
 
 
-@dataclass
-class Outcome:
-    """What happened to one task attempt, for the driving actor to record."""
+class Outcome(msgspec.Struct, array_like=True):
+    """What happened to one task attempt, for the driving actor to record (returned as bytes)."""
 
     kind: str  # "completed" | "continued" | "failed"
     started_at: float
@@ -77,6 +105,16 @@ class Outcome:
     traceback: str = ""
     error: PayloadRef | None = None
     retryable: bool = False  # an application error that retry_exceptions covers
+
+    def to_bytes(self) -> bytes:
+        return _encode(self)
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_call = msgspec.msgpack.Decoder(TaskCall).decode
+decode_outcome = msgspec.msgpack.Decoder(Outcome).decode
+_contexts: dict[bytes, RunContext] = {}
+_HOST = socket.gethostname()
 
 
 _functions: dict[str, Any] = {}
@@ -112,8 +150,8 @@ def _checkpoint(call: TaskCall, value: Any, kind: str) -> PayloadRef:
     if len(data) <= _payloads.INLINE_LIMIT:
         return _payloads.make_ref(data, value, None)
     name = _payloads.blob_name(kind, call.task_id, call.attempt)
-    storage = storage_for(call.storage_url, call.storage_options)
-    run_sync(storage.put_blob(call.workflow_id, name, data))
+    run = call.run
+    run_sync(storage_for(run.storage_url, run.storage_options).put_blob(run.workflow_id, name, data))
     return _payloads.make_ref(data, value, name)
 
 
@@ -123,22 +161,27 @@ def _failure(call: TaskCall, exc: BaseException, started: float, retryable: bool
     except Exception:
         error_ref = None
     return Outcome(
-        "failed", started, time.time(), os.getpid(), socket.gethostname(),
+        "failed", started, time.time(), os.getpid(), _HOST,
         error_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
         message=str(exc), traceback="".join(traceback.format_exception(exc)),
         error=error_ref, retryable=retryable,
     )
 
 
-def run_task(call: TaskCall, *deps: Any) -> tuple[Any, Outcome]:
-    """Run one attempt of a task (the body of the Ray task the engine submits)."""
+def run_task(call_bytes: bytes, *deps: Any) -> tuple[Any, bytes]:
+    """Run one attempt of a task (the body of the Ray task the engine submits).
+
+    Takes ``TaskCall.to_bytes()``; returns the value and ``Outcome.to_bytes()``.
+    """
     for dep in deps:
         if isinstance(dep, Unavailable):
             raise DependencyUnavailable(repr(dep))
+    call = _decode_call(call_bytes)
     started = time.time()
     _reporter.begin(call, started)
     try:
-        return _run_attempt(call, deps, started)
+        value, outcome = _run_attempt(call, deps, started)
+        return value, outcome.to_bytes()
     finally:
         _reporter.end()
 
@@ -167,7 +210,7 @@ def _run_attempt(call: TaskCall, deps: tuple[Any, ...], started: float) -> tuple
         output = _checkpoint(call, value, "out") if call.checkpoint else _unsaved(value)
     except _payloads.PayloadSerializationError as exc:
         return Unavailable(call.task_id, "failed"), _failure(call, exc, started, False)
-    return value, Outcome("completed", started, time.time(), os.getpid(), socket.gethostname(), output=output)
+    return value, Outcome("completed", started, time.time(), os.getpid(), _HOST, output=output)
 
 
 def _unsaved(value: Any) -> PayloadRef:
@@ -182,7 +225,7 @@ def _continue(call: TaskCall, node: DAGNode, started: float) -> tuple[Any, Outco
         ref = _checkpoint_bytes(call, data)
     except Exception as exc:
         return Unavailable(call.task_id, "failed"), _failure(call, exc, started, False)
-    outcome = Outcome("continued", started, time.time(), os.getpid(), socket.gethostname(),
+    outcome = Outcome("continued", started, time.time(), os.getpid(), _HOST,
                       output=ref, graph=data)
     return Unavailable(call.task_id, "continued"), outcome
 
@@ -193,7 +236,8 @@ def _checkpoint_bytes(call: TaskCall, data: bytes) -> PayloadRef:
         ref.inline = data
     else:
         ref.blob = _payloads.blob_name("dag", call.task_id, call.attempt)
-        run_sync(storage_for(call.storage_url, call.storage_options).put_blob(call.workflow_id, ref.blob, data))
+        run = call.run
+        run_sync(storage_for(run.storage_url, run.storage_options).put_blob(run.workflow_id, ref.blob, data))
     return ref
 
 
@@ -210,47 +254,55 @@ class _StartReporter:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._current: tuple[TaskCall, float] | None = None
+        self._current: tuple[TaskCall, float] | None = None  # swapped whole: atomic under the GIL
+        self._armed = False  # the watcher thread is awake and will see the next task by itself
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._handles: dict[str, Any] = {}
 
     def begin(self, call: TaskCall, started: float) -> None:
-        with self._lock:
-            self._current = (call, started)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="ray-durable-started", daemon=True)
-                self._thread.start()
-        self._wake.set()
+        self._current = (call, started)  # before reading _armed: see _loop
+        if not self._armed:  # no lock or event per task while the watcher is awake
+            with self._lock:
+                self._armed = True
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._loop, name="ray-durable-started",
+                                                    daemon=True)
+                    self._thread.start()
+            self._wake.set()
 
     def end(self) -> None:
-        with self._lock:
-            self._current = None
+        self._current = None
 
     def _loop(self) -> None:
         while True:
             self._wake.wait()
             self._wake.clear()
-            with self._lock:
+            while True:
                 current = self._current
-            if current is None:
-                continue
-            call, started = current
-            time.sleep(max(0.0, started + self.DELAY_S - time.time()))
-            with self._lock:
-                still_running = self._current is current
-            if still_running:
-                self._notify(call, started)
+                if current is None:
+                    with self._lock:  # go to sleep only if no task began meanwhile
+                        if self._current is None:
+                            self._armed = False
+                            break
+                    continue
+                call, started = current
+                time.sleep(max(0.0, started + self.DELAY_S - time.time()))
+                if self._current is current:
+                    self._notify(call, started)
+                    while self._current is current:  # a long task: wait for its end
+                        time.sleep(0.05)
 
     def _notify(self, call: TaskCall, started: float) -> None:
         try:
-            handle = self._handles.get(call.manager_name)
+            run = call.run
+            handle = self._handles.get(run.manager_name)
             if handle is None:
                 from ._manager import NAMESPACE
 
-                handle = self._handles[call.manager_name] = ray.get_actor(call.manager_name, namespace=NAMESPACE)
-            handle.task_started.remote(call.workflow_id, call.run_id, call.task_id, call.attempt,
-                                       started, os.getpid(), socket.gethostname())
+                handle = self._handles[run.manager_name] = ray.get_actor(run.manager_name, namespace=NAMESPACE)
+            handle.task_started.remote(run.workflow_id, run.run_id, call.task_id, call.attempt,
+                                       started, os.getpid(), _HOST)
         except Exception:
             pass  # informational only; the outcome still records the start
 

@@ -1,0 +1,66 @@
+"""How the driving actor learns task outcomes (engine/_arrivals.py): Ray's callback for the first
+few in flight, batched polling beyond them; and a finished run freed at once, not at the next
+full pass of the cyclic garbage collector."""
+
+import time
+
+import pytest
+import ray
+
+import engine as workflow
+from engine._arrivals import Arrivals
+from engine._context import context
+from engine._sync import run_sync
+from replay import TaskStatus, load_state
+from tests.engine import tasks
+
+WIDE = Arrivals.CALLBACK_LIMIT * 6  # most of its outcomes are polled
+
+
+def test_a_wide_fan_out_records_every_outcome(backend, wid):
+    dag = tasks.total.bind([tasks.add.bind(i, 1) for i in range(WIDE)])
+    assert workflow.run(dag, workflow_id=wid) == sum(range(1, WIDE + 1))
+    state = run_sync(load_state(context().storage, wid))
+    assert len(state.tasks) == WIDE + 1
+    for task in state.tasks.values():
+        assert task.status is TaskStatus.SUCCESSFUL and task.attempt == 1 and len(task.spans) == 1
+
+
+def test_a_failure_among_polled_outcomes_names_its_task(local, wid):
+    inputs = [tasks.add.bind(i, 1) for i in range(WIDE)]
+    inputs.append(workflow.options(task_id="the-bad-one")(tasks.boom).bind("late and wrong"))
+    with pytest.raises(workflow.WorkflowExecutionError) as info:
+        workflow.run(tasks.total.bind(inputs), workflow_id=wid)
+    assert info.value.task_id == "the-bad-one" and "late and wrong" in str(info.value)
+    assert workflow.get_status(wid) == workflow.FAILED
+
+
+def _runs_alive(manager, workflow_id: str) -> int:
+    def count(self):
+        import gc
+
+        from engine._runner import WorkflowRun
+        return sum(isinstance(o, WorkflowRun) and o.workflow_id == workflow_id for o in gc.get_objects())
+    return ray.get(manager.__ray_call__.remote(count))
+
+
+@pytest.mark.parametrize("ending", ["succeeds", "fails"])
+def test_a_finished_run_is_freed_without_the_cyclic_collector(local, wid, ending):
+    """A reference cycle through a run would keep every ObjectRef it held (and so the objects
+    in Ray's store) alive until the collector's next full pass."""
+    manager = context().manager
+    ray.get(manager.__ray_call__.remote(lambda self: __import__("gc").disable()))
+    try:
+        inputs = [tasks.add.bind(i, 1) for i in range(WIDE)]
+        if ending == "succeeds":
+            assert workflow.run(tasks.total.bind(inputs), workflow_id=wid) == sum(range(1, WIDE + 1))
+        else:
+            inputs.append(tasks.boom.bind("no"))
+            with pytest.raises(workflow.WorkflowExecutionError):
+                workflow.run(tasks.total.bind(inputs), workflow_id=wid)
+        deadline = time.monotonic() + 10
+        while _runs_alive(manager, wid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _runs_alive(manager, wid) == 0
+    finally:
+        ray.get(manager.__ray_call__.remote(lambda self: __import__("gc").enable()))
