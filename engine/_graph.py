@@ -130,12 +130,13 @@ def build_graph(root: Any, id_suffix: str = "") -> WorkflowGraph:
     order = _post_order(root)
     ids: dict[int, str] = {}
     used: set[str] = set()
+    last_suffix: dict[str, int] = {}  # base name -> the last _n tried (keeps naming linear)
     tasks: dict[str, TaskSpec] = {}
     functions: dict[str, bytes] = {}
     fn_keys: dict[int, str] = {}
     for node in order:
         opts = node_options(node)
-        task_id = _assign_id(node, opts, used, id_suffix)
+        task_id = _assign_id(node, opts, used, id_suffix, last_suffix)
         ids[id(node)] = task_id
         deps: list[str] = []
         dep_index: dict[str, int] = {}
@@ -190,17 +191,26 @@ def _fold_ray_retry_options(node: FunctionNode, opts: TaskOptions, ray_options: 
     return opts.merged(**changes) if changes else opts
 
 
-def _assign_id(node: FunctionNode, opts: TaskOptions, used: set[str], suffix: str) -> str:
+def _assign_id(node: FunctionNode, opts: TaskOptions, used: set[str], suffix: str,
+               last_suffix: dict[str, int]) -> str:
+    """The given task_id, else the function's name, then name_1, name_2, ...: the first one free.
+
+    ``last_suffix`` remembers where the search for each name stopped; ids below it
+    are all taken (``used`` only grows), so starting there gives the same id in
+    one step instead of n for the n-th task of one function.
+    """
     if opts.task_id is not None:
         if opts.task_id in used:
             raise ValueError(f"task_id {opts.task_id!r} is used by two tasks of the same workflow")
         used.add(opts.task_id)
         return opts.task_id
     base = getattr(node._body, "__name__", "task") + suffix
-    candidate, n = base, 0
+    n = last_suffix.get(base, 0)
+    candidate = base if n == 0 else f"{base}_{n}"
     while candidate in used:
         n += 1
         candidate = f"{base}_{n}"
+    last_suffix[base] = n
     used.add(candidate)
     return candidate
 

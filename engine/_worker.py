@@ -274,18 +274,27 @@ class _StartReporter:
     def end(self) -> None:
         self._current = None
 
+    IDLE_S = 1.0  # the watcher blocks (and the next task wakes it) after this long without a task
+
     def _loop(self) -> None:
         while True:
             self._wake.wait()
             self._wake.clear()
+            idle_since = None
             while True:
                 current = self._current
-                if current is None:
-                    with self._lock:  # go to sleep only if no task began meanwhile
+                if current is None:  # between tasks: look again shortly, block once idle for long
+                    now = time.monotonic()
+                    idle_since = idle_since or now
+                    if now - idle_since < self.IDLE_S:
+                        time.sleep(0.05)
+                        continue
+                    with self._lock:  # block only if no task began meanwhile
                         if self._current is None:
                             self._armed = False
                             break
                     continue
+                idle_since = None
                 call, started = current
                 time.sleep(max(0.0, started + self.DELAY_S - time.time()))
                 if self._current is current:
