@@ -6,11 +6,13 @@ only "is a live actor driving it?" asks the management actor.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.metadata
 import platform
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import ray
@@ -115,6 +117,30 @@ def run_async(dag: DAGNode, *args: Any, workflow_id: str | None = None,
     Returns:
         an ObjectRef to the workflow's output.
     """
+    workflow_id, submitted = _submit_new(dag, args, kwargs, workflow_id, metadata)
+    if not submitted:
+        return resume_async(workflow_id)
+    with _refused_leaves_no_trace(workflow_id):
+        return _start(workflow_id)
+
+
+def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
+        metadata: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    """Run a workflow to its end and return its output (resumes an existing ``workflow_id``).
+
+    One call to the manager starts the workflow and waits for its output (run_async
+    takes two: it must say at once whether the workflow was accepted).
+    """
+    workflow_id, submitted = _submit_new(dag, args, kwargs, workflow_id, metadata)
+    if not submitted:
+        return resume(workflow_id)
+    with _refused_leaves_no_trace(workflow_id):
+        return _unwrap(context().manager.run.remote(workflow_id))
+
+
+def _submit_new(dag: Any, args: tuple, kwargs: dict, workflow_id: str | None,
+                metadata: dict[str, Any] | None) -> tuple[str, bool]:
+    """Check run's arguments and record the submission; (id, False) if the id already existed."""
     if args or kwargs:
         raise TypeError("workflow.run takes the DAG's inputs through .bind(...); "
                         f"unexpected arguments {args!r} {sorted(kwargs)!r}")
@@ -123,13 +149,17 @@ def run_async(dag: DAGNode, *args: Any, workflow_id: str | None = None,
     workflow_id = validate_workflow_id(workflow_id) if workflow_id is not None else _new_id()
     metadata = check_json_metadata(metadata, "workflow")
     state = _state(workflow_id)
-    if state.status is None and _submit(dag, workflow_id, metadata):
-        try:
-            return _start(workflow_id)
-        except WorkflowQueueFullError:
-            run_sync(context().storage.delete(workflow_id))  # refused: leave no trace
-            raise
-    return resume_async(workflow_id)
+    return workflow_id, state.status is None and _submit(dag, workflow_id, metadata)
+
+
+@contextlib.contextmanager
+def _refused_leaves_no_trace(workflow_id: str) -> Iterator[None]:
+    """A new workflow the manager's queue refused is deleted again: it never existed."""
+    try:
+        yield
+    except WorkflowQueueFullError:
+        run_sync(context().storage.delete(workflow_id))
+        raise
 
 
 def _start(workflow_id: str) -> ray.ObjectRef:
@@ -137,12 +167,6 @@ def _start(workflow_id: str) -> ray.ObjectRef:
     manager = context().manager
     _unwrap(manager.start.remote(workflow_id))
     return manager.wait_output.remote(workflow_id)
-
-
-def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
-        metadata: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-    """Run a workflow to its end and return its output (resumes an existing ``workflow_id``)."""
-    return _unwrap(run_async(dag, *args, workflow_id=workflow_id, metadata=metadata, **kwargs))
 
 
 def _new_id() -> str:

@@ -130,6 +130,8 @@ class Arrivals:
             try:
                 value = ray.get(ref)
             except Exception as exc:
-                handler(key, None, exc)
+                # Its traceback is this frame, which holds the handler's run: kept with the
+                # error (a run keeps its failure), it would make a reference cycle.
+                handler(key, None, exc.with_traceback(None))
             else:
                 handler(key, value, None)

@@ -18,7 +18,7 @@ from typing import Any
 
 import ray
 
-from replay import WorkflowStatus, load_state
+from replay import WorkflowState, WorkflowStatus, load_state
 from storage_backends import AppendConflictError, open_storage
 
 from ._outputs import output_from_state
@@ -109,7 +109,7 @@ class WorkflowManager:
             self._queue[workflow_id] = asyncio.get_running_loop().create_future()
             self._queue[workflow_id].add_done_callback(lambda f: f.cancelled() or f.exception())
             return "queued"
-        await self._launch(workflow_id)
+        await self._launch(workflow_id, state)  # (no await since the read: the state is current here)
         return "started"
 
     def _active(self) -> int:
@@ -118,10 +118,11 @@ class WorkflowManager:
     def _full(self) -> bool:
         return self.max_running is not None and self._active() >= self.max_running
 
-    async def _launch(self, workflow_id: str) -> None:
+    async def _launch(self, workflow_id: str, state: WorkflowState | None = None) -> None:
         self._claiming.add(workflow_id)
         try:
-            state = await load_state(self.storage, workflow_id)
+            if state is None:
+                state = await load_state(self.storage, workflow_id)
             run = WorkflowRun(self.storage, self.storage_url, self.storage_options, state,
                               manager_name(self.storage_url), index=self._index)
             try:
@@ -160,6 +161,11 @@ class WorkflowManager:
             return
         if not started.done():
             started.set_result(None)
+
+    async def run(self, workflow_id: str) -> Any:
+        """:meth:`start` then :meth:`wait_output`, in one call from the driver (``workflow.run``)."""
+        await self.start(workflow_id)
+        return await self.wait_output(workflow_id)
 
     async def wait_output(self, workflow_id: str, task_id: str | None = None) -> Any:
         """The workflow's (or a task's) output: awaited if it is running or queued here, else from its log."""

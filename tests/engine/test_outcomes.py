@@ -61,6 +61,26 @@ def test_a_finished_run_is_freed_without_the_cyclic_collector(local, wid, ending
         deadline = time.monotonic() + 10
         while _runs_alive(manager, wid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _runs_alive(manager, wid) == 0
+        assert _runs_alive(manager, wid) == 0, ray.get(manager.__ray_call__.remote(_holders_of_run, wid))
     finally:
         ray.get(manager.__ray_call__.remote(lambda self: __import__("gc").enable()))
+
+
+def _holders_of_run(self, workflow_id: str) -> list[str]:
+    """What still refers to the run (three levels up), to say which cycle kept it."""
+    import gc
+
+    from engine._runner import WorkflowRun
+    runs = [o for o in gc.get_objects() if isinstance(o, WorkflowRun) and o.workflow_id == workflow_id]
+    found, seen, frontier = [], {id(runs)}, [(run, 0) for run in runs]
+    while frontier:
+        obj, depth = frontier.pop()
+        for holder in gc.get_referrers(obj):
+            if id(holder) in seen or holder is frontier or depth >= 3:
+                continue
+            seen.add(id(holder))
+            code = getattr(holder, "f_code", None)
+            name = f"frame {code.co_name} line {holder.f_lineno}" if code else type(holder).__name__
+            found.append("  " * depth + name)
+            frontier.append((holder, depth + 1))
+    return found[:40]
