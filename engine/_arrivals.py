@@ -107,31 +107,36 @@ class Arrivals:
                 interval = min(interval * 2, self.MAX_POLL_INTERVAL_S)
                 continue
             interval = self.POLL_INTERVAL_S
-            self._deliver(ready)
+            self._dispatch(_fetch(ready))
 
     @staticmethod
     def _ready(refs: list) -> list:
         return ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=False)[0]
 
-    def _deliver(self, ready: list) -> None:
+    def _dispatch(self, results: list[tuple[Any, Any, BaseException | None]]) -> None:
         polled, handler = self._polled, self._handler()
         if handler is None:  # the run is gone: nobody wants these
             polled.clear()
             return
+        for ref, value, error in results:
+            handler(polled.pop(ref), value, error)
+
+
+def _fetch(ready: list) -> list[tuple[Any, Any, BaseException | None]]:
+    """(ref, value, error) for refs known to be ready: one ``ray.get``, or one each if any failed.
+
+    A module function on purpose: an error raised in here keeps this frame and its
+    callers' (through its traceback, or another exception's ``__context__``), and a
+    run keeps its task's error. So no frame on that path may hold the run's handler.
+    """
+    try:
+        return [(ref, value, None) for ref, value in zip(ready, ray.get(ready))]  # does not block
+    except Exception:  # one of them failed: take them one by one
+        pass
+    results = []
+    for ref in ready:
         try:
-            values = ray.get(ready)  # every ref is ready: this does not block
-        except Exception:  # one of them failed: take them one by one
-            values = None
-        for i, ref in enumerate(ready):
-            key = polled.pop(ref)
-            if values is not None:
-                handler(key, values[i], None)
-                continue
-            try:
-                value = ray.get(ref)
-            except Exception as exc:
-                # Its traceback is this frame, which holds the handler's run: kept with the
-                # error (a run keeps its failure), it would make a reference cycle.
-                handler(key, None, exc.with_traceback(None))
-            else:
-                handler(key, value, None)
+            results.append((ref, ray.get(ref), None))
+        except Exception as exc:
+            results.append((ref, None, exc.with_traceback(None)))
+    return results
