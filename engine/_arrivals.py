@@ -6,7 +6,7 @@ a fifth of what a plain Ray task costs. So only the first few refs in flight
 are watched that way (Ray calls back, and what arrived meanwhile is handled in
 one wake-up), which keeps a chain's latency low; the rest of a wide fan-out are
 polled in batches, one ``ray.wait`` (0.1 ms for a thousand refs) and one
-``ray.get`` per millisecond for everything that finished. The poll backs off
+``ray.get`` every 2 ms for everything that finished. The poll backs off
 to every 50 ms while nothing finishes, so long tasks cost next to nothing.
 """
 
@@ -16,7 +16,6 @@ import asyncio
 import threading
 import weakref
 from collections import deque
-from itertools import islice
 from collections.abc import Callable
 from typing import Any
 
@@ -36,7 +35,6 @@ class Arrivals:
     CALLBACK_LIMIT = 8  # refs watched by callback at once; beyond that, polled
     POLL_INTERVAL_S = 0.002  # while outcomes keep arriving
     MAX_POLL_INTERVAL_S = 0.05  # backed off to, while none do
-    POLL_WINDOW = 64  # the oldest refs most polls look at
 
     def __init__(self, loop: asyncio.AbstractEventLoop,
                  handler: Callable[[Any, Any, BaseException | None], None]):
@@ -91,27 +89,16 @@ class Arrivals:
     async def _poll(self) -> None:
         polled = self._polled
         interval = self.POLL_INTERVAL_S
-        polls = 0
         while polled:
             await asyncio.sleep(interval)  # (holding no reference to the handler's run)
-            polls += 1
-            # Tasks mostly finish in the order they were submitted (the dict's order), so
-            # most polls look at the oldest few; every few polls, or when those have
-            # nothing, at all of them, so no outcome waits behind a straggler for long.
-            refs = list(islice(polled, self.POLL_WINDOW)) if polls % 4 else list(polled)
-            ready = self._ready(refs)
-            if not ready and len(refs) < len(polled):
-                ready = self._ready(list(polled))
+            refs = list(polled)
+            ready = ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=False)[0]
             del refs
             if not ready:
                 interval = min(interval * 2, self.MAX_POLL_INTERVAL_S)
                 continue
             interval = self.POLL_INTERVAL_S
             self._dispatch(_fetch(ready))
-
-    @staticmethod
-    def _ready(refs: list) -> list:
-        return ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=False)[0]
 
     def _dispatch(self, results: list[tuple[Any, Any, BaseException | None]]) -> None:
         polled, handler = self._polled, self._handler()

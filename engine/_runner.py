@@ -99,7 +99,6 @@ class WorkflowRun:
         self.arrivals = Arrivals(asyncio.get_running_loop(), self._outcome_arrived)
         self.result.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._remotes: dict[Any, Any] = {}  # Ray options -> remote_run_task with them
-        self._remote_by_task: dict[str, Any] = {}
         self.finished = False
 
     # --- start ----------------------------------------------------------------
@@ -244,12 +243,6 @@ class WorkflowRun:
         self.arrivals.watch(source, meta_ref)
 
     def _remote_for(self, spec: TaskSpec) -> Any:
-        remote = self._remote_by_task.get(spec.task_id)
-        if remote is None:
-            remote = self._remote_by_task[spec.task_id] = self._remote_with_options(spec)
-        return remote
-
-    def _remote_with_options(self, spec: TaskSpec) -> Any:
         options = spec.ray_options
         if self.runtime_env and "runtime_env" not in options:
             # The environment recorded at submission, so a resume on another cluster,

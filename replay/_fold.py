@@ -209,12 +209,7 @@ def _completed(state: WorkflowState, e: ev.TaskCompleted, seq: int) -> None:
         _check_open(task, e, seq, e.attempt, "completed")
     task.status = _TASK_SUCCESSFUL
     task.output = e.output
-    task.ended_at = ts = e.ts  # _close_span, written out: a third of all events are completions
-    spans = task.spans
-    if len(spans) == 1 and spans[0][2] is None:
-        task.spans = ((spans[0][0], spans[0][1], ts),)
-    elif spans and spans[-1][2] is None:
-        _close_span(task, ts)
+    _close_span(task, e.ts)
     if state.waiting_on:
         _resolve_continuations(state, task, e.ts)
 
