@@ -68,27 +68,38 @@ def _unwrap(ref: ray.ObjectRef) -> Any:
         raise
 
 
-def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any]) -> bool:
-    """Write the submission event (the DAG as a payload); False if the id already existed."""
+def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any]) -> bytes | None:
+    """Write the submission event (the DAG as a payload) at seq 0.
+
+    Returns:
+        the record written, for the manager to start from without reading it back;
+        None if the workflow already existed (nothing was written).
+    """
     graph = build_graph(dag)
     data = graph.to_bytes()
     storage = context().storage
     if len(data) <= _payloads.INLINE_LIMIT:
         dag_ref = _payloads.make_ref(data, graph, None)
     else:
-        dag_ref = _payloads.make_ref(data, graph, "dag")
-        run_sync(storage.put_blob(workflow_id, "dag", data))
+        if run_sync(storage.next_seq(workflow_id)) > 0:
+            return None  # (a blob written now would sit in another workflow's directory)
+        # Named by its content: a driver racing this one with the same id can only ever
+        # overwrite it with the same bytes, whichever of the two submissions wins.
+        name = f"dag-{_payloads.digest(data)}"
+        run_sync(storage.put_blob(workflow_id, name, data))
+        dag_ref = _payloads.make_ref(data, graph, name)
     event = WorkflowSubmitted(
         ts=time.time(), workflow_id=workflow_id, dag=dag_ref, user_metadata=metadata,
         ray_version=ray.__version__, engine_version=ENGINE_VERSION,
         python_version=platform.python_version(), runtime_env=_runtime_env(),
         packages=_package_versions(),
     )
+    record = encode_event(event)
     try:
-        run_sync(storage.append(workflow_id, [encode_event(event)], 0))
+        run_sync(storage.append(workflow_id, [record], 0))
     except AppendConflictError:
-        return False
-    return True
+        return None
+    return record
 
 
 @functools.lru_cache(maxsize=1)
@@ -117,11 +128,11 @@ def run_async(dag: DAGNode, *args: Any, workflow_id: str | None = None,
     Returns:
         an ObjectRef to the workflow's output.
     """
-    workflow_id, submitted = _submit_new(dag, args, kwargs, workflow_id, metadata)
-    if not submitted:
+    workflow_id, submission = _submit_new(dag, args, kwargs, workflow_id, metadata)
+    if submission is None:
         return resume_async(workflow_id)
     with _refused_leaves_no_trace(workflow_id):
-        return _start(workflow_id)
+        return _start(workflow_id, submission)
 
 
 def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
@@ -131,16 +142,17 @@ def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
     One call to the manager starts the workflow and waits for its output (run_async
     takes two: it must say at once whether the workflow was accepted).
     """
-    workflow_id, submitted = _submit_new(dag, args, kwargs, workflow_id, metadata)
-    if not submitted:
+    workflow_id, submission = _submit_new(dag, args, kwargs, workflow_id, metadata)
+    if submission is None:
         return resume(workflow_id)
     with _refused_leaves_no_trace(workflow_id):
-        return _unwrap(context().manager.run.remote(workflow_id))
+        return _unwrap(context().manager.run.remote(workflow_id, submission))
 
 
 def _submit_new(dag: Any, args: tuple, kwargs: dict, workflow_id: str | None,
-                metadata: dict[str, Any] | None) -> tuple[str, bool]:
-    """Check run's arguments and record the submission; (id, False) if the id already existed."""
+                metadata: dict[str, Any] | None) -> tuple[str, bytes | None]:
+    """Check run's arguments and record the submission; (id, its record), or (id, None) if the
+    id already existed (then the append at seq 0 found it: no read first)."""
     if args or kwargs:
         raise TypeError("workflow.run takes the DAG's inputs through .bind(...); "
                         f"unexpected arguments {args!r} {sorted(kwargs)!r}")
@@ -148,8 +160,7 @@ def _submit_new(dag: Any, args: tuple, kwargs: dict, workflow_id: str | None,
         raise TypeError(f"workflow.run needs a DAG made with f.bind(...), got {type(dag).__name__}")
     workflow_id = validate_workflow_id(workflow_id) if workflow_id is not None else _new_id()
     metadata = check_json_metadata(metadata, "workflow")
-    state = _state(workflow_id)
-    return workflow_id, state.status is None and _submit(dag, workflow_id, metadata)
+    return workflow_id, _submit(dag, workflow_id, metadata)
 
 
 @contextlib.contextmanager
@@ -162,10 +173,10 @@ def _refused_leaves_no_trace(workflow_id: str) -> Iterator[None]:
         raise
 
 
-def _start(workflow_id: str) -> ray.ObjectRef:
+def _start(workflow_id: str, submission: bytes | None = None) -> ray.ObjectRef:
     """Hand the workflow to the manager (which claims its log, or queues it) and return a ref to its output."""
     manager = context().manager
-    _unwrap(manager.start.remote(workflow_id))
+    _unwrap(manager.start.remote(workflow_id, submission))
     return manager.wait_output.remote(workflow_id)
 
 

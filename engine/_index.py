@@ -129,18 +129,28 @@ def _apply(entries: dict[str, Entry], record: _Record) -> None:
 
 
 async def append(storage: Storage, entries: dict[str, Entry] | None = None,
-                 deleted: Iterable[str] = ()) -> None:
-    """Append one index record (compare-and-append, retried: any writer may add to the index)."""
+                 deleted: Iterable[str] = (), next_seq: int | None = None) -> int | None:
+    """Append one index record (compare-and-append, retried: any writer may add to the index).
+
+    Args:
+        next_seq: the index log's next seq, if the caller knows it (it saves a look).
+
+    Returns:
+        the index log's next seq after the record, or None if there was nothing to append.
+    """
     record = _Record(entries=dict(entries or {}), deleted=list(deleted))
     if not record.entries and not record.deleted:
-        return
+        return None
     data = _encoder.encode(record)
     for _ in range(100):
+        if next_seq is None:
+            next_seq = await storage.next_seq(INDEX_LOG)
         try:
-            await storage.append(INDEX_LOG, [data], await storage.next_seq(INDEX_LOG))
-            return
-        except AppendConflictError:
-            await asyncio.sleep(0.001)
+            return await storage.append(INDEX_LOG, [data], next_seq)
+        except AppendConflictError as exc:
+            next_seq = exc.actual_next_seq  # retried at once when known (a stale hint, say)
+            if next_seq is None:
+                await asyncio.sleep(0.001)
     raise RuntimeError("the status index log kept changing under 100 appends in a row")
 
 
@@ -163,6 +173,7 @@ class IndexWriter:
         self._pending: dict[str, Entry] = {}
         self._waiters: list[tuple[asyncio.Future, bool]] = []
         self._flusher: asyncio.Task | None = None
+        self._next_seq: int | None = None  # the index log's, after this writer's last append
 
     def record(self, workflow_id: str, status: WorkflowStatus, seq: int) -> asyncio.Future:
         """Queue a status as of log event ``seq``; the future is done when it is stored, or
@@ -193,8 +204,9 @@ class IndexWriter:
             self._pending, self._waiters = {}, []
             error = None
             try:
-                await append(self.storage, batch)
+                self._next_seq = await append(self.storage, batch, next_seq=self._next_seq)
             except Exception as exc:
+                self._next_seq = None
                 error = exc
             for waiter, strict in waiters:
                 if waiter.done():

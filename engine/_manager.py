@@ -18,7 +18,7 @@ from typing import Any
 
 import ray
 
-from replay import WorkflowState, WorkflowStatus, load_state
+from replay import WorkflowState, WorkflowStatus, WorkflowSubmitted, apply, decode_event, load_state
 from storage_backends import AppendConflictError, open_storage
 
 from ._outputs import output_from_state
@@ -38,7 +38,8 @@ NAMESPACE = "ray_durable"
 # Bumped whenever what the manager must do for other code to stay correct changes, so that a
 # driver never hands work to a detached manager still running an older engine on its cluster.
 # 2: claim a FAILED workflow in the status index before resuming or canceling it.
-PROTOCOL = 2
+# 3: start and run take the submission record a driver has just written.
+PROTOCOL = 3
 
 
 def manager_name(storage_url: str) -> str:
@@ -81,8 +82,13 @@ class WorkflowManager:
         self.max_pending = max_pending
         self._drain_queue()
 
-    async def start(self, workflow_id: str) -> str:
+    async def start(self, workflow_id: str, submission: bytes | None = None) -> str:
         """Claim and start driving a workflow, or queue it if ``max_running`` are running.
+
+        Args:
+            submission: the record a driver has just appended at seq 0 of a new workflow.
+                Folded instead of reading the log back; if anything was appended after
+                it meanwhile, the claim's append at seq 1 conflicts.
 
         Returns:
             "started", "queued", or "finished" (it had already succeeded).
@@ -94,7 +100,9 @@ class WorkflowManager:
         """
         if self.live_status(workflow_id) is not None:
             raise WorkflowRunningError(workflow_id)
-        state = await load_state(self.storage, workflow_id)
+        state = _submitted_state(workflow_id, submission)
+        if state is None:
+            state = await load_state(self.storage, workflow_id)
         if state.status is None:
             raise WorkflowNotResumableError(workflow_id, "it does not exist")
         if state.status is WorkflowStatus.CANCELED:
@@ -162,9 +170,9 @@ class WorkflowManager:
         if not started.done():
             started.set_result(None)
 
-    async def run(self, workflow_id: str) -> Any:
+    async def run(self, workflow_id: str, submission: bytes | None = None) -> Any:
         """:meth:`start` then :meth:`wait_output`, in one call from the driver (``workflow.run``)."""
-        await self.start(workflow_id)
+        await self.start(workflow_id, submission)
         return await self.wait_output(workflow_id)
 
     async def wait_output(self, workflow_id: str, task_id: str | None = None) -> Any:
@@ -227,3 +235,13 @@ class WorkflowManager:
         await run.cancel()
         self.runs.pop(workflow_id, None)
         return True
+
+
+def _submitted_state(workflow_id: str, submission: bytes | None) -> WorkflowState | None:
+    """The fold of a new workflow's log holding only ``submission``; None if that is not what it is."""
+    if submission is None:
+        return None
+    event = decode_event(submission)
+    if not isinstance(event, WorkflowSubmitted) or event.workflow_id != workflow_id:
+        return None  # not a submission of this workflow: read the log instead
+    return apply(WorkflowState(), event, 0)

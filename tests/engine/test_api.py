@@ -7,6 +7,13 @@ import pytest
 import ray
 
 import engine as workflow
+from engine import _payloads
+from engine._context import context
+from engine._graph import build_graph
+from engine._manager import _submitted_state
+from engine._sync import run_sync
+from replay import PayloadRef, WorkflowRunStarted, WorkflowSubmitted, encode_event, load_state
+from storage_backends import open_storage
 from tests.engine import tasks
 
 
@@ -56,6 +63,38 @@ def test_nested_arguments_and_object_refs(backend, wid):
 def test_large_output_goes_to_a_blob(backend, wid):
     assert workflow.run(tasks.big_output.bind(100_000), workflow_id=wid) == b"x" * 100_000
     assert workflow.get_output(wid) == b"x" * 100_000
+
+
+def test_a_large_dag_is_one_blob_named_by_its_content(backend, wid):
+    """Over the inline limit the DAG is a blob named by its digest (a racing driver with the same
+    id can only write the same bytes to that name); running the id again with another DAG
+    resumes the first and writes nothing."""
+    big = "x" * 40_000
+    assert workflow.run(tasks.identity.bind(big), workflow_id=wid) == big
+    storage = context().storage
+    dag_ref = run_sync(load_state(storage, wid)).submission.dag
+    assert dag_ref.inline is None and dag_ref.blob == f"dag-{dag_ref.digest}"
+    other = tasks.identity.bind("y" * 40_000)
+    other_blob = f"dag-{_payloads.digest(build_graph(other).to_bytes())}"
+    assert other_blob != dag_ref.blob
+    assert workflow.run(other, workflow_id=wid) == big
+    assert ray.get(workflow.run_async(other, workflow_id=wid)) == big
+    assert not run_sync(storage.blob_exists(wid, other_blob))
+    assert run_sync(storage.next_seq(wid)) == run_sync(load_state(storage, wid)).next_seq
+
+
+async def test_the_manager_folds_the_submission_it_is_handed(tmp_path):
+    """workflow.run hands the manager the record it appended at seq 0 of a new log; folding it
+    must give exactly what reading the log back would. Anything else is not trusted."""
+    storage = open_storage(str(tmp_path))
+    dag = PayloadRef(size=3, digest="0" * 32, inline=b"dag")
+    record = encode_event(WorkflowSubmitted(ts=1.0, workflow_id="w", dag=dag, user_metadata={"k": 1}))
+    await storage.append("w", [record], 0)
+    assert _submitted_state("w", record) == await load_state(storage, "w")
+    assert _submitted_state("other", record) is None  # another workflow's submission
+    assert _submitted_state("w", encode_event(WorkflowRunStarted(ts=2.0, run_id="r"))) is None
+    assert _submitted_state("w", None) is None
+    await storage.close()
 
 
 def test_status_constants_and_unknown_ids(backend):
