@@ -10,6 +10,7 @@ clusters sharing a storage can never both drive one workflow.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import hashlib
 import os
@@ -42,6 +43,7 @@ NAMESPACE = "ray_durable"
 PROTOCOL = 3
 
 
+@functools.lru_cache(maxsize=64)
 def manager_name(storage_url: str) -> str:
     key = f"{storage_url}\nprotocol {PROTOCOL}"
     return "ray-durable-manager-" + hashlib.sha1(key.encode()).hexdigest()[:16]

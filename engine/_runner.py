@@ -20,7 +20,7 @@ from collections.abc import Awaitable
 from typing import Any, Protocol
 
 import ray
-from ray.exceptions import RayTaskError, TaskCancelledError
+from ray.exceptions import GetTimeoutError, RayTaskError, TaskCancelledError
 
 from replay import (
     TaskCompleted,
@@ -425,9 +425,10 @@ class WorkflowRun:
 async def _value(ref: ray.ObjectRef) -> Any:
     """The value of ``ref``: taken at once if it is in this process's store (the usual case: the
     outcome that came with it has arrived), which is cheaper than awaiting it."""
-    if ray.wait([ref], timeout=0, fetch_local=True)[0]:
-        return ray.get(ref)
-    return await ref
+    try:
+        return ray.get(ref, timeout=0)
+    except GetTimeoutError:  # not here yet (a large value on another node, say)
+        return await ref
 
 
 def _cause(error: BaseException) -> BaseException:

@@ -11,6 +11,7 @@ bytes (for the actor).
 from __future__ import annotations
 
 import os
+import pickle
 import threading
 import socket
 import time
@@ -56,7 +57,9 @@ class RunContext:
     manager_name: str  # named actor (in NAMESPACE) to tell when a long attempt has started
 
     def to_bytes(self) -> bytes:
-        return cloudpickle.dumps(self)
+        # Plain pickle (every field is a plain value; storage options are strings and
+        # numbers): a few microseconds, where cloudpickle's Python pickler takes ~50.
+        return pickle.dumps(self, protocol=5)
 
 
 class TaskCall(msgspec.Struct, frozen=True, array_like=True):

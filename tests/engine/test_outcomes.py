@@ -10,6 +10,7 @@ import ray
 import engine as workflow
 from engine._arrivals import Arrivals
 from engine._context import context
+from engine._runner import _value
 from engine._sync import run_sync
 from replay import TaskStatus, load_state
 from tests.engine import tasks
@@ -33,6 +34,13 @@ def test_a_failure_among_polled_outcomes_names_its_task(local, wid):
         workflow.run(tasks.total.bind(inputs), workflow_id=wid)
     assert info.value.task_id == "the-bad-one" and "late and wrong" in str(info.value)
     assert workflow.get_status(wid) == workflow.FAILED
+
+
+async def test_the_final_value_is_taken_at_once_or_awaited(ray_runtime):
+    """The run's final value is usually in the manager's store already (taken without waiting);
+    one that is not yet (on another node, or still being produced) is awaited."""
+    assert await _value(ray.put(7)) == 7
+    assert await _value(tasks.slow.remote(8, 0.5)) == 8
 
 
 def _runs_alive(manager, workflow_id: str) -> int:
