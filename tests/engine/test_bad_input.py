@@ -1,12 +1,16 @@
 """Bad input gets a clear error that names the thing, and writes nothing."""
 
+import os
 import threading
 
 import pytest
 import ray
 
 import engine as workflow
-from storage_backends import InvalidIdError
+from engine._context import context
+from engine._sync import run_sync
+from replay import TaskStatus, WorkflowStatus, load_state
+from storage_backends import InvalidIdError, LogCorruptedError
 from tests.engine import tasks
 
 
@@ -81,3 +85,52 @@ def test_duplicate_task_ids_are_refused(local, wid):
     b = workflow.options(task_id="same")(tasks.add).bind(2, 2)
     with pytest.raises(ValueError, match="task_id 'same' is used by two tasks"):
         workflow.run(tasks.add.bind(a, b), workflow_id=wid)
+
+
+def _log_file(workflow_id):
+    return os.path.join(context().storage.root, workflow_id, "events.log")
+
+
+def test_a_corrupted_log_is_named_and_left_as_it_is(local, wid):
+    """A flipped byte inside a log: every call about that workflow says which log is damaged
+    and where, and none of them writes to it (run of its id included: it must not resume)."""
+    dag = tasks.add.bind(tasks.add.bind(1, 2), 3)
+    assert workflow.run(dag, workflow_id=wid) == 6
+    path = _log_file(wid)
+    with open(path, "r+b") as f:  # inside the first batch's records (the submission is ~2 KB)
+        f.seek(100)
+        byte = f.read(1)
+        f.seek(100)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with open(path, "rb") as f:
+        damaged = f.read()
+    calls = [lambda: workflow.run(dag, workflow_id=wid), lambda: workflow.run_async(dag, workflow_id=wid),
+             lambda: workflow.resume(wid), lambda: workflow.get_status(wid), lambda: workflow.get_output(wid),
+             lambda: workflow.get_metadata(wid)]
+    for call in calls:
+        with pytest.raises(LogCorruptedError, match=wid) as info:
+            call()
+        assert info.value.log_id == wid and info.value.offset == 0  # the first batch
+    with open(path, "rb") as f:
+        assert f.read() == damaged
+
+
+def test_a_torn_tail_is_an_append_that_never_happened(local, wid, tmp_path):
+    """A crash in the middle of the last append leaves a torn batch: it is not there (the
+    workflow is RESUMABLE), and resume finishes it without re-running what was recorded before."""
+    calls = str(tmp_path / "calls")
+    first = workflow.options(task_id="first")(tasks.counted_add).bind(calls, "first", 1, 2)
+    # (slow, so that the first's completion is surely in an earlier batch than the second's)
+    dag = workflow.options(task_id="second")(tasks.counted_slow_step).bind(first, calls, "second")
+    assert workflow.run(dag, workflow_id=wid) == 4
+    state = run_sync(load_state(context().storage, wid))
+    path = _log_file(wid)
+    os.truncate(path, os.path.getsize(path) - 3)  # tears the last batch (the workflow's success)
+    torn = run_sync(load_state(context().storage, wid))
+    assert torn.last_seq < state.last_seq and torn.status is WorkflowStatus.RUNNING
+    assert torn.tasks["first"].status is TaskStatus.SUCCESSFUL  # recorded in an earlier batch
+    assert torn.tasks["second"].status is not TaskStatus.SUCCESSFUL  # its completion was torn off
+    assert workflow.get_status(wid) == workflow.RESUMABLE
+    assert workflow.resume(wid) == 4
+    assert workflow.get_status(wid) == workflow.SUCCESSFUL
+    assert (tasks.count(calls, "first"), tasks.count(calls, "second")) == (1, 2)
