@@ -34,6 +34,9 @@ import ray  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import engine as workflow  # noqa: E402
+from _shapes import (  # noqa: E402
+    durable_chain, durable_fan, durable_one_task, plain_chain, plain_fan, plain_one_task,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RAY_WORKFLOW_MS = {"chain": 34.0, "one-task workflows": 55.0}  # ray.workflow 2.47 per the issue, ms per task
@@ -53,61 +56,6 @@ def measure_ray_workflow(quick: bool) -> dict:
                           capture_output=True, text=True)
     measured = json.loads(done.stdout.strip().splitlines()[-1])
     return {**measured, "chain": measured["chain_ms_per_task"], "one-task workflows": measured["one_task_ms"]}
-
-
-@ray.remote
-def inc(x):
-    return x + 1
-
-
-@ray.remote
-def total(*xs):
-    return sum(xs)
-
-
-def plain_chain(n: int) -> float:
-    start = time.perf_counter()
-    ref = inc.remote(0)
-    for _ in range(n - 1):
-        ref = inc.remote(ref)
-    assert ray.get(ref) == n
-    return time.perf_counter() - start
-
-
-def durable_chain(n: int, tag: str) -> float:
-    node = inc.bind(0)
-    for _ in range(n - 1):
-        node = inc.bind(node)
-    start = time.perf_counter()
-    assert workflow.run(node, workflow_id=f"bench-chain-{tag}") == n
-    return time.perf_counter() - start
-
-
-def plain_fan(n: int) -> float:
-    start = time.perf_counter()
-    assert ray.get(total.remote(*[inc.remote(i) for i in range(n)])) == n * (n + 1) // 2
-    return time.perf_counter() - start
-
-
-def durable_fan(n: int, tag: str) -> float:
-    dag = total.bind(*[inc.bind(i) for i in range(n)])
-    start = time.perf_counter()
-    assert workflow.run(dag, workflow_id=f"bench-fan-{tag}") == n * (n + 1) // 2
-    return time.perf_counter() - start
-
-
-def plain_one_task(count: int) -> float:
-    start = time.perf_counter()
-    for i in range(count):
-        assert ray.get(inc.remote(i)) == i + 1
-    return time.perf_counter() - start
-
-
-def durable_one_task(count: int, tag: str) -> float:
-    start = time.perf_counter()
-    for i in range(count):
-        assert workflow.run(inc.bind(i), workflow_id=f"bench-one-{tag}-{i}") == i + 1
-    return time.perf_counter() - start
 
 
 def measure(repeats: int, plain, durable) -> tuple[float, float]:
@@ -136,16 +84,16 @@ def main() -> None:
 
     # warm up workers, the manager actor and the storage, for each shape
     plain_chain(20)
-    durable_chain(20, f"warm-{run_id}")
+    durable_chain(workflow, 20, f"warm-{run_id}")
     plain_fan(100)
-    durable_fan(100, f"warm-{run_id}")
+    durable_fan(workflow, 100, f"warm-{run_id}")
 
     rows = []
-    plain, durable = measure(repeats, lambda: plain_chain(chain_n), lambda r: durable_chain(chain_n, f"{run_id}-{r}"))
+    plain, durable = measure(repeats, lambda: plain_chain(chain_n), lambda r: durable_chain(workflow, chain_n, f"{run_id}-{r}"))
     rows.append(("chain", chain_n, plain / chain_n, durable / chain_n, "<= 1.3"))
-    plain, durable = measure(repeats, lambda: plain_fan(fan_n), lambda r: durable_fan(fan_n, f"{run_id}-{r}"))
+    plain, durable = measure(repeats, lambda: plain_fan(fan_n), lambda r: durable_fan(workflow, fan_n, f"{run_id}-{r}"))
     rows.append(("fan-out/fan-in", fan_n + 1, plain / (fan_n + 1), durable / (fan_n + 1), "<= 1.5"))
-    plain, durable = measure(repeats, lambda: plain_one_task(one_n), lambda r: durable_one_task(one_n, f"{run_id}-{r}"))
+    plain, durable = measure(repeats, lambda: plain_one_task(one_n), lambda r: durable_one_task(workflow, one_n, f"{run_id}-{r}"))
     rows.append(("one-task workflows", one_n, plain / one_n, durable / one_n, "<= 15 ms each, >= 10x"))
 
     print(f"\nengine overhead on {os.cpu_count()} cores, storage {storage}, ray {ray.__version__}")

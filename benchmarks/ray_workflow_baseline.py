@@ -5,7 +5,8 @@
 Runs under Ray 2.47 (the last release with ray.workflow), in its own virtualenv:
 engine_overhead.py creates it and runs this before starting its own Ray. Prints
 one JSON object: ms per one-task workflow and per chain task, for ray.workflow
-and for plain Ray tasks on the same Ray. ray.workflow cannot build a 500-deep
+and for plain Ray tasks on the same Ray: the shapes of benchmarks/_shapes.py,
+which engine_overhead.py runs too. ray.workflow cannot build a 500-deep
 chain (cloudpickle: "excessively deep recursion"), so its chain is 200 tasks.
 """
 
@@ -16,7 +17,6 @@ import json
 import os
 import statistics
 import tempfile
-import time
 import warnings
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -25,42 +25,7 @@ warnings.filterwarnings("ignore", message=".*Workflows library is deprecated.*")
 import ray  # noqa: E402
 from ray import workflow  # noqa: E402
 
-
-@ray.remote
-def inc(x):
-    return x + 1
-
-
-def one_task(count: int, tag: str) -> float:
-    start = time.perf_counter()
-    for i in range(count):
-        assert workflow.run(inc.bind(i), workflow_id=f"one-{tag}-{i}") == i + 1
-    return (time.perf_counter() - start) / count
-
-
-def plain_one_task(count: int) -> float:
-    start = time.perf_counter()
-    for i in range(count):
-        assert ray.get(inc.remote(i)) == i + 1
-    return (time.perf_counter() - start) / count
-
-
-def chain(n: int, tag: str) -> float:
-    node = inc.bind(0)
-    for _ in range(n - 1):
-        node = inc.bind(node)
-    start = time.perf_counter()
-    assert workflow.run(node, workflow_id=f"chain-{tag}") == n
-    return (time.perf_counter() - start) / n
-
-
-def plain_chain(n: int) -> float:
-    start = time.perf_counter()
-    ref = inc.remote(0)
-    for _ in range(n - 1):
-        ref = inc.remote(ref)
-    assert ray.get(ref) == n
-    return (time.perf_counter() - start) / n
+from _shapes import durable_chain, durable_one_task, inc, plain_chain, plain_one_task  # noqa: E402
 
 
 def main() -> None:
@@ -73,10 +38,10 @@ def main() -> None:
         workflow.run(inc.bind(i), workflow_id=f"warm-{i}")
     ones, plain_ones, chains, plain_chains = [], [], [], []
     for r in range(repeats):
-        plain_ones.append(plain_one_task(one_n))
-        ones.append(one_task(one_n, str(r)))
-        plain_chains.append(plain_chain(chain_n))
-        chains.append(chain(chain_n, str(r)))
+        plain_ones.append(plain_one_task(one_n) / one_n)
+        ones.append(durable_one_task(workflow, one_n, str(r)) / one_n)
+        plain_chains.append(plain_chain(chain_n) / chain_n)
+        chains.append(durable_chain(workflow, chain_n, str(r)) / chain_n)
     ray.shutdown()
     print(json.dumps({
         "ray_version": ray.__version__, "repeats": repeats, "chain_tasks": chain_n, "one_task_workflows": one_n,
