@@ -14,6 +14,10 @@ class WorkflowNotFoundError(WorkflowError, ValueError):
         self.workflow_id = workflow_id
         where = f" in storage {storage_url}" if storage_url else ""
         super().__init__(f"workflow {workflow_id!r} does not exist{where}")
+        self.storage_url = storage_url
+
+    def __reduce__(self):
+        return (type(self), (self.workflow_id, self.storage_url))
 
 
 class WorkflowExecutionError(WorkflowError):

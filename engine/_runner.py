@@ -104,10 +104,14 @@ class WorkflowRun:
     # --- start ----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Append the run-started event (claiming the log) and submit what is ready."""
-        await self._claim_if_failed("resumed")
-        await self.writer.write(WorkflowRunStarted(ts=time.time(), run_id=self.run_id,
-                                                   resumed=len(self.state.run_ids) > 0))
+        """Load what the log says is done, claim the log, and submit what is ready.
+
+        The claim (the run-started event) and the scheduled events of the tasks that can
+        start at once are one append, and those tasks are launched once it is durable:
+        one append per run less than a claim of its own, and the first tasks never run
+        before the log has them scheduled. Nothing is written before the claim, so a run
+        that cannot load (a checkpoint gone, say) leaves the log and the index as they were.
+        """
         submission = self.state.submission
         graph = WorkflowGraph.from_bytes(
             await _payloads.load_bytes(self.storage, self.workflow_id, submission.dag))
@@ -116,7 +120,23 @@ class WorkflowRun:
         await self._load_continuations()
         await self._load_checkpoints()
         self.waiting = {t for t in self.tasks if not self._done(t)}
-        self._advance(list(self.tasks))
+        await self._claim_if_failed("resumed")
+        self.writer.add(WorkflowRunStarted(ts=time.time(), run_id=self.run_id,
+                                           resumed=len(self.state.run_ids) > 0))
+        ready = []
+        for task_id in self.tasks:
+            deps = self._usable_deps(task_id) if task_id in self.waiting else None
+            if deps is not None:
+                ready.append((task_id, deps))
+        for task_id, _deps in ready:
+            self._record_scheduled(task_id)
+        await self.writer.drain()
+        if self.finished:
+            return
+        for task_id, deps in ready:
+            self.waiting.discard(task_id)
+            self._launch(task_id, deps)
+        self._advance(list(dict.fromkeys(d for t, _ in ready for d in self.dependents.get(t, ()))))
         self._check_finished()
 
     async def _claim_if_failed(self, action: str) -> None:
@@ -212,27 +232,37 @@ class WorkflowRun:
             task_id = work.popleft()
             if task_id not in self.waiting:
                 continue
-            deps = []
-            for dep in self.tasks[task_id].deps:
-                source = self._source(dep)
-                if source is None or (source.settled.done() and source.settled.result() != OK):
-                    break
-                deps.append(source)
-            else:
+            deps = self._usable_deps(task_id)
+            if deps is not None:
                 self.waiting.discard(task_id)
-                self._submit(task_id, deps)
+                self._record_scheduled(task_id)
+                self._launch(task_id, deps)
                 work.extend(self.dependents.get(task_id, ()))
 
-    def _submit(self, task_id: str, deps: list[Source]) -> None:
+    def _usable_deps(self, task_id: str) -> list[Source] | None:
+        """The sources of the task's dependencies, if each has a value or one on its way; else None."""
+        deps = []
+        for dep in self.tasks[task_id].deps:
+            source = self._source(dep)
+            if source is None or (source.settled.done() and source.settled.result() != OK):
+                return None
+            deps.append(source)
+        return deps
+
+    def _record_scheduled(self, task_id: str) -> None:
+        """Queue the task's scheduled event (its next attempt), unless the log already has it scheduled."""
         spec = self.tasks[task_id]
         task = self.state.tasks.get(task_id)
-        if task is None or task.status not in (TaskStatus.SCHEDULED,):
+        if task is None or task.status is not TaskStatus.SCHEDULED:
             attempt = 1 if task is None else task.attempt + (task.status is not TaskStatus.SUCCESSFUL)
-            parent = self.parent_of.get(task_id)
             self.writer.add(TaskScheduled(
                 ts=time.time(), task_id=task_id, name=spec.name, attempt=attempt,
                 task_options=spec.recorded_options(), user_metadata=spec.options.metadata,
-                parent_task_id=parent))
+                parent_task_id=self.parent_of.get(task_id)))
+
+    def _launch(self, task_id: str, deps: list[Source]) -> None:
+        """Submit the task's scheduled attempt as a Ray task and watch for its outcome."""
+        spec = self.tasks[task_id]
         attempt = self.state.tasks[task_id].attempt
         call = TaskCall(self.context, task_id, attempt, spec.fn_key, self.functions[spec.fn_key], spec.call,
                         spec.options.catch_exceptions, spec.options.checkpoint)

@@ -37,6 +37,9 @@ class AppendConflictError(StorageError):
             "nothing was written - re-read the log before appending again"
         )
 
+    def __reduce__(self):  # (pickled as its arguments: storage errors cross Ray processes)
+        return (type(self), (self.log_id, self.expected_next_seq, self.actual_next_seq))
+
 
 class LogCorruptedError(StorageError):
     """Damage inside a log (not a torn tail): a bad checksum, a bad frame, a seq gap.
@@ -55,6 +58,9 @@ class LogCorruptedError(StorageError):
         where = f" ({location})" if location else ""
         super().__init__(f"log {log_id!r} is corrupted at byte offset {offset}{where}: {reason}")
 
+    def __reduce__(self):
+        return (type(self), (self.log_id, self.offset, self.reason, self.location))
+
 
 class BlobNotFoundError(StorageError, KeyError):
     """A blob that does not exist."""
@@ -66,6 +72,9 @@ class BlobNotFoundError(StorageError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the whole message
         return self.args[0]
+
+    def __reduce__(self):
+        return (type(self), (self.log_id, self.name))
 
 
 class BucketNotFoundError(StorageError):
