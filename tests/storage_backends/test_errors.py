@@ -5,26 +5,18 @@ import pickle
 
 import pytest
 
-from storage_backends import (
-    AppendConflictError,
-    BlobNotFoundError,
-    BucketNotFoundError,
-    InvalidIdError,
-    LogCorruptedError,
-    StorageError,
-    UnknownSchemeError,
-)
+import storage_backends as sb
 
 ERRORS = [
-    AppendConflictError("w", 3, 5),
-    AppendConflictError("w", 3, None),
-    LogCorruptedError("w", 120, "bad checksum", "/data/w/events.log"),
-    LogCorruptedError("w", 0, "seq gap"),
-    BlobNotFoundError("w", "out-abc-1"),
-    InvalidIdError("log id '../x' is not allowed"),
-    UnknownSchemeError("no backend for 'ftp://'"),
-    BucketNotFoundError("bucket 'b' does not exist"),
-    StorageError("anything"),
+    sb.AppendConflictError("w", 3, 5),
+    sb.AppendConflictError("w", 3, None),
+    sb.LogCorruptedError("w", 120, "bad checksum", "/data/w/events.log"),
+    sb.LogCorruptedError("w", 0, "seq gap"),
+    sb.BlobNotFoundError("w", "out-abc-1"),
+    sb.InvalidIdError("log id '../x' is not allowed"),
+    sb.UnknownSchemeError("no backend for 'ftp://'"),
+    sb.BucketNotFoundError("bucket 'b' does not exist"),
+    sb.StorageError("anything"),
 ]
 
 
