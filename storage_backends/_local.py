@@ -144,10 +144,10 @@ class _IoThreads:
             with lock:
                 self._idle += 1
             item = work.get()
+            if item is None:  # shut down: the counters were reset with the queue, leave them be
+                return
             with lock:
                 self._idle -= 1
-            if item is None:
-                return
             loop, future, fn, args = item
             try:
                 result, error = fn(*args), None

@@ -9,12 +9,14 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
 from storage_backends import AppendConflictError, LocalStorage, Record, open_storage
 from storage_backends._framing import scan
+from storage_backends._local import _IoThreads
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -211,6 +213,32 @@ async def test_closed_storage_can_still_be_reopened_by_url(tmp_path):
     again = open_storage(str(tmp_path))
     assert [r.data for r in await again.read_all("wf")] == [b"a"]
     await again.close()
+
+
+async def test_io_threads_take_work_after_a_shutdown():
+    """At interpreter exit a storage's finalizer shuts its I/O threads down, and then the
+    driver's atexit close runs one more call on them. The old threads must not disturb the
+    new generation's counters: they did, no thread was started, and every driver's exit
+    waited 5 s for a close that never ran (then printed "Task was destroyed ...")."""
+    io = _IoThreads()
+    before = set(threading.enumerate())
+    assert await io.run(lambda: 1) == 1
+    (old,) = set(threading.enumerate()) - before
+    io.shutdown()
+    old.join(timeout=5)
+    assert not old.is_alive()
+    assert await asyncio.wait_for(io.run(lambda: 2), timeout=5) == 2
+    io.shutdown()
+
+
+def test_a_driver_closes_its_local_storage_at_exit(tmp_path):
+    """The atexit close of the driver's storages completes (no pending task is left behind)."""
+    code = ("import sys; from engine._sync import run_sync, storage_for; "
+            "run_sync(storage_for(sys.argv[1]).append('w', [b'x'], 0)); print('appended')")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and "appended" in done.stdout, done.stderr
+    assert "Task was destroyed" not in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize("recreated", [False, True], ids=["deleted", "deleted-and-recreated"])
