@@ -93,6 +93,7 @@ class WorkflowRun:
         self.parent_of: dict[str, str] = {}  # task of a sub-DAG -> the task that continued into it
         self.sources: dict[str, Source] = {}
         self.waiting: set[str] = set()  # tasks that need (re)submission
+        self.scheduled_here: set[str] = set()  # tasks this run appended a scheduled event for
         self.inflight: dict[str, Source] = {}
         self.attempts_this_run: dict[str, int] = defaultdict(int)
         self.result: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -250,15 +251,23 @@ class WorkflowRun:
         return deps
 
     def _record_scheduled(self, task_id: str) -> None:
-        """Queue the task's scheduled event (its next attempt), unless the log already has it scheduled."""
+        """Queue the task's scheduled event for its next attempt.
+
+        Not when this run has it scheduled already (a deferred task going again, or a retry
+        whose attempt the retried event set): that attempt never ran the function. A task
+        an earlier run had scheduled gets a new attempt, since that run may have started it,
+        and an attempt's number names its output blob.
+        """
         spec = self.tasks[task_id]
         task = self.state.tasks.get(task_id)
-        if task is None or task.status is not TaskStatus.SCHEDULED:
-            attempt = 1 if task is None else task.attempt + (task.status is not TaskStatus.SUCCESSFUL)
-            self.writer.add(TaskScheduled(
-                ts=time.time(), task_id=task_id, name=spec.name, attempt=attempt,
-                task_options=spec.recorded_options(), user_metadata=spec.options.metadata,
-                parent_task_id=self.parent_of.get(task_id)))
+        if task is not None and task.status is TaskStatus.SCHEDULED and task_id in self.scheduled_here:
+            return
+        attempt = 1 if task is None else task.attempt + (task.status is not TaskStatus.SUCCESSFUL)
+        self.writer.add(TaskScheduled(
+            ts=time.time(), task_id=task_id, name=spec.name, attempt=attempt,
+            task_options=spec.recorded_options(), user_metadata=spec.options.metadata,
+            parent_task_id=self.parent_of.get(task_id)))
+        self.scheduled_here.add(task_id)
 
     def _launch(self, task_id: str, deps: list[Source]) -> None:
         """Submit the task's scheduled attempt as a Ray task and watch for its outcome."""

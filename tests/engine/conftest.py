@@ -5,12 +5,15 @@ credentials. Each backend gets one storage for the whole session (so one
 manager actor each); tests keep apart by using fresh workflow ids.
 """
 
+import time
 import uuid
 
 import pytest
 import ray
 
 import engine as workflow
+from engine._context import context
+from engine._manager import NAMESPACE, manager_name
 
 
 @pytest.fixture(scope="session")
@@ -68,3 +71,21 @@ def fresh_backend(request, ray_runtime, tmp_path, moto_server):
         url, options = f"s3://{bucket}/wf", {"endpoint_url": moto_server}
     workflow.init(url, storage_options=options)
     return {"url": url, "options": options}
+
+
+@pytest.fixture
+def kill_manager():
+    """``kill_manager(backend)``: kill the manager actor as a crash would (its runs die with
+    it), and start a fresh one for the same storage."""
+    def kill(backend):
+        ray.kill(context().manager, no_restart=True)
+        deadline = time.monotonic() + 30
+        while True:  # its name is released once it is dead
+            try:
+                ray.get_actor(manager_name(backend["url"]), namespace=NAMESPACE)
+            except ValueError:
+                break
+            assert time.monotonic() < deadline, "the killed manager's name was never released"
+            time.sleep(0.1)
+        workflow.init(backend["url"], storage_options=backend["options"])
+    return kill

@@ -1,6 +1,8 @@
 """How a run starts: it loads what the log says is done, then claims the log in the same
 append as the first tasks' scheduled events, and launches them once that is durable."""
 
+import time
+
 import pytest
 
 import engine as workflow
@@ -8,7 +10,7 @@ from engine import _index
 from engine._context import context
 from engine._index import Entry
 from engine._sync import run_sync
-from replay import decode_event, load_state
+from replay import TaskStatus, decode_event, load_state
 from storage_backends import BlobNotFoundError
 from tests.engine import tasks
 
@@ -49,3 +51,23 @@ def test_a_resume_that_cannot_load_writes_nothing(backend, wid, tmp_path):
     assert run_sync(storage.next_seq(wid)) == state.next_seq
     assert workflow.get_status(wid) == workflow.FAILED
     assert run_sync(_index.load_entries(storage)).get(wid) == Entry(state.last_seq, "FAILED")  # no claim
+
+
+def test_a_resume_runs_what_the_dead_run_had_scheduled_as_a_new_attempt(fresh_backend, wid, kill_manager):
+    """The manager dies while one task runs and the next is scheduled behind it. The resume
+    runs both as new attempts: the dead run may have started either (short tasks report their
+    start only with their outcome), and an attempt's number names its output blob."""
+    first = workflow.options(task_id="first")(tasks.slow).bind(1, 3.0)
+    dag = workflow.options(task_id="second")(tasks.add).bind(first, 1)
+    workflow.run_async(dag, workflow_id=wid)
+    storage = context().storage
+    deadline = time.monotonic() + 30
+    while "second" not in run_sync(load_state(storage, wid)).tasks:  # pipelined behind "first"
+        assert time.monotonic() < deadline, "the second task was never scheduled"
+        time.sleep(0.05)
+    kill_manager(fresh_backend)
+    dead = run_sync(load_state(storage, wid))
+    assert dead.tasks["second"].status is TaskStatus.SCHEDULED and dead.tasks["second"].attempt == 1
+    assert workflow.resume(wid) == 2
+    done = run_sync(load_state(storage, wid))
+    assert done.tasks["first"].attempt == 2 and done.tasks["second"].attempt == 2

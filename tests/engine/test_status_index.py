@@ -16,7 +16,6 @@ import engine as workflow
 from engine import _index
 from engine._context import context
 from engine._index import Entry
-from engine._manager import NAMESPACE, manager_name
 from engine._sync import run_sync
 from replay import (
     PayloadRef,
@@ -152,20 +151,6 @@ def _index_history(workflow_id):
     return [entry for entry in run_sync(read()) if entry is not None]
 
 
-def _kill_manager(backend):
-    """Kill the manager actor as a crash would, and start a fresh one for the same storage."""
-    ray.kill(context().manager, no_restart=True)
-    deadline = time.monotonic() + 30
-    while True:  # its name is released once it is dead
-        try:
-            ray.get_actor(manager_name(backend["url"]), namespace=NAMESPACE)
-        except ValueError:
-            break
-        assert time.monotonic() < deadline, "the killed manager's name was never released"
-        time.sleep(0.1)
-    workflow.init(backend["url"], storage_options=backend["options"])
-
-
 def test_failed_workflow_is_listed_from_the_index(fresh_backend, wid):
     with pytest.raises(workflow.WorkflowExecutionError):
         workflow.run(tasks.boom.bind("x"), workflow_id=wid)
@@ -182,7 +167,7 @@ def test_failed_workflow_is_listed_from_the_index(fresh_backend, wid):
     assert workflow.list_all() == [(wid, workflow.FAILED)]  # the index, trusted
 
 
-def test_resume_of_a_failed_workflow_claims_before_it_appends(fresh_backend, wid, tmp_path):
+def test_resume_of_a_failed_workflow_claims_before_it_appends(fresh_backend, wid, tmp_path, kill_manager):
     marker = str(tmp_path / "marker")
     dag = tasks.slow.bind(tasks.fails_until.bind(marker, 7), 5.0)
     with pytest.raises(workflow.WorkflowExecutionError):
@@ -193,7 +178,7 @@ def test_resume_of_a_failed_workflow_claims_before_it_appends(fresh_backend, wid
     assert dict(workflow.list_all())[wid] == workflow.RUNNING
     # The manager dies mid-run: the log says RUNNING and nobody drives it. Had the resume not
     # claimed first, the index would still say FAILED, and list_all would believe it.
-    _kill_manager(fresh_backend)
+    kill_manager(fresh_backend)
     assert workflow.list_all() == [(wid, workflow.RESUMABLE)]
     assert _index_history(wid) == [Entry(failed_at, "FAILED"), Entry(failed_at + 1)]
     with pytest.raises(ray.exceptions.RayActorError):
