@@ -453,12 +453,25 @@ class WorkflowRun:
             self._finish_with(WorkflowCancellationError(self.workflow_id))
 
     def _cancel_inflight(self) -> None:
+        """Cancel the attempts still on Ray, except those that end by themselves at once."""
         for source in list(self.inflight.values()):
+            if _ends_by_itself(source):
+                continue
             try:
                 ray.cancel(source.value_ref, force=True)
             except Exception:
                 pass
         self.inflight.clear()
+
+
+def _ends_by_itself(source: Source) -> bool:
+    """True if an input of the attempt has no value (it failed or continued): the worker refuses
+    to run it, so it needs no cancel. Nor must it get one: it is leaving dependency resolution
+    for a worker at the very moment its input's outcome reaches us, and a cancel in that window
+    makes Ray 2.60 fail the task while it is being pushed, then abort this actor (its owner)
+    when the worker replies ("Tried to complete task that was not pending"). Seen once in CI,
+    when a workflow failed with a task queued behind the failing one."""
+    return any(dep.settled.done() and dep.settled.result() != OK for dep in source.deps)
 
 
 async def _value(ref: ray.ObjectRef) -> Any:

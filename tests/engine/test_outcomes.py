@@ -2,6 +2,7 @@
 few in flight, batched polling beyond them; and a finished run freed at once, not at the next
 full pass of the cyclic garbage collector."""
 
+import asyncio
 import time
 
 import pytest
@@ -10,7 +11,7 @@ import ray
 import engine as workflow
 from engine._arrivals import Arrivals
 from engine._context import context
-from engine._runner import _value
+from engine._runner import FAILED, OK, Source, _ends_by_itself, _value
 from engine._sync import run_sync
 from replay import TaskStatus, load_state
 from tests.engine import tasks
@@ -41,6 +42,35 @@ async def test_the_final_value_is_taken_at_once_or_awaited(ray_runtime):
     one that is not yet (on another node, or still being produced) is awaited."""
     assert await _value(ray.put(7)) == 7
     assert await _value(tasks.slow.remote(8, 0.5)) == 8
+
+
+async def test_only_attempts_that_could_still_run_are_cancelled():
+    """When a run ends, an attempt with an input that has no value is left alone: it ends by
+    itself, and a cancel at that moment can abort the manager inside Ray (see _ends_by_itself)."""
+    loop = asyncio.get_running_loop()
+
+    def source(result=None, deps=()):
+        settled = loop.create_future()
+        if result is not None:
+            settled.set_result(result)
+        return Source("t", None, settled, list(deps))
+
+    failed, ok, running = source(FAILED), source(OK), source()
+    assert _ends_by_itself(source(deps=[ok, failed]))
+    assert not _ends_by_itself(source(deps=[ok, running]))
+    assert not _ends_by_itself(source())
+
+
+def test_failures_with_tasks_queued_behind_them_leave_the_manager_alive(backend, wid):
+    """The CI failure that _ends_by_itself fixes: a task fails while the next one is queued
+    behind it. Twenty in a row, on one manager, which must still be the same actor after."""
+    manager = context().manager._actor_id
+    for i in range(20):
+        with pytest.raises(workflow.WorkflowExecutionError) as info:
+            workflow.run(tasks.slow.bind(tasks.boom.bind("no"), 30.0), workflow_id=f"{wid}-{i}")
+        assert info.value.task_id == "boom"
+    assert context().manager._actor_id == manager
+    assert ray.get(context().manager.live_status.remote(f"{wid}-19")) is None  # it answers
 
 
 def _runs_alive(manager, workflow_id: str) -> int:
