@@ -86,7 +86,7 @@ class TaskCall(msgspec.Struct, frozen=True, array_like=True):
         if run is None:
             if len(_contexts) >= 64:
                 _contexts.clear()
-            run = _contexts[self.context] = cloudpickle.loads(self.context)
+            run = _contexts[self.context] = pickle.loads(self.context)
         return run
 
     def to_bytes(self) -> bytes:
