@@ -159,3 +159,11 @@ def fail_then_slow(counter, name, marker):
         raise RuntimeError("not yet")
     time.sleep(0.5)
     return name
+
+
+@ray.remote
+def needs_test_env(value, firsts):
+    """Fails outside the engine tests (their workers have RAY_DURABLE_TEST set); see golden/."""
+    if not os.environ.get("RAY_DURABLE_TEST"):
+        raise RuntimeError("RAY_DURABLE_TEST is not set")
+    return value + sum(firsts)
