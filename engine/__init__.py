@@ -20,17 +20,17 @@ SUCCESSFUL = WorkflowStatus.SUCCESSFUL
 PENDING = WorkflowStatus.PENDING
 
 _LAZY = {
-    "continuation": "._api", "get_metadata": "._api", "get_output": "._api",
-    "get_output_async": "._api", "get_status": "._api", "resume": "._api",
-    "resume_async": "._api", "run": "._api", "run_async": "._api",
-    "init": "._context",
-    "WorkflowCancellationError": "._errors", "WorkflowError": "._errors",
-    "WorkflowExecutionError": "._errors", "WorkflowNotFoundError": "._errors",
-    "WorkflowNotResumableError": "._errors", "WorkflowRunningError": "._errors",
-    "WorkflowQueueFullError": "._errors",
-    "cancel": "._management", "delete": "._management", "list_all": "._management",
-    "resume_all": "._management", "reindex": "._management",
-    "options": "._options",
+    "continuation": ".api._workflows", "get_metadata": ".api._workflows", "get_output": ".api._workflows",
+    "get_output_async": ".api._workflows", "get_status": ".api._workflows", "resume": ".api._workflows",
+    "resume_async": ".api._workflows", "run": ".api._workflows", "run_async": ".api._workflows",
+    "init": ".api._init",
+    "WorkflowCancellationError": ".exceptions", "WorkflowError": ".exceptions",
+    "WorkflowExecutionError": ".exceptions", "WorkflowNotFoundError": ".exceptions",
+    "WorkflowNotResumableError": ".exceptions", "WorkflowRunningError": ".exceptions",
+    "WorkflowQueueFullError": ".exceptions",
+    "cancel": ".management._operations", "delete": ".management._operations", "list_all": ".management._operations",
+    "resume_all": ".management._operations", "reindex": ".management._operations",
+    "options": ".graph._options",
 }
 
 __all__ = ["CANCELED", "FAILED", "PENDING", "RESUMABLE", "RUNNING", "SUCCESSFUL", "WorkflowStatus",

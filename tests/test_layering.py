@@ -91,7 +91,8 @@ def package_files() -> list[tuple[str, str, bool]]:
 def test_the_check_sees_every_package():
     modules = {module for _path, module, _pkg in package_files()}
     for expected in ("storage_backends", "storage_backends._local", "storage_backends._s3", "replay",
-                     "replay._codec", "replay._fold", "replay._cli", "engine", "engine._api"):
+                     "replay._codec", "replay._fold", "replay._cli", "engine", "engine.api._workflows",
+                     "engine.runtime._manager", "engine.cli._main"):
         assert expected in modules, f"{expected} not found: the layering check would check nothing"
 
 
@@ -103,6 +104,129 @@ def test_no_import_reverses_the_layering(path, module, is_package):
     assert layering_violations(source, module, is_package) == []
 
 
+# --- inside engine: rooms that depend one way, and no import circles -------------------
+
+# A module may import engine modules of its own room or of a room ranked below it. Shared names
+# sit at the bottom so the runtime, the API and the workers never need one another to find the
+# manager; the public package (engine/__init__) imports its rooms lazily, by name.
+ENGINE_ROOMS: dict[str, int] = {
+    "engine._names": 0, "engine.exceptions": 0,
+    "engine.store": 1,
+    "engine.graph": 2,
+    "engine.runtime": 3,
+    "engine.api": 4,
+    "engine.management": 5,
+    "engine": 6,
+    "engine.cli": 7,
+    "engine.__main__": 8, "engine.demo": 8,
+}
+
+
+def engine_room(module: str) -> str:
+    """The room of an engine module: the longest ENGINE_ROOMS key it is, or is inside."""
+    parts = module.split(".")
+    for n in range(len(parts), 0, -1):
+        candidate = ".".join(parts[:n])
+        if candidate in ENGINE_ROOMS:
+            return candidate
+    raise KeyError(f"{module} is in no room of ENGINE_ROOMS; add its package there")
+
+
+def engine_imports(source: str, module: str, is_package: bool, known: set[str]) -> list[tuple[int, str]]:
+    """Engine modules ``source`` imports; ``from pkg import name`` counts as pkg.name when that
+    is a module (``from ..store import _payloads`` depends on engine.store._payloads)."""
+    found = []
+    for line, name in imported_modules(source, module, is_package):
+        if name.split(".")[0] != "engine":
+            continue
+        found.append((line, name))
+    tree = ast.parse(source)
+    package_parts = module.split(".") if is_package else module.split(".")[:-1]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            base = node.module if not node.level else ".".join(
+                package_parts[:len(package_parts) - (node.level - 1)] + [node.module])
+            for alias in node.names:
+                if f"{base}.{alias.name}" in known:
+                    found.append((node.lineno, f"{base}.{alias.name}"))
+    return found
+
+
+def engine_room_violations(source: str, module: str, is_package: bool = False,
+                           known: set[str] = frozenset()) -> list[str]:
+    room = engine_room(module)
+    out = []
+    for line, name in engine_imports(source, module, is_package, set(known)):
+        other = engine_room(name)
+        if other != room and ENGINE_ROOMS[other] >= ENGINE_ROOMS[room]:
+            out.append(f"{module} (line {line}) imports {name!r}: room {other} is not below {room}")
+    return out
+
+
+def _engine_files() -> list[tuple[str, str, bool]]:
+    return [f for f in package_files() if f[1].split(".")[0] == "engine"]
+
+
+@pytest.mark.parametrize("path,module,is_package",
+                         [pytest.param(*f, id=f[1] + (".__init__" if f[2] else "")) for f in _engine_files()])
+def test_engine_rooms_depend_one_way(path, module, is_package):
+    known = {m for _p, m, _pkg in _engine_files()}
+    with open(path, encoding="utf-8") as f:
+        assert engine_room_violations(f.read(), module, is_package, known) == []
+
+
+def find_import_circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A list of modules that import one another in a circle (first == last), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt, path + [nxt])
+                if found:
+                    return found
+        state[node] = 2
+        return None
+
+    for module in sorted(graph):
+        if module not in state:
+            found = visit(module, [module])
+            if found:
+                return found
+    return None
+
+
+def test_no_import_circle_inside_engine():
+    """Every import counts, also one inside a function (the old _worker -> _manager one did)."""
+    files = _engine_files()
+    known = {m for _p, m, _pkg in files}
+    graph: dict[str, set[str]] = {}
+    for path, module, is_package in files:
+        with open(path, encoding="utf-8") as f:
+            graph[module] = {name for _l, name in engine_imports(f.read(), module, is_package, known)
+                             if name in known and name != module}
+    circle = find_import_circle(graph)
+    assert circle is None, "import circle: " + " -> ".join(circle)
+
+
+def test_the_circle_check_finds_one():
+    assert find_import_circle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_import_circle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_the_room_check_flags_an_upward_import():
+    known = {"engine.runtime._worker", "engine.runtime._manager", "engine.api._init", "engine._names"}
+    assert engine_room_violations("from ..api._init import context", "engine.runtime._worker", False, known)
+    assert engine_room_violations("def f():\n    from ..api import _init", "engine.runtime._worker", False, known)
+    assert not engine_room_violations("from .._names import NAMESPACE", "engine.runtime._worker", False, known)
+    assert not engine_room_violations("from ._manager import X", "engine.runtime._worker", False, known)
+    with pytest.raises(KeyError, match="no room"):
+        engine_room("enginex.y")
+
+
 # --- the checker flags what it must (and only that) ---------------------------------
 
 BAD = [
@@ -112,7 +236,7 @@ BAD = [
     ("storage_backends._x", "from ray.util import ActorPool"),
     ("storage_backends._x", "import replay"),
     ("storage_backends._x", "from replay._codec import decode_event"),
-    ("storage_backends._x", "import engine._api as api"),
+    ("storage_backends._x", "import engine.api._workflows as api"),
     ("storage_backends._x", "from .. import replay"),
     ("storage_backends._x", "from ..engine import run"),
     ("storage_backends._x", "import os, json, ray"),

@@ -12,8 +12,8 @@ import pytest
 import ray
 
 import engine as workflow
-from engine._context import context
-from engine._manager import NAMESPACE, manager_name
+from engine.api._init import context
+from engine._names import NAMESPACE, manager_name
 
 
 @pytest.fixture(scope="session")

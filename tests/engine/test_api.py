@@ -7,11 +7,11 @@ import pytest
 import ray
 
 import engine as workflow
-from engine import _payloads
-from engine._context import context
-from engine._graph import build_graph
-from engine._manager import _submitted_state
-from engine._sync import run_sync
+from engine.store import _payloads
+from engine.api._init import context
+from engine.graph._build import build_graph
+from engine.runtime._manager import _submitted_state
+from engine.store._sync import run_sync
 from replay import PayloadRef, WorkflowRunStarted, WorkflowSubmitted, encode_event, load_state
 from storage_backends import open_storage
 from tests.engine import tasks
@@ -220,8 +220,8 @@ def test_continuation_outside_a_workflow_runs_the_dag(ray_runtime):
 
 
 def test_long_task_start_is_logged_while_it_runs(backend, wid):
-    from engine._context import context
-    from engine._sync import run_sync
+    from engine.api._init import context
+    from engine.store._sync import run_sync
     from replay import TaskStatus, load_state
 
     ref = workflow.run_async(tasks.slow.bind("x", 2.0), workflow_id=wid)

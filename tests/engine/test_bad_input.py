@@ -7,8 +7,8 @@ import pytest
 import ray
 
 import engine as workflow
-from engine._context import context
-from engine._sync import run_sync
+from engine.api._init import context
+from engine.store._sync import run_sync
 from replay import TaskStatus, WorkflowStatus, load_state
 from storage_backends import InvalidIdError, LogCorruptedError
 from tests.engine import tasks

@@ -6,7 +6,7 @@ import pickle
 import pytest
 
 import engine as workflow
-from engine._errors import WorkflowQueueFullError, WorkflowRunningError
+from engine.exceptions import WorkflowQueueFullError, WorkflowRunningError
 
 ERRORS = [
     workflow.WorkflowNotFoundError("w", "file:///data"),

@@ -3,7 +3,7 @@
 import ray
 
 import engine as workflow
-from engine._graph import _post_order, build_graph
+from engine.graph._build import _post_order, build_graph
 
 
 @ray.remote

@@ -7,9 +7,9 @@ import pytest
 import ray
 
 import engine as workflow
-from engine import _index
-from engine._context import context
-from engine._sync import run_sync
+from engine.store import _index
+from engine.api._init import context
+from engine.store._sync import run_sync
 from replay import TaskStarted, WorkflowStatus, read_events
 from tests.engine import tasks
 
@@ -95,7 +95,7 @@ def test_cancel_running_workflow(backend, wid, tmp_path):
 
 def test_cancel_finished_workflow_is_a_no_op(backend, wid, caplog):
     assert workflow.run(tasks.add.bind(1, 1), workflow_id=wid) == 2
-    with caplog.at_level(logging.WARNING, logger="engine._management"):
+    with caplog.at_level(logging.WARNING, logger="engine.management._operations"):
         workflow.cancel(wid)
     assert "already SUCCESSFUL" in caplog.text
     assert workflow.get_status(wid) == workflow.SUCCESSFUL

@@ -9,10 +9,10 @@ import pytest
 import ray
 
 import engine as workflow
-from engine._arrivals import Arrivals
-from engine._context import context
-from engine._runner import FAILED, OK, Source, _ends_by_itself, _value
-from engine._sync import run_sync
+from engine.runtime._arrivals import Arrivals
+from engine.api._init import context
+from engine.runtime._run import FAILED, OK, Source, _ends_by_itself, _value
+from engine.store._sync import run_sync
 from replay import TaskStatus, load_state
 from tests.engine import tasks
 
@@ -77,7 +77,7 @@ def _runs_alive(manager, workflow_id: str) -> int:
     def count(self):
         import gc
 
-        from engine._runner import WorkflowRun
+        from engine.runtime._run import WorkflowRun
         return sum(isinstance(o, WorkflowRun) and o.workflow_id == workflow_id for o in gc.get_objects())
     return ray.get(manager.__ray_call__.remote(count))
 
@@ -108,7 +108,7 @@ def _holders_of_run(self, workflow_id: str) -> list[str]:
     """What still refers to the run (three levels up), to say which cycle kept it."""
     import gc
 
-    from engine._runner import WorkflowRun
+    from engine.runtime._run import WorkflowRun
     runs = [o for o in gc.get_objects() if isinstance(o, WorkflowRun) and o.workflow_id == workflow_id]
     found, seen, frontier = [], {id(runs)}, [(run, 0) for run in runs]
     while frontier:

@@ -6,10 +6,10 @@ import time
 import pytest
 
 import engine as workflow
-from engine import _index
-from engine._context import context
-from engine._index import Entry
-from engine._sync import run_sync
+from engine.store import _index
+from engine.api._init import context
+from engine.store._index import Entry
+from engine.store._sync import run_sync
 from replay import TaskStatus, decode_event, load_state
 from storage_backends import BlobNotFoundError
 from tests.engine import tasks

@@ -13,10 +13,10 @@ import pytest
 import ray
 
 import engine as workflow
-from engine import _index
-from engine._context import context
-from engine._index import Entry
-from engine._sync import run_sync
+from engine.store import _index
+from engine.api._init import context
+from engine.store._index import Entry
+from engine.store._sync import run_sync
 from replay import (
     PayloadRef,
     TaskFailed,

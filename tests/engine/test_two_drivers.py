@@ -8,8 +8,8 @@ import pytest
 import ray
 
 import engine as workflow
-from engine._context import context
-from engine._sync import run_sync
+from engine.api._init import context
+from engine.store._sync import run_sync
 from replay import TaskStarted, read_events
 from tests.engine import tasks
 

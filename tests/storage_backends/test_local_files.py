@@ -233,7 +233,7 @@ async def test_io_threads_take_work_after_a_shutdown():
 
 def test_a_driver_closes_its_local_storage_at_exit(tmp_path):
     """The atexit close of the driver's storages completes (no pending task is left behind)."""
-    code = ("import sys; from engine._sync import run_sync, storage_for; "
+    code = ("import sys; from engine.store._sync import run_sync, storage_for; "
             "run_sync(storage_for(sys.argv[1]).append('w', [b'x'], 0)); print('appended')")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, capture_output=True,
                           text=True, timeout=60)

@@ -10,8 +10,9 @@ import ray
 
 from storage_backends import Storage, default_storage_url, open_storage
 
-from ._manager import NAMESPACE, WorkflowManager, manager_name
-from ._sync import run_sync, storage_for
+from .._names import NAMESPACE, manager_name
+from ..runtime._manager import WorkflowManager
+from ..store._sync import run_sync, storage_for
 
 
 @dataclass

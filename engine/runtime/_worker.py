@@ -26,9 +26,11 @@ from ray.dag import DAGNode
 
 from replay import PayloadRef
 
-from . import _payloads
-from ._graph import Dep, build_graph, continuation_suffix
-from ._sync import run_sync, storage_for
+from .._names import NAMESPACE
+from ..graph import _pickle
+from ..graph._build import Dep, build_graph, continuation_suffix
+from ..store import _payloads
+from ..store._sync import run_sync, storage_for
 
 
 class Unavailable:
@@ -190,7 +192,7 @@ def run_task(call_bytes: bytes, *deps: Any) -> tuple[Any, bytes]:
 
 
 def _run_attempt(call: TaskCall, deps: tuple[Any, ...], started: float) -> tuple[Any, Outcome]:
-    args, kwargs, retry_types = cloudpickle.loads(call.call)
+    args, kwargs, retry_types = _pickle.loads(call.call)
     args = _fill(args, deps)
     kwargs = _fill(kwargs, deps)
     _executing.task_id = call.task_id
@@ -310,8 +312,6 @@ class _StartReporter:
             run = call.run
             handle = self._handles.get(run.manager_name)
             if handle is None:
-                from ._manager import NAMESPACE
-
                 handle = self._handles[run.manager_name] = ray.get_actor(run.manager_name, namespace=NAMESPACE)
             handle.task_started.remote(run.workflow_id, run.run_id, call.task_id, call.attempt,
                                        started, os.getpid(), _HOST)
@@ -327,7 +327,7 @@ remote_run_task = ray.remote(max_retries=0)(run_task)
 def run_plain(fn_bytes: bytes, call: bytes, *deps: Any) -> Any:
     """A task of a DAG run without durability (continuation() called outside a workflow)."""
     func = cloudpickle.loads(fn_bytes)
-    args, kwargs, _ = cloudpickle.loads(call)
+    args, kwargs, _ = _pickle.loads(call)
     return func(*_fill(args, deps), **_fill(kwargs, deps))
 
 

@@ -19,11 +19,11 @@ import ray
 from replay import WorkflowCanceled, WorkflowStatus, append_events
 from storage_backends import AppendConflictError
 
-from . import _index
-from ._api import _existing_state, _live_status, combine_status, resume_async
-from ._context import context
-from ._errors import WorkflowError, WorkflowNotFoundError
-from ._sync import run_sync
+from ..api._init import context
+from ..api._workflows import _existing_state, _live_status, combine_status, resume_async
+from ..exceptions import WorkflowError, WorkflowNotFoundError
+from ..store import _index
+from ..store._sync import run_sync
 
 logger = logging.getLogger(__name__)
 

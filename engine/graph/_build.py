@@ -16,8 +16,9 @@ import cloudpickle
 import ray
 from ray.dag import DAGNode, FunctionNode
 
+from . import _pickle
 from ._options import TaskOptions, node_options
-from ._payloads import dumps
+from ..store._payloads import dumps
 
 # Ray options the engine sets itself on every task it submits.
 _ENGINE_RAY_OPTIONS = ("num_returns", "max_retries", "retry_exceptions")
@@ -74,7 +75,7 @@ class WorkflowGraph:
 
     @staticmethod
     def from_bytes(data: bytes) -> WorkflowGraph:
-        graph = cloudpickle.loads(data)
+        graph = _pickle.loads(data)
         if not isinstance(graph, WorkflowGraph):
             raise TypeError(f"stored DAG is a {type(graph).__name__}, not a WorkflowGraph")
         return graph

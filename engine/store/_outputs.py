@@ -7,7 +7,7 @@ from typing import Any
 from replay import TaskStatus, WorkflowState, WorkflowStatus
 
 from . import _payloads
-from ._errors import WorkflowCancellationError, WorkflowExecutionError, WorkflowNotResumableError
+from ..exceptions import WorkflowCancellationError, WorkflowExecutionError, WorkflowNotResumableError
 
 
 async def output_from_state(storage, workflow_id: str, state: WorkflowState, task_id: str | None) -> Any:

@@ -31,7 +31,7 @@ from storage_backends import (
     validate_log_id,
 )
 
-from . import _cli_format as fmt
+from . import _format as fmt
 
 PROG = "ray-durable"
 _STATUSES = tuple(s.value for s in WorkflowStatus)
@@ -155,7 +155,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _describe(exc: BaseException) -> str:
-    from ._errors import WorkflowError
+    from ..exceptions import WorkflowError
 
     cause = _workflow_cause(exc)
     if isinstance(cause, (WorkflowError, StorageError)):

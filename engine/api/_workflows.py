@@ -22,13 +22,14 @@ from ray.exceptions import RayTaskError
 from replay import WorkflowState, WorkflowStatus, WorkflowSubmitted, encode_event, load_state
 from storage_backends import AppendConflictError, InvalidIdError, validate_log_id
 
-from . import _payloads, _worker
-from ._context import context
-from ._errors import WorkflowError, WorkflowNotFoundError, WorkflowNotResumableError, WorkflowQueueFullError
-from ._graph import build_graph
-from ._outputs import output_from_state
-from ._options import check_json_metadata
-from ._sync import run_sync
+from ..exceptions import WorkflowError, WorkflowNotFoundError, WorkflowNotResumableError, WorkflowQueueFullError
+from ..graph._build import build_graph
+from ..graph._options import check_json_metadata
+from ..runtime import _worker
+from ..store import _payloads
+from ..store._outputs import output_from_state
+from ..store._sync import run_sync
+from ._init import context
 
 ENGINE_VERSION = "0.1.0"
 

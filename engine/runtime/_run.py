@@ -39,10 +39,10 @@ from replay import (
 )
 from storage_backends import AppendConflictError, Storage
 
-from . import _payloads
+from ..exceptions import WorkflowCancellationError, WorkflowError, WorkflowExecutionError, WorkflowRunningError
+from ..graph._build import TaskSpec, WorkflowGraph
+from ..store import _payloads
 from ._arrivals import Arrivals
-from ._errors import WorkflowCancellationError, WorkflowError, WorkflowExecutionError, WorkflowRunningError
-from ._graph import TaskSpec, WorkflowGraph
 from ._log_writer import LogWriter
 from ._worker import DependencyUnavailable, Outcome, RunContext, TaskCall, decode_outcome, remote_run_task
 

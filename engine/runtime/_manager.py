@@ -10,9 +10,7 @@ clusters sharing a storage can never both drive one workflow.
 from __future__ import annotations
 
 import asyncio
-import functools
 import gc
-import hashlib
 import os
 from collections import OrderedDict
 from typing import Any
@@ -22,32 +20,17 @@ import ray
 from replay import WorkflowState, WorkflowStatus, WorkflowSubmitted, apply, decode_event, load_state
 from storage_backends import AppendConflictError, open_storage
 
-from ._outputs import output_from_state
-from ._errors import (
+from .._names import NAMESPACE, manager_name
+from ..exceptions import (
     WorkflowCancellationError,
     WorkflowError,
     WorkflowNotResumableError,
     WorkflowQueueFullError,
     WorkflowRunningError,
 )
-from ._index import IndexWriter
-from ._runner import WorkflowRun
-
-NAMESPACE = "ray_durable"
-
-
-# Bumped whenever what the manager must do for other code to stay correct changes, so that a
-# driver never hands work to a detached manager still running an older engine on its cluster.
-# 2: claim a FAILED workflow in the status index before resuming or canceling it.
-# 3: start and run take the submission record a driver has just written.
-PROTOCOL = 3
-
-
-@functools.lru_cache(maxsize=64)
-def manager_name(storage_url: str) -> str:
-    key = f"{storage_url}\nprotocol {PROTOCOL}"
-    return "ray-durable-manager-" + hashlib.sha1(key.encode()).hexdigest()[:16]
-
+from ..store._index import IndexWriter
+from ..store._outputs import output_from_state
+from ._run import WorkflowRun
 
 @ray.remote(num_cpus=0, max_concurrency=100_000)
 class WorkflowManager:
