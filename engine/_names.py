@@ -16,7 +16,7 @@ NAMESPACE = "ray_durable"
 # driver never hands work to a detached manager still running an older engine on its cluster.
 # 2: claim a FAILED workflow in the status index before resuming or canceling it.
 # 3: start and run take the submission record a driver has just written.
-# 4: queueing limits as one dict; continuations renamed in the actor; task.caught.
+# 4: a ManagerConfig (limits, lease owner); continuations renamed in the actor; task.caught; leases.
 PROTOCOL = 4
 
 
@@ -24,3 +24,8 @@ PROTOCOL = 4
 def manager_name(storage_url: str) -> str:
     key = f"{storage_url}\nprotocol {PROTOCOL}"
     return "ray-durable-manager-" + hashlib.sha1(key.encode()).hexdigest()[:16]
+
+
+def seat(gcs_address: str, storage_url: str) -> str:
+    """Where the manager for ``storage_url`` sits on the cluster at ``gcs_address`` (see Lease.seat)."""
+    return f"{gcs_address}/{manager_name(storage_url)}"

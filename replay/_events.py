@@ -61,10 +61,19 @@ class WorkflowSubmitted(Event, tag="workflow.submitted"):
 
 
 class WorkflowRunStarted(Event, tag="workflow.run_started"):
-    """A driver took the workflow over (first run or a resume)."""
+    """A driver took the workflow over (first run or a resume).
+
+    ``owner`` is the lease holder that drives this run (a manager of one cluster; its lease
+    expiry is kept beside the logs), ``cluster`` a label a person recognizes (the cluster's
+    head address), ``application`` the name that cluster runs under (start-up recovery only
+    picks up its own application's workflows). Empty in logs written before leases.
+    """
 
     run_id: str
     resumed: bool = False
+    owner: str = ""
+    cluster: str = ""
+    application: str = ""
 
 
 class TaskScheduled(Event, tag="task.scheduled"):

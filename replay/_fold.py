@@ -138,6 +138,7 @@ def _run_started(state: WorkflowState, e: ev.WorkflowRunStarted, seq: int) -> No
         _fail(seq, e, f"a {state.status} workflow cannot be run")
     state.status = WorkflowStatus.RUNNING
     state.run_ids.append(e.run_id)
+    state.owner, state.owner_cluster, state.owner_application = e.owner, e.cluster, e.application
     state.failed_task_id = state.error_type = state.error_message = None
     state.end_time = None
     state.run_start_time = e.ts

@@ -107,6 +107,9 @@ class WorkflowState(msgspec.Struct, gc=False):
     end_time: float | None = None
     run_start_time: float | None = None  # when its latest run claimed it (None before any run)
     run_ids: list[str] = []
+    owner: str = ""  # the lease holder of the latest run ("" before any run, or before leases)
+    owner_cluster: str = ""  # its cluster's label
+    owner_application: str = ""
     last_seq: int = -1
     last_ts: float | None = None  # the ts of the event at last_seq ("now", as far as the log knows)
     # continuation bookkeeping: sub-DAG output task id -> the task waiting on it

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,8 +12,11 @@ import ray
 
 from storage_backends import Storage, default_storage_url, open_storage
 
-from .._names import NAMESPACE, manager_name
-from ..runtime._manager import WorkflowManager
+from .._names import NAMESPACE, manager_name, seat
+from ..runtime._manager import DEFAULT_APPLICATION, ManagerConfig, WorkflowManager
+from ..store._leases import DEFAULT_DURATION_S
+
+APPLICATION_ENV_VAR = "RAY_DURABLE_APPLICATION"
 from ..store._sync import run_sync, storage_for
 
 
@@ -21,6 +26,7 @@ class EngineContext:
     storage_options: dict[str, Any]
     storage: Storage
     manager: Any  # ActorHandle
+    seat: str  # the manager's seat (engine.store._leases.Lease.seat): this cluster's, this storage's
 
 
 _lock = threading.Lock()
@@ -29,6 +35,7 @@ _context: EngineContext | None = None
 
 def init(storage: str | None = None, *, storage_options: dict[str, Any] | None = None,
          max_running_workflows: int | None = None, max_pending_workflows: int | None = None,
+         application: str | None = None, lease_duration: float | None = None, recover: bool = True,
          **ray_init_kwargs: Any) -> None:
     """Choose the storage and connect to (or start) Ray, as ``ray.workflow.init`` did.
 
@@ -40,6 +47,15 @@ def init(storage: str | None = None, *, storage_options: dict[str, Any] | None =
             are PENDING, and start in submission order.
         max_pending_workflows: how many may be PENDING (-1 or None: no limit); beyond
             that, run raises WorkflowQueueFullError.
+        application: the name this cluster runs workflows under (default
+            ``$RAY_DURABLE_APPLICATION``, else "default"); recorded with each run. A manager
+            that starts takes on the workflows of its application whose lease expired.
+        lease_duration: seconds a cluster's lease on the workflows it drives lasts unrenewed
+            (default 30); another cluster may take a workflow over only after it expired. It
+            is renewed every third of that while the cluster drives anything.
+        recover: False: the manager this call creates does not take on expired workflows at
+            start (``resume_all`` still does, by hand). These three settings apply to the
+            manager the first ``init`` against a storage creates on a cluster.
         **ray_init_kwargs: passed to ``ray.init`` when Ray is not running yet.
 
     Raises:
@@ -49,6 +65,7 @@ def init(storage: str | None = None, *, storage_options: dict[str, Any] | None =
     """
     global _context
     limits = _limits(max_running_workflows, max_pending_workflows)
+    config = _manager_config(limits, application, lease_duration, recover)
     url = storage or default_storage_url()
     options = dict(storage_options or {})
     store = open_storage(url, **options)  # unknown scheme / bad path fail here, before Ray starts
@@ -56,13 +73,33 @@ def init(storage: str | None = None, *, storage_options: dict[str, Any] | None =
         ray_init_kwargs.setdefault("include_dashboard", False)
         ray.init(**ray_init_kwargs)
     run_sync(store.list_logs())  # fail fast: unreadable storage, missing bucket
+    # Ray restarts the manager wherever it can (its process or node lost) with the same config,
+    # so the same lease owner: the new incarnation takes on what the old one drove.
     manager = WorkflowManager.options(
         name=manager_name(url), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
-    ).remote(url, options, limits)
+        max_restarts=-1,
+    ).remote(url, options, config)
     if limits:
         _check_same_limits(url, limits, ray.get(manager.limits.remote()))
     with _lock:
-        _context = EngineContext(url, options, storage_for(url, options), manager)
+        _context = EngineContext(url, options, storage_for(url, options), manager,
+                                 seat(ray.get_runtime_context().gcs_address, url))
+
+
+def _manager_config(limits: dict[str, int | None], application: str | None, lease_duration: Any,
+                    recover: bool) -> ManagerConfig:
+    application = application or os.environ.get(APPLICATION_ENV_VAR) or DEFAULT_APPLICATION
+    if not isinstance(application, str) or not application.isprintable() or len(application) > 200:
+        raise ValueError(f"application must be a printable str of at most 200 characters, got {application!r}")
+    if lease_duration is None:
+        lease_duration = DEFAULT_DURATION_S
+    if isinstance(lease_duration, bool) or not isinstance(lease_duration, (int, float)) or not (
+            1.0 <= lease_duration <= 86_400):
+        raise ValueError(f"lease_duration must be a number of seconds from 1 to 86400, got {lease_duration!r}")
+    if not isinstance(recover, bool):
+        raise TypeError(f"recover must be True or False, got {recover!r}")
+    return ManagerConfig(owner=f"m-{uuid.uuid4().hex[:16]}", application=application,
+                         lease_duration_s=float(lease_duration), recover=recover, limits=limits)
 
 
 def _limits(max_running: Any, max_pending: Any) -> dict[str, int | None]:

@@ -33,7 +33,9 @@ from ..graph._build import build_graph
 from ..graph._options import check_json_metadata
 from ..runtime import _worker
 from ..store import _payloads
+from ..store._leases import read_lease
 from ..store._outputs import output_from_state
+from ..store._status import needs_lease, status_of
 from ..store._sync import run_sync
 from ._init import context
 
@@ -276,14 +278,20 @@ def _output_or_error(workflow_id: str, task_id: str | None) -> ray.ObjectRef | B
     if task_id is not None and _task_done(state, task_id):
         pass  # a finished task's output is in the log, running workflow or not
     elif state.status not in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
-        manager = context().manager
-        if ray.get(manager.live_status.remote(workflow_id)) is not None:
-            return manager.wait_output.remote(workflow_id, task_id)
+        ctx = context()
+        if ray.get(ctx.manager.live_status.remote(workflow_id)) is not None:
+            return ctx.manager.wait_output.remote(workflow_id, task_id)
         state = _existing_state(workflow_id)  # it may have ended between the read and the answer
+        if status_of(state.status, None, _lease_of(state), asked_seat=ctx.seat) is WorkflowStatus.RUNNING:
+            return ctx.manager.wait_output.remote(workflow_id, task_id)  # another cluster drives it
     try:
         return (run_sync(output_from_state(context().storage, workflow_id, state, task_id)),)
     except (WorkflowError, ValueError) as exc:
         return exc
+
+
+def _lease_of(state: WorkflowState):
+    return run_sync(read_lease(context().storage, state.owner)) if needs_lease(state) else None
 
 
 def _task_done(state: WorkflowState, task_id: str) -> bool:
@@ -302,20 +310,16 @@ def get_status(workflow_id: str) -> WorkflowStatus:
 
 
 def _live_status(workflow_id: str, state: WorkflowState) -> WorkflowStatus:
+    """The status by the one rule (engine.store._status): the log, this cluster's manager, and
+    the owner's lease (so a workflow another cluster drives reads RUNNING here too)."""
     if state.status in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
         return state.status
-    live = ray.get(context().manager.live_status.remote(workflow_id))
-    return combine_status(state.status, live)
-
-
-def combine_status(logged: WorkflowStatus | None, live: str | None) -> WorkflowStatus | None:
-    """The one rule for live status: what the manager holds wins; else RUNNING/PENDING in the
-    log with nobody driving it is RESUMABLE (a driver, actor or cluster died)."""
-    if live is not None and logged not in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
-        return WorkflowStatus(live)
-    if logged in (WorkflowStatus.RUNNING, WorkflowStatus.PENDING):
-        return WorkflowStatus.RESUMABLE
-    return logged
+    ctx = context()
+    live = ray.get(ctx.manager.live_status.remote(workflow_id))
+    lease = None
+    if live is None:
+        lease = _lease_of(state)
+    return status_of(state.status, live, lease, asked_seat=ctx.seat)
 
 
 def get_metadata(workflow_id: str, task_id: str | None = None) -> dict[str, Any]:

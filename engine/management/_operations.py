@@ -2,8 +2,8 @@
 
 Statuses come from folding each log (through the derived status index for
 finished and failed ones, see :mod:`engine._index`); live ones (RUNNING,
-PENDING) come from the manager; :func:`engine._api.combine_status` is the
-single rule. Whatever appends an event that takes a log out of FAILED claims
+PENDING) come from the manager, and the owners' leases from storage;
+:func:`engine.store._status.status_of` is the single rule. Whatever appends an event that takes a log out of FAILED claims
 it in the index first (here: ``cancel``; the runner for resume and cancel).
 """
 
@@ -20,9 +20,10 @@ from replay import WorkflowCanceled, WorkflowStatus, append_events
 from storage_backends import AppendConflictError
 
 from ..api._init import context
-from ..api._workflows import _existing_state, _live_status, combine_status, resume_async
+from ..api._workflows import _existing_state, _live_status, resume_async
 from ..exceptions import WorkflowError, WorkflowNotFoundError, WorkflowStillActiveError
 from ..store import _index
+from ..store._status import status_of, statuses_from_storage
 from ..store._sync import run_sync
 
 logger = logging.getLogger(__name__)
@@ -52,11 +53,14 @@ def list_all(status_filter: Any = None) -> list[tuple[str, WorkflowStatus]]:
     live = ray.get(ctx.manager.live_statuses.remote())
 
     async def logged() -> dict[str, WorkflowStatus | None]:
-        return await _index.statuses(ctx.storage, await ctx.storage.list_logs())
+        found = await _index.lookup(ctx.storage, await ctx.storage.list_logs())
+        open_states = {wid: st for wid, st in found.open_states.items() if wid not in live}
+        judged = await statuses_from_storage(ctx.storage, open_states, asked_seat=ctx.seat)
+        return {wid: judged[wid][0] if wid in judged else status_of(status, live.get(wid))
+                for wid, status in found.statuses.items()}
 
     out = []
     for workflow_id, status in sorted(run_sync(logged()).items()):
-        status = combine_status(status, live.get(workflow_id))
         if status is not None and (wanted is None or status in wanted):
             out.append((workflow_id, status))
     return out

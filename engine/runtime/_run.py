@@ -73,7 +73,7 @@ class Source:
 
 class WorkflowRun:
     def __init__(self, storage: Storage, storage_url: str, storage_options: dict, state: WorkflowState,
-                 manager_name: str, index: StatusIndex, run_id: str | None = None):
+                 manager_name: str, index: StatusIndex, run_id: str | None = None, owner: Any = None):
         self.storage = storage
         self.storage_url = storage_url
         self.storage_options = storage_options
@@ -82,6 +82,7 @@ class WorkflowRun:
         self.writer = LogWriter(storage, self.workflow_id, state)
         self.manager_name = manager_name
         self.index = index
+        self.owner = owner  # engine.runtime._recovery.Identity of the manager driving it, if any
         submitted = state.submission
         self.runtime_env = submitted.runtime_env if submitted is not None else None
         self.run_id = run_id or uuid.uuid4().hex[:12]
@@ -126,8 +127,11 @@ class WorkflowRun:
         await self._load_checkpoints()
         self.waiting = {t for t in self.tasks if not self._done(t)}
         await self._claim_if_failed("resumed")
-        self.writer.add(WorkflowRunStarted(ts=time.time(), run_id=self.run_id,
-                                           resumed=len(self.state.run_ids) > 0))
+        owner = self.owner
+        self.writer.add(WorkflowRunStarted(
+            ts=time.time(), run_id=self.run_id, resumed=len(self.state.run_ids) > 0,
+            owner=owner.owner if owner else "", cluster=owner.cluster if owner else "",
+            application=owner.application if owner else ""))
         ready = []
         for task_id in self.tasks:
             deps = self._usable_deps(task_id) if task_id in self.waiting else None
@@ -525,6 +529,13 @@ class WorkflowRun:
             exc = WorkflowRunningError(self.workflow_id, "another driver took it over while this one ran it")
         if not self.result.done():
             self.result.set_exception(exc)
+
+    def fence(self, reason: str) -> None:
+        """Stop at once, appending nothing more: this manager may no longer hold the lease."""
+        self.writer.close()
+        self._finish_with(WorkflowError(
+            f"workflow {self.workflow_id!r} stopped on this cluster: {reason}; it is RESUMABLE "
+            "(this or another cluster takes it on once the lease allows)"))
 
     # --- cancel -----------------------------------------------------------------
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from replay import WorkflowStatus, load_state
+from replay import WorkflowState, WorkflowStatus, load_state
 from storage_backends import AppendConflictError, BlobNotFoundError, Storage
 
 INDEX_LOG = "_status_index"
@@ -228,6 +228,9 @@ class Lookup:
 
     statuses: dict[str, WorkflowStatus | None] = field(default_factory=dict)
     folded: set[str] = field(default_factory=set)
+    # The folded states of those not final (RUNNING, PENDING, FAILED...): whose lease decides
+    # their status, and what start-up recovery looks at.
+    open_states: dict[str, WorkflowState] = field(default_factory=dict)
 
 
 async def lookup(storage: Storage, workflow_ids: list[str], concurrency: int = 16) -> Lookup:
@@ -248,6 +251,8 @@ async def lookup(storage: Storage, workflow_ids: list[str], concurrency: int = 1
         async with limit:
             state = await load_state(storage, workflow_id)
         out.statuses[workflow_id] = state.status
+        if state.status not in FINAL:
+            out.open_states[workflow_id] = state
         if state.status in TRUSTED:
             # Tagged with the seq it was seen at: if a resume claimed the log meanwhile,
             # its claim is for a later seq and wins, whichever lands first.
