@@ -42,7 +42,7 @@ from ..store._index import IndexWriter
 from ..store._leases import DEFAULT_DURATION_S, read_lease
 from ..store._outputs import output_from_state
 from ._lease import LeaseKeeper
-from ._recovery import Identity, find_orphans, held_elsewhere
+from ._recovery import Identity, find_orphans, held_elsewhere, orphaned
 from ._run import WorkflowRun
 
 logger = logging.getLogger(__name__)
@@ -132,17 +132,20 @@ class WorkflowManager:
                 return
             await asyncio.sleep(max(0.2, next_look - time.time() + 0.2))
 
-    async def _adopt(self, workflow_id: str) -> None:
+    async def _adopt(self, workflow_id: str) -> bool:
+        """Take on an orphan (the caller put it in ``_claiming``); False if that failed."""
         self._unclaim(workflow_id)
         self._adopted.add(workflow_id)
         try:
             await self._launch(workflow_id)
+            return True
         except WorkflowError as exc:  # e.g. another cluster claimed it first
             self._adopted.discard(workflow_id)
             logger.warning("not taking on %s: %s", workflow_id, exc)
         except Exception:
             self._adopted.discard(workflow_id)
             logger.exception("taking on %s failed", workflow_id)
+        return False
 
     def _fence(self, reason: str) -> None:
         """The lease may have lapsed: stop every run before another cluster may take one over."""
@@ -276,42 +279,48 @@ class WorkflowManager:
         return await self.wait_output(workflow_id)
 
     async def wait_output(self, workflow_id: str, task_id: str | None = None) -> Any:
-        """The workflow's (or a task's) output: awaited if it is running or queued here, else from its log."""
-        await self._recovered.wait()
-        queued = self._queue.get(workflow_id)
-        if queued is not None:
-            await asyncio.shield(queued)
-        await self._claimed(workflow_id)
-        run = self.runs.get(workflow_id) or self._finished.pop(workflow_id, None)
-        if run is not None:
-            result = run.result
-            # An error raised here keeps this frame alive in its traceback, and the run holds
-            # that error: a cycle that would keep the whole run (its ObjectRefs too) until the
-            # collector's next full pass. So the frame must not hold the run.
-            del run
-            try:
-                value = await asyncio.shield(result)
-            except WorkflowError:
-                if task_id is None:
-                    raise
-            else:
-                if task_id is None:
-                    return value
-        state = await self._state_once_not_held_elsewhere(workflow_id)
-        return await output_from_state(self.storage, workflow_id, state, task_id)
+        """The workflow's (or a task's) output, once the workflow ended.
 
-    async def _state_once_not_held_elsewhere(self, workflow_id: str) -> WorkflowState:
-        """The workflow's state, waited for while another cluster's lease holds it (its log is
-        polled: that cluster's manager cannot be asked)."""
+        Awaited while it is queued or running here. While another cluster's lease holds it,
+        its log is polled (that cluster's manager cannot be asked). An orphan (its owner is
+        gone and this manager may take it on: see engine/runtime/_recovery.py) is taken on
+        here and then awaited. Otherwise the log says why there is no output.
+        """
+        await self._recovered.wait()
         delay = 0.1
         while True:
+            queued = self._queue.get(workflow_id)
+            if queued is not None:
+                await asyncio.shield(queued)
+            await self._claimed(workflow_id)
+            run = self.runs.get(workflow_id) or self._finished.pop(workflow_id, None)
+            if run is not None:
+                result = run.result
+                # An error raised here keeps this frame alive in its traceback, and the run holds
+                # that error: a cycle that would keep the whole run (its ObjectRefs too) until the
+                # collector's next full pass. So the frame must not hold the run.
+                del run
+                try:
+                    value = await asyncio.shield(result)
+                except WorkflowError:
+                    if task_id is None:
+                        raise
+                else:
+                    if task_id is None:
+                        return value
             state = await load_state(self.storage, workflow_id)
-            if state.status is not WorkflowStatus.RUNNING or not state.owner or state.owner == self.identity.owner:
-                return state
-            if not held_elsewhere(state, await read_lease(self.storage, state.owner), self.identity):
-                return state
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            if state.status is WorkflowStatus.RUNNING and state.owner and self._live(workflow_id) is None:
+                lease = await read_lease(self.storage, state.owner)
+                if held_elsewhere(state, lease, self.identity):
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
+                if orphaned(state, lease, self.identity, adopt_expired=True):
+                    self._claiming.add(workflow_id)
+                    if await self._adopt(workflow_id):
+                        continue
+                    state = await load_state(self.storage, workflow_id)
+            return await output_from_state(self.storage, workflow_id, state, task_id)
 
     def task_started(self, workflow_id: str, run_id: str, task_id: str, attempt: int,
                      ts: float, pid: int, node: str) -> None:
