@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export RAY_AUTH_MODE ?= disabled
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-multinode bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,10 @@ demo: $(STAMP)
 	$(PY) -m engine.demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not multinode or multinode_smoke"
+
+test-multinode: $(STAMP)
+	$(PY) -m pytest -q -m multinode
 
 bench: $(STAMP)
 	$(PY) benchmarks/storage_throughput.py

@@ -36,7 +36,7 @@ _context: EngineContext | None = None
 def init(storage: str | None = None, *, storage_options: dict[str, Any] | None = None,
          max_running_workflows: int | None = None, max_pending_workflows: int | None = None,
          application: str | None = None, lease_duration: float | None = None, recover: bool = True,
-         **ray_init_kwargs: Any) -> None:
+         manager_options: dict[str, Any] | None = None, **ray_init_kwargs: Any) -> None:
     """Choose the storage and connect to (or start) Ray, as ``ray.workflow.init`` did.
 
     Args:
@@ -54,8 +54,11 @@ def init(storage: str | None = None, *, storage_options: dict[str, Any] | None =
             (default 30); another cluster may take a workflow over only after it expired. It
             is renewed every third of that while the cluster drives anything.
         recover: False: the manager this call creates does not take on expired workflows at
-            start (``resume_all`` still does, by hand). These three settings apply to the
-            manager the first ``init`` against a storage creates on a cluster.
+            start (``resume_all`` still does, by hand).
+        manager_options: where the manager actor may run, as Ray actor options: ``resources``,
+            ``scheduling_strategy``, ``label_selector`` (e.g. to keep it off spot nodes).
+            These four settings apply to the manager the first ``init`` against a storage
+            creates on a cluster.
         **ray_init_kwargs: passed to ``ray.init`` when Ray is not running yet.
 
     Raises:
@@ -77,7 +80,7 @@ def init(storage: str | None = None, *, storage_options: dict[str, Any] | None =
     # so the same lease owner: the new incarnation takes on what the old one drove.
     manager = WorkflowManager.options(
         name=manager_name(url), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
-        max_restarts=-1,
+        max_restarts=-1, **_placement(manager_options),
     ).remote(url, options, config)
     if limits:
         _check_same_limits(url, limits, ray.get(manager.limits.remote()))
@@ -100,6 +103,18 @@ def _manager_config(limits: dict[str, int | None], application: str | None, leas
         raise TypeError(f"recover must be True or False, got {recover!r}")
     return ManagerConfig(owner=f"m-{uuid.uuid4().hex[:16]}", application=application,
                          lease_duration_s=float(lease_duration), recover=recover, limits=limits)
+
+
+_PLACEMENT_OPTIONS = ("resources", "scheduling_strategy", "label_selector")
+
+
+def _placement(manager_options: dict[str, Any] | None) -> dict[str, Any]:
+    options = dict(manager_options or {})
+    unknown = sorted(set(options) - set(_PLACEMENT_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown manager option(s) {', '.join(map(repr, unknown))}; "
+                         f"valid ones are {', '.join(_PLACEMENT_OPTIONS)}")
+    return options
 
 
 def _limits(max_running: Any, max_pending: Any) -> dict[str, int | None]:

@@ -78,6 +78,16 @@ def _unwrap(ref: ray.ObjectRef) -> Any:
         raise
 
 
+def _retried(method: Any) -> Any:
+    """A manager method whose call Ray sends again to the restarted manager if it dies meanwhile.
+
+    For the calls that are safe to repeat: start and run join a run already under way (the
+    restarted manager took the workflow on), wait_output waits. So a driver waiting through
+    them sees the output, not the manager's death.
+    """
+    return method.options(max_task_retries=-1)
+
+
 def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any],
             inputs: tuple[tuple, dict]) -> bytes | None:
     """Write the submission event (the DAG and its inputs as payloads) at seq 0.
@@ -185,7 +195,7 @@ def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
     if submission is None:
         return resume(workflow_id)
     with _refused_leaves_no_trace(workflow_id):
-        return _unwrap(context().manager.run.remote(workflow_id, submission))
+        return _unwrap(_retried(context().manager.run).remote(workflow_id, submission))
 
 
 def _submit_new(dag: Any, args: tuple, kwargs: dict, workflow_id: str | None,
@@ -212,8 +222,8 @@ def _refused_leaves_no_trace(workflow_id: str) -> Iterator[None]:
 def _start(workflow_id: str, submission: bytes | None = None) -> ray.ObjectRef:
     """Hand the workflow to the manager (which claims its log, or queues it) and return a ref to its output."""
     manager = context().manager
-    _unwrap(manager.start.remote(workflow_id, submission))
-    return manager.wait_output.remote(workflow_id)
+    _unwrap(_retried(manager.start).remote(workflow_id, submission))
+    return _retried(manager.wait_output).remote(workflow_id)
 
 
 def _new_id() -> str:
@@ -280,10 +290,10 @@ def _output_or_error(workflow_id: str, task_id: str | None) -> ray.ObjectRef | B
     elif state.status not in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
         ctx = context()
         if ray.get(ctx.manager.live_status.remote(workflow_id)) is not None:
-            return ctx.manager.wait_output.remote(workflow_id, task_id)
+            return _retried(ctx.manager.wait_output).remote(workflow_id, task_id)
         state = _existing_state(workflow_id)  # it may have ended between the read and the answer
         if status_of(state.status, None, _lease_of(state), asked_seat=ctx.seat) is WorkflowStatus.RUNNING:
-            return ctx.manager.wait_output.remote(workflow_id, task_id)  # another cluster drives it
+            return _retried(ctx.manager.wait_output).remote(workflow_id, task_id)  # another cluster drives it
     try:
         return (run_sync(output_from_state(context().storage, workflow_id, state, task_id)),)
     except (WorkflowError, ValueError) as exc:

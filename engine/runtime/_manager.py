@@ -153,6 +153,14 @@ class WorkflowManager:
         for run in list(self.runs.values()):
             run.fence(reason)
 
+    def describe(self) -> dict[str, Any]:
+        """Who and where this manager is: lease owner, cluster, seat, application, node id, pid."""
+        me = self.identity
+        return {"owner": me.owner, "cluster": me.cluster, "seat": me.seat, "application": me.application,
+                "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
+                "lease_duration_s": self.config.lease_duration_s,
+                "lease_writes": self._lease.writes if self._lease is not None else 0}
+
     def limits(self) -> dict[str, int | None]:
         """The queueing limits this manager runs with (None: no limit)."""
         return {"max_running_workflows": self.max_running, "max_pending_workflows": self.max_pending}
@@ -198,7 +206,14 @@ class WorkflowManager:
             self._queue[workflow_id] = asyncio.get_running_loop().create_future()
             self._queue[workflow_id].add_done_callback(lambda f: f.cancelled() or f.exception())
             return "queued"
-        await self._launch(workflow_id, state)  # (no await since the read: the state is current here)
+        try:
+            await self._launch(workflow_id, state)
+        except _ClaimConflict:
+            if submission is None:
+                raise
+            # The record was not the whole log: e.g. a retried call, after the first went
+            # further before this manager restarted. Look at the log itself.
+            return await self.start(workflow_id, None)
         return "started"
 
     async def _refuse_if_held_elsewhere(self, workflow_id: str, state: WorkflowState) -> None:
@@ -225,7 +240,7 @@ class WorkflowManager:
             try:
                 await run.start()
             except AppendConflictError:
-                raise WorkflowRunningError(
+                raise _ClaimConflict(
                     workflow_id, "another driver appended to its log first (it is running elsewhere)"
                 ) from None
             if not run.result.done():
@@ -368,6 +383,10 @@ class WorkflowManager:
         await run.cancel()
         self.runs.pop(workflow_id, None)
         return True
+
+
+class _ClaimConflict(WorkflowRunningError):
+    """The claim's append lost: the log had grown past the state the claim was made on."""
 
 
 def _submitted_state(workflow_id: str, submission: bytes | None) -> WorkflowState | None:
