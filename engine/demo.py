@@ -63,7 +63,7 @@ def main() -> None:
     storage = os.environ.get("RAY_DURABLE_STORAGE") or default_storage_url()
     workflow_id = sys.argv[1] if len(sys.argv) > 1 else time.strftime("demo-wordcount-%Y%m%d-%H%M%S")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    workflow.init(storage, include_dashboard=False, log_to_driver=False)
+    workflow.init(storage)
     started = time.perf_counter()
     result = workflow.run(build_dag(), workflow_id=workflow_id, metadata={"demo": True})
     elapsed = time.perf_counter() - started

@@ -13,6 +13,7 @@ from storage_backends import Storage, default_storage_url, open_storage
 from .._names import NAMESPACE, manager_name
 from ..runtime._manager import WorkflowManager
 from ..store._sync import run_sync, storage_for
+from ._ray_cluster import start_or_join
 
 
 @dataclass
@@ -39,7 +40,13 @@ def init(storage: str | None = None, *, storage_options: dict[str, Any] | None =
             ``$RAY_DURABLE_STORAGE``, else ``/tmp/ray/workflow_data``.
         storage_options: backend options, e.g. ``{"endpoint_url": ...}`` for S3.
         max_running_workflows / max_pending_workflows: workflow queueing limits.
-        **ray_init_kwargs: passed to ``ray.init`` when Ray is not running yet.
+        **ray_init_kwargs: passed to ``ray.init`` when Ray is not running yet. Ray is joined
+            only where asked (``address=``, ``$RAY_ADDRESS``, ``"auto"``) or where the cluster
+            ``ray start`` recorded is alive; otherwise a local Ray starts.
+
+    Raises:
+        RayClusterUnreachableError: (a ``ConnectionError``) the cluster asked for does not
+            answer; the message names the address and how to clear a stale record.
     """
     global _context
     for name, limit in (("max_running_workflows", max_running_workflows),
@@ -51,9 +58,7 @@ def init(storage: str | None = None, *, storage_options: dict[str, Any] | None =
     url = storage or default_storage_url()
     options = dict(storage_options or {})
     store = open_storage(url, **options)  # unknown scheme / bad path fail here, before Ray starts
-    if not ray.is_initialized():
-        ray_init_kwargs.setdefault("include_dashboard", False)
-        ray.init(**ray_init_kwargs)
+    start_or_join(ray_init_kwargs)  # a dead address is a clear error here, within seconds
     run_sync(store.list_logs())  # fail fast: unreadable storage, missing bucket
     manager = WorkflowManager.options(
         name=manager_name(url), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,

@@ -54,6 +54,10 @@ class WorkflowManager:
         self._finished: dict[str, WorkflowRun] = {}
         self._queue: OrderedDict[str, asyncio.Future] = OrderedDict()  # PENDING, in submission order
 
+    def __repr__(self) -> str:
+        # Ray prefixes this actor's log lines (on the driver's console too) with its repr.
+        return f"ray-durable manager of {self.storage_url}"
+
     @property
     def storage(self):
         if self._storage is None:
