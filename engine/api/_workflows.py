@@ -28,6 +28,7 @@ from ..graph._options import check_json_metadata
 from ..runtime import _worker
 from ..store import _payloads
 from ..store._outputs import output_from_state
+from ..store._status import metadata as workflow_metadata
 from ..store._sync import run_sync
 from ._init import context
 
@@ -247,16 +248,7 @@ def get_metadata(workflow_id: str, task_id: str | None = None) -> dict[str, Any]
     """ray.workflow's metadata shape, for the workflow or one of its tasks."""
     state = _existing_state(workflow_id)
     if task_id is None:
-        submission = state.submission
-        return {
-            "status": str(_live_status(workflow_id, state)),
-            "user_metadata": dict(state.user_metadata),
-            "stats": {"start_time": state.start_time, "end_time": state.end_time},
-            "runtime_env": submission.runtime_env,
-            "packages": dict(submission.packages),
-            "ray_version": submission.ray_version,
-            "engine_version": submission.engine_version,
-        }
+        return workflow_metadata(state, _live_status(workflow_id, state))
     task = state.tasks.get(task_id)
     if task is None:
         raise ValueError(f"workflow {workflow_id!r} has no task {task_id!r}")
