@@ -117,23 +117,27 @@ def payload_dict(ref: PayloadRef | None) -> dict[str, Any] | None:
             "inline": ref.inline is not None, "blob": ref.blob}
 
 
+def failure_dict(state: WorkflowState) -> dict[str, Any] | None:
+    """The failed task, its exception type and message, the attempt, and the traceback; None if none."""
+    if state.failed_task_id is None:
+        return None
+    task = state.tasks.get(state.failed_task_id)
+    error = task.error if task is not None else None
+    return {"task_id": state.failed_task_id, "error_type": state.error_type, "message": state.error_message,
+            "attempt": error.attempt if error is not None else None,
+            "traceback": error.traceback if error is not None else None}
+
+
 def state_dict(state: WorkflowState, runs: list[Run] | None = None) -> dict[str, Any]:
     """A folded workflow as JSON-ready data: what ``show`` prints, every field whole."""
     sub = state.submission
-    failure = None
-    if state.failed_task_id is not None:
-        task = state.tasks.get(state.failed_task_id)
-        error = task.error if task is not None else None
-        failure = {"task_id": state.failed_task_id, "error_type": state.error_type,
-                   "message": state.error_message, "attempt": error.attempt if error else None,
-                   "traceback": error.traceback if error else None}
     return {
         "workflow_id": state.workflow_id,
         "status": None if state.status is None else str(state.status),
         "start_time": state.start_time, "end_time": state.end_time, "last_event_time": state.last_ts,
         "events": state.last_seq + 1,
         "cancel_requested": state.cancel_requested,
-        "failure": failure,
+        "failure": failure_dict(state),
         "runs": [run_dict(r) for r in runs] if runs is not None else [{"run_id": r} for r in state.run_ids],
         "user_metadata": dict(state.user_metadata),
         "versions": None if sub is None else {"ray-durable": sub.engine_version, "ray": sub.ray_version,

@@ -51,7 +51,7 @@ overflow:hidden;white-space:nowrap}
 color:#555}
 .mark{position:absolute;top:-2px;width:2px;height:20px;background:#555}.mark.cancel,.mark.canceled{background:#000}
 .mark.failed{background:#c62828}
-.idle{position:absolute;top:0;height:16px;background:repeating-linear-gradient(135deg,#eee 0 4px,#fff 4px 8px)}
+.tl-idle{position:absolute;top:0;height:16px;background:repeating-linear-gradient(135deg,#eee 0 4px,#fff 4px 8px)}
 button.toggle{font:inherit;border:0;background:none;padding:0;cursor:pointer;color:#1565c0}
 tr.failed td{background:#fdecea} tr.hidden{display:none}
 table{border-collapse:collapse;margin-top:10px}
@@ -130,7 +130,7 @@ def timeline_html(timeline: Timeline, max_rows: int | None = None) -> str:
         left = scale.frac(t0) * 100
         return f"left:{left:.2f}%;width:{max(0.0, scale.frac(t1) * 100 - left):.2f}%"
 
-    idle = "".join(f"<div class='idle' style='left:{a * 100:.2f}%;width:{(b - a) * 100:.2f}%' "
+    idle = "".join(f"<div class='tl-idle' style='left:{a * 100:.2f}%;width:{(b - a) * 100:.2f}%' "
                    f"title='{e(fmt_duration(length))} with nothing running (not to scale)'></div>"
                    for a, b, length in scale.break_spans())
     out = ["<p class='legend'>" + "".join(f"<span><i class='sw {k}'></i>{k}</span>" for k in OUTCOME_NAMES)

@@ -164,6 +164,11 @@ def render_event_line(entry: Entry, t0: float | None) -> str:
         return f"{entry.seq:>6}  {'?':<34}  {'?':<26} [undecodable record at byte offset {entry.offset}] " \
                f"{entry.error}"
     event = entry.event
+    return f"{entry.seq:>6}  {_when(event.ts, t0)}  {entry.tag:<26} {event_fields(event)}".rstrip()
+
+
+def event_fields(event: Event) -> str:
+    """``name=value`` for each field of ``event`` that is not its default (no ts, no traceback)."""
     fields = []
     for info in msgspec.structs.fields(event):
         if info.name in ("ts", "traceback"):  # a traceback is many lines (--json has it whole)
@@ -172,7 +177,7 @@ def render_event_line(entry: Entry, t0: float | None) -> str:
         if _is_default(info, value):
             continue
         fields.append(f"{info.name}={describe_value(value)}")
-    return f"{entry.seq:>6}  {_when(event.ts, t0)}  {entry.tag:<26} {' '.join(fields)}".rstrip()
+    return " ".join(fields)
 
 
 def _is_default(info: msgspec.structs.FieldInfo, value) -> bool:

@@ -42,6 +42,9 @@ class Lease:
     def live(self, now: float) -> bool:
         return self.expires_at > now
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"owner": self.owner, "label": self.label, "expires_at": self.expires_at}
+
 
 def storage_status(logged: WorkflowStatus | None, lease: Lease | None = None,
                    now: float | None = None) -> tuple[WorkflowStatus | None, Lease | None]:
@@ -75,6 +78,12 @@ class WorkflowSummary:
         if self.start_time is None or self.end_time is None:
             return None
         return max(0.0, self.end_time - self.start_time)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: times in Unix seconds, the duration in seconds."""
+        return {"workflow_id": self.workflow_id, "status": str(self.status), "start_time": self.start_time,
+                "end_time": self.end_time, "duration_s": self.duration, "failed_task": self.failed_task,
+                "lease": None if self.lease is None else self.lease.to_dict()}
 
 
 async def list_workflows(storage: Storage, statuses: Collection[WorkflowStatus] | None = None,
