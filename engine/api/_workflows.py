@@ -20,8 +20,9 @@ from ray.dag import DAGNode
 from ray.exceptions import RayTaskError
 
 from replay import WorkflowState, WorkflowStatus, WorkflowSubmitted, encode_event, load_state
-from storage_backends import AppendConflictError, InvalidIdError, validate_log_id
+from storage_backends import AppendConflictError
 
+from .._names import validate_workflow_id
 from ..exceptions import WorkflowError, WorkflowNotFoundError, WorkflowNotResumableError, WorkflowQueueFullError
 from ..graph._build import build_graph
 from ..graph._options import check_json_metadata
@@ -33,15 +34,6 @@ from ..store._sync import run_sync
 from ._init import context
 
 ENGINE_VERSION = "0.1.0"
-
-
-def validate_workflow_id(workflow_id: object) -> str:
-    """A storage-safe id that is not one of the reserved system names (leading '_')."""
-    workflow_id = validate_log_id(workflow_id)
-    if workflow_id.startswith("_"):
-        raise InvalidIdError(f"workflow id {workflow_id!r} is reserved: ids starting with '_' are "
-                             "ray-durable's own system logs; start it with a letter or digit")
-    return workflow_id
 
 
 def _state(workflow_id: str) -> WorkflowState:

@@ -126,19 +126,21 @@ def _outcome(workflow: Any, workflow_id: str, ref: Any) -> tuple[str, str]:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     found = read_workflow(args)
-    logged = found.state.status
+    logged, before = found.state.status, found.status
     if logged in _FINAL:
         after = logged
         text = f"workflow {args.workflow_id!r} is already {logged}; nothing to cancel\n"
     elif logged in _DRIVEN:  # a live manager may be driving it: it must stop its tasks
-        connect(args).cancel(args.workflow_id)
+        workflow = connect(args)
+        before = workflow.get_status(args.workflow_id)  # the manager knows whether it drives it
+        workflow.cancel(args.workflow_id)
         after = WorkflowStatus.CANCELED
-        text = f"canceled workflow {args.workflow_id!r} (was {found.status})\n"
+        text = f"canceled workflow {args.workflow_id!r} (was {before})\n"
     else:  # FAILED: nobody drives it, the log is all there is to change
         after = with_storage(args, lambda storage: cancel_in_storage(storage, args.workflow_id, found.state))
-        text = f"canceled workflow {args.workflow_id!r} (was {found.status})\n"
+        text = f"canceled workflow {args.workflow_id!r} (was {before})\n"
     if args.json:
-        sys.stdout.write(fmt.to_json({"workflow_id": args.workflow_id, "before": str(found.status),
+        sys.stdout.write(fmt.to_json({"workflow_id": args.workflow_id, "before": str(before),
                                       "status": str(after)}))
     else:
         sys.stdout.write(text)

@@ -19,7 +19,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from storage_backends import InvalidIdError, validate_log_id
+from storage_backends import InvalidIdError
+
+from .._names import validate_workflow_id
 
 from . import _format as fmt
 from ._common import PROG, STATUSES, UsageError, describe, err
@@ -172,7 +174,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if getattr(args, "workflow_id", None) is not None:
             try:
-                validate_log_id(args.workflow_id)
+                validate_workflow_id(args.workflow_id)
             except InvalidIdError as exc:
                 raise UsageError(str(exc)) from None
         return _handler(args.command)(args)

@@ -82,7 +82,8 @@ class Times(msgspec.Struct, array_like=True, frozen=True):
 
     @classmethod
     def of(cls, state: WorkflowState) -> Times:
-        return cls(state.last_seq, state.start_time, state.end_time, state.failed_task_id)
+        failed = state.failed_task_id if state.status is WorkflowStatus.FAILED else None
+        return cls(state.last_seq, state.start_time, state.end_time, failed)
 
 
 class _Record(msgspec.Struct, omit_defaults=True):

@@ -131,9 +131,14 @@ def test_init_with_a_dead_ray_address_fails_fast_and_clearly(ray_tmp, tmp_path):
 
 
 def test_cli_resume_with_a_dead_address_is_one_clear_line(ray_tmp, tmp_path):
+    """A FAILED workflow must run again, so resume joins the cluster: the dead address says so."""
+    import asyncio
+
+    from tests.replay.logs import failed, write_log
+
     dead = _dead_address()
     store = tmp_path / "store"
-    store.mkdir()
+    asyncio.run(write_log(str(store), {}, "w1", failed("w1").events))
     proc = subprocess.run([sys.executable, "-m", "engine", "resume", "w1", "--storage", str(store),
                            "--address", dead], cwd=ROOT, env=_env(ray_tmp),
                           capture_output=True, text=True, timeout=120)
