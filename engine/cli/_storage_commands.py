@@ -7,6 +7,7 @@ RUNNING or PENDING in a log counts only while its owner's lease is live, else RE
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
@@ -87,7 +88,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     run_sync(storage_for(url, options).list_logs())  # unreadable storage fails here, not on every page
     server = UiServer((args.host, args.port), url, options, args.load_payloads)
     if args.json:
-        sys.stdout.write(fmt.to_json({"url": server.url, "storage": url}))
+        sys.stdout.write(json.dumps({"url": server.url, "storage": url}) + "\n")  # one line, then serving
         sys.stdout.flush()
     else:
         err(f"ray-durable ui: serving {url} at {server.url} (Ctrl-C stops)")
