@@ -203,7 +203,7 @@ BAR = {"ok": "=", "failed": "x", "continued": "~", "running": ">", "interrupted"
 GAP_BAR = {"queued": "-", "backoff": "_", "subdag": "."}
 _PRIORITY = {c: i for i, c in enumerate(" /-_.?~=>x")}  # a later char wins a shared cell
 LEGEND = ("= ok   x failed   ~ continued (its own work)   . waiting for its sub-DAG   - queued   "
-          "_ retry backoff   > running   ? interrupted (ran again)   / idle, not to scale   1 2 .. runs")
+          "_ retry backoff   > running   ? interrupted (its run stopped)   / idle, not to scale   1 2 .. runs")
 
 
 def render_timeline(state: WorkflowState, events: Sequence[Event] = (), width: int = 60,

@@ -2,7 +2,7 @@
 
 Each task is a :class:`TaskLane`: its attempts as :class:`Span` s (how each ended: ``ok``,
 ``failed``, ``continued`` into a sub-DAG, ``running`` as far as the log knows, or
-``interrupted``: its run went away and it ran again) and the time between them as
+``interrupted``: its run stopped while it ran) and the time between them as
 :class:`Gap` s: ``queued`` (scheduled, waiting for its inputs or a worker), ``backoff``
 (a retry's delay) and ``subdag`` (a continued task waiting for its sub-DAG's output, after
 its own work). Waits on timers and events (the events issue) become further gap kinds here.
@@ -29,7 +29,6 @@ from ._events import (
     TaskScheduled,
     WorkflowCanceled,
     WorkflowFailed,
-    WorkflowRunStarted,
     WorkflowSucceeded,
 )
 from ._runs import Run, runs_of
@@ -37,7 +36,6 @@ from ._state import TaskError, TaskState, TaskStatus, WorkflowState, WorkflowSta
 
 OUTCOMES = ("ok", "failed", "continued", "running", "interrupted")
 GAP_KINDS = ("queued", "backoff", "subdag")
-_BOUNDARY_EVENTS = (WorkflowFailed, WorkflowCanceled, WorkflowRunStarted)
 
 
 @dataclass(slots=True)
@@ -146,9 +144,10 @@ class Timeline:
 
 
 def run_boundaries(events: Sequence[Event]) -> list[float]:
-    """When runs ended or began (workflow failed / canceled / run started): where an attempt
-    left in flight by its run stopped, as far as the log can tell."""
-    return sorted(e.ts for e in events if isinstance(e, _BOUNDARY_EVENTS))
+    """When runs ended (the workflow failed or was canceled, or the run's last event before the
+    next run began): where an attempt left in flight by its run stopped, as far as the log can tell."""
+    ends = [r.ended_at for r in runs_of(events) if r.ended_at is not None]
+    return sorted(ends + [e.ts for e in events if isinstance(e, WorkflowCanceled)])
 
 
 def build_timeline(state: WorkflowState, events: Sequence[Event]) -> Timeline:
