@@ -271,7 +271,7 @@ def _axis(scale, width: int) -> str:
         label = "|" + offset if frac < 1 else offset + "|"
         pos = min(int(frac * width), width - 1)
         start = pos if frac < 1 else max(0, width - len(label))
-        if all(c == " " for c in axis[start:start + len(label)]):
+        if all(c == " " for c in axis[max(0, start - 1):start + len(label)]):  # a space between labels
             axis[start:start + len(label)] = list(label[: width - start])
     return "".join(axis)
 

@@ -42,6 +42,7 @@ missing or older than the entry, ``rebuild``); a listing folds a finished workfl
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -49,6 +50,8 @@ import msgspec
 
 from replay import WorkflowState, WorkflowStatus, load_state
 from storage_backends import AppendConflictError, BlobNotFoundError, Storage
+
+logger = logging.getLogger(__name__)
 
 INDEX_LOG = "_status_index"
 SNAPSHOT_BLOB = "snapshot-v2"  # format 2; format 1's "snapshot" blob is never read
@@ -240,6 +243,8 @@ class IndexWriter:
             except Exception as exc:
                 self._next_seq = None
                 error = exc
+                logger.warning("could not update the status index (%s: %s); listings fold the logs it "
+                               "lacks and repair it", type(exc).__name__, exc)
             for waiter, strict in waiters:
                 if waiter.done():
                     continue

@@ -60,10 +60,14 @@ def test_nothing_asked_and_nothing_recorded_starts_a_local_ray(ray_tmp, monkeypa
     assert choose_address(None, os.path.join(ray_tmp, "ray")) == "local"
 
 
-def test_a_stale_record_is_ignored_when_nothing_was_asked(ray_tmp, monkeypatch):
+def test_a_stale_record_is_ignored_when_nothing_was_asked(ray_tmp, monkeypatch, caplog):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    _record(ray_tmp, _dead_address())
-    assert choose_address(None, os.path.join(ray_tmp, "ray")) == "local"
+    dead = _dead_address()
+    record = _record(ray_tmp, dead)
+    with caplog.at_level("INFO", logger="engine"):
+        assert choose_address(None, os.path.join(ray_tmp, "ray")) == "local"
+    [message] = [r for r in caplog.records if r.name == "engine.api._ray_cluster"]
+    assert record in message.getMessage() and dead in message.getMessage()
 
 
 def test_a_live_record_is_joined(ray_runtime, ray_tmp, monkeypatch):
