@@ -80,7 +80,7 @@ def test_the_readme_examples_run(tmp_path):
         blocks = [(line, source) for line, source, runnable in python_blocks(f.read()) if runnable]
     assert len(blocks) >= 2, "the README's examples were not found"
     storage = str(tmp_path / "workflow_data")
-    program = ["import os, sys, traceback", "namespace = {'__name__': '__readme__'}"]
+    program = ["import os, sys, traceback", "namespace = {'__name__': '__main__'}  # as in a user's script"]
     for line, source in blocks:
         code = with_checks(source.replace("/tmp/ray/workflow_data", storage))
         program += [f"try:\n    exec(compile({code!r}, 'README.md:{line}', 'exec'), namespace)",

@@ -19,7 +19,7 @@ from replay import WorkflowStatus
 
 from ..api._init import context
 from ..api._workflows import _existing_state, _live_status, combine_status, resume_async
-from ..exceptions import WorkflowError
+from ..exceptions import WorkflowError, WorkflowStillActiveError
 from ..store import _index
 from ..store._offline import cancel_in_storage, delete_from_storage
 from ..store._sync import run_sync
@@ -91,7 +91,7 @@ def delete(workflow_id: str) -> None:
     state = _existing_state(workflow_id)
     status = _live_status(workflow_id, state)
     if status in (WorkflowStatus.RUNNING, WorkflowStatus.PENDING):
-        raise WorkflowError(f"workflow {workflow_id!r} is {status}; cancel it before deleting it")
+        raise WorkflowStillActiveError("delete", workflow_id, str(status))
     run_sync(delete_from_storage(ctx.storage, workflow_id, ctx.storage_url))
 
 

@@ -135,15 +135,29 @@ async def describe(storage: Storage, workflow_id: str, lease: Lease | None = Non
     return Description(state, status, lease, runs_of(e for _seq, e in events), events)
 
 
+_ENDED = (WorkflowStatus.SUCCESSFUL, WorkflowStatus.FAILED, WorkflowStatus.CANCELED)
+
+
 def metadata(state: WorkflowState, status: WorkflowStatus) -> dict[str, Any]:
-    """``workflow.get_metadata(workflow_id)``'s shape (ray.workflow 2.47 plus our keys) from a fold."""
+    """``workflow.get_metadata(workflow_id)``'s shape (ray.workflow 2.47 plus our keys) from a fold:
+    ``stats`` has the latest run's start once it ran, and the end once it ended."""
     submission = state.submission
     return {
         "status": str(status),
         "user_metadata": dict(state.user_metadata),
-        "stats": {"start_time": state.start_time, "end_time": state.end_time},
+        "stats": stats(state.run_start_time, state.end_time if state.status in _ENDED else None),
         "runtime_env": submission.runtime_env,
         "packages": dict(submission.packages),
         "ray_version": submission.ray_version,
         "engine_version": submission.engine_version,
     }
+
+
+def stats(start: float | None, end: float | None) -> dict[str, float]:
+    """2.47's ``stats``: ``start_time`` and ``end_time`` only where known (Unix seconds)."""
+    out = {}
+    if start is not None:
+        out["start_time"] = start
+    if end is not None:
+        out["end_time"] = end
+    return out
