@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from replay import WorkflowStatus
-from storage_backends import Storage, StorageError, UnknownSchemeError, default_storage_url, open_storage
+from replay._inspect import ToolError, open_tool_storage
+from storage_backends import Storage, StorageError, default_storage_url
 
 from . import _format as fmt
 
@@ -39,15 +40,9 @@ def storage_args(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
 def _open(url: str, options: dict[str, Any]) -> Storage:
     try:
-        return open_storage(url, **options)
-    except UnknownSchemeError as exc:
+        return open_tool_storage(url, options.get("endpoint_url"), options.get("region_name"))
+    except ToolError as exc:  # the replay tool's words for a storage that cannot be opened
         raise UsageError(str(exc)) from None
-    except TypeError as exc:
-        if options:
-            raise UsageError(f"--endpoint-url and --region apply to s3:// storage only, not {url!r}") from None
-        raise UsageError(f"cannot open storage {url!r}: {exc}") from None
-    except StorageError as exc:
-        raise UsageError(f"cannot open storage {url!r}: {exc}") from None
 
 
 def with_storage(args: argparse.Namespace, work: Callable[[Storage], Awaitable[T]]) -> T:

@@ -9,18 +9,7 @@ import time
 import ray
 
 import engine as workflow
-
-
-@ray.remote
-def mul(a, b):
-    return a * b
-
-
-@ray.remote
-def factorial(n):
-    if n <= 1:
-        return 1
-    return workflow.continuation(mul.bind(n, factorial.bind(n - 1)))
+from tests.engine.tasks import factorial
 
 
 @ray.remote

@@ -23,6 +23,7 @@ import engine as workflow
 from tests.engine import tasks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BOOM = "tests.engine.tasks.boom"  # the task id of tasks.boom: <module>.<qualname>, as in ray.workflow
 
 
 def _env() -> dict[str, str]:
@@ -122,14 +123,14 @@ def test_list(cli):
     rows = [re.split(r"\s{2,}", line) for line in lines[1:4]]
     # newest first; times to the second, local; the failed task of a FAILED one
     assert [(r[0], r[1], r[-1]) for r in rows] == [
-        ("gone-1", "CANCELED", "-"), ("bad-1", "FAILED", "boom"), ("ok-1", "SUCCESSFUL", "-")]
+        ("gone-1", "CANCELED", "-"), ("bad-1", "FAILED", BOOM), ("ok-1", "SUCCESSFUL", "-")]
     for row in rows:
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row[2]) and re.fullmatch(r"[\d.]+s", row[4])
     assert lines[-1] == f"3 workflows in {cli.url} (1 CANCELED, 1 FAILED, 1 SUCCESSFUL)"
 
     assert failed.returncode == 0, failed.stderr
     [bad] = json.loads(failed.stdout)
-    assert bad["workflow_id"] == "bad-1" and bad["status"] == "FAILED" and bad["failed_task"] == "boom"
+    assert bad["workflow_id"] == "bad-1" and bad["status"] == "FAILED" and bad["failed_task"] == BOOM
     assert bad["start_time"] <= bad["end_time"] and bad["duration_s"] >= 0 and bad["lease"] is None
     assert two.returncode == 0, two.stderr
     assert [(r["workflow_id"], r["status"]) for r in json.loads(two.stdout)] == [
@@ -159,7 +160,7 @@ def test_status(cli):
     assert doc["user_metadata"] == {} and doc["storage"] == cli.url
     failure = doc["failure"]
     assert (failure["task_id"], failure["error_type"], failure["message"], failure["attempt"]) == (
-        "boom", "builtins.ValueError", "kaput", 1)
+        BOOM, "builtins.ValueError", "kaput", 1)
     assert "ValueError: kaput" in failure["traceback"]
     assert [run["outcome"] for run in doc["runs"]] == ["failed"] and doc["lease"] is None
 
@@ -299,7 +300,7 @@ def test_reading_commands_start_no_ray(cli, tmp_path):
         assert not started, f"{command} started processes: {started}"
     assert list(ray_tmp.iterdir()) == []
     show = json.loads(_finish(_popen(["-m", "engine", "show", "bad-1", "--json", "--storage", cli.url])).stdout)
-    assert show["status"] == "FAILED" and show["failure"]["task_id"] == "boom"
+    assert show["status"] == "FAILED" and show["failure"]["task_id"] == BOOM
     assert show["tasks"][0]["attempts"] == 1
 
 
