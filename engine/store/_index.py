@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from replay import WorkflowState, WorkflowStatus, load_state
-from storage_backends import AppendConflictError, BlobNotFoundError, Storage
+from storage_backends import AppendConflictError, BlobNotFoundError, Storage, StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -367,5 +367,8 @@ async def listing(storage: Storage, workflow_ids: list[str], skip: Callable[[Wor
             repaired_times[workflow_id] = Times.of(state)
 
     await asyncio.gather(*(fold_one(w) for w in to_fold))
-    await append(storage, repaired, times=repaired_times)
+    try:
+        await append(storage, repaired, times=repaired_times)
+    except StorageError as exc:  # e.g. read-only credentials: the answer stands, only slower next time
+        logger.info("could not write what a listing folded back to the status index: %s", exc)
     return {workflow_id: out[workflow_id] for workflow_id in workflow_ids if workflow_id in out}
