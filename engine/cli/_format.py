@@ -103,7 +103,7 @@ def status_text(found: Description, storage_url: str, now: float) -> str:
         ended += f"  (took {_duration(max(0.0, end - start))})"
     note = ""
     if status is WorkflowStatus.RESUMABLE:
-        note = (f"  (the log says {state.status}, and no live lease: nobody drives it; "
+        note = (f"  (the log says {state.status}, and no live lease shows a driver; if none runs it, "
                 f"'ray-durable resume {state.workflow_id}' continues it)")
     rows = [("workflow", state.workflow_id), ("status", f"{status}{note}")]
     failure = failure_dict(state)

@@ -25,6 +25,7 @@ from replay._spans import Timeline
 from ..store._status import Lease, WorkflowSummary
 
 REFRESH_MS = 1000
+LIST_LIMIT = 500  # rows on the list page (the newest); the filters reach the rest
 _STATUSES = [s.value for s in WorkflowStatus]
 _SETTLED = (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED, WorkflowStatus.FAILED)
 e = html.escape
@@ -106,8 +107,10 @@ def list_fragment(rows: Sequence[WorkflowSummary], storage_url: str, statuses: S
         out.append("<p class='note'>no workflows match</p></div>")
         return "".join(out)
     counts = Counter(str(r.status) for r in rows)
+    shown = f"; the newest {LIST_LIMIT} are shown, filter to see others" if len(rows) > LIST_LIMIT else ""
     out.append(f"<p class='note'>{len(rows)} workflow{'s' if len(rows) != 1 else ''}: "
-               + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + "</p>")
+               + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + f"{shown}</p>")
+    rows = rows[:LIST_LIMIT]
     out.append("<table class='workflows'><thead><tr><th>workflow</th><th>status</th><th>started</th>"
                "<th>ended</th><th>duration</th><th>failed task</th></tr></thead><tbody>")
     for r in rows:
@@ -138,8 +141,8 @@ def workflow_fragment(timeline: Timeline, status: WorkflowStatus, lease: Lease |
     src = f"/fragment/workflows/{quote(state.workflow_id)}" + ("?payloads=1" if outputs is not None else "")
     out = [f"<div id='live' data-src='{e(src)}' data-version='{state.last_seq}' data-settled='{settled}'>"]
     logged = "" if status == state.status else (
-        f" <span class='note'>(the log says {e(str(state.status))}; no live lease: nobody drives it, "
-        f"or its driver cannot be seen from storage)</span>")
+        f" <span class='note'>(the log says {e(str(state.status))}, and no live lease shows a driver; "
+        f"if none runs it, <code>ray-durable resume</code> continues it)</span>")
     out.append(f"<p class='meta'>{_badge(status)}{logged}</p>")
     if damage:
         out.append(f"<div class='damage'><b>The log is damaged:</b> {e(damage)} (shown: what is readable)</div>")
