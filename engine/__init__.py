@@ -8,9 +8,13 @@ run through this package's CLI without importing Ray.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 from replay import WorkflowStatus
+
+# The engine's messages go through the "engine" logger; the application decides where they go.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 RUNNING = WorkflowStatus.RUNNING
 FAILED = WorkflowStatus.FAILED

@@ -1,4 +1,4 @@
-"""Names every part of the engine shares: the Ray namespace and the manager actor's name.
+"""Names every part of the engine shares: the Ray namespace, the manager actor's name, workflow ids.
 
 Below everything else in ``engine`` (it imports nothing of ours), so the API, the runtime and
 the workers can all find the manager without importing one another.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+
+from storage_backends import InvalidIdError, validate_log_id
 
 NAMESPACE = "ray_durable"
 
@@ -29,3 +31,12 @@ def manager_name(storage_url: str) -> str:
 def seat(gcs_address: str, storage_url: str) -> str:
     """Where the manager for ``storage_url`` sits on the cluster at ``gcs_address`` (see Lease.seat)."""
     return f"{gcs_address}/{manager_name(storage_url)}"
+
+
+def validate_workflow_id(workflow_id: object) -> str:
+    """A storage-safe id that is not one of the reserved system names (leading '_')."""
+    workflow_id = validate_log_id(workflow_id)
+    if workflow_id.startswith("_"):
+        raise InvalidIdError(f"workflow id {workflow_id!r} is reserved: ids starting with '_' are "
+                             "ray-durable's own system logs; start it with a letter or digit")
+    return workflow_id

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import queue
 
-from ray.exceptions import RayTaskError
 
 __all__ = [
     "WorkflowCancellationError",
@@ -158,6 +157,8 @@ def as_ray_task_error(error: WorkflowError) -> WorkflowError:
     workflow error says (for WorkflowExecutionError, the task's exception). Named like Ray's
     own dual classes: ``RayTaskError(WorkflowExecutionError)``.
     """
+    from ray.exceptions import RayTaskError  # here, not at the top: the CLI and UI must not import Ray
+
     cls = type(error)
     dual = _dual_classes.get(cls)
     if dual is None:

@@ -15,9 +15,10 @@ from storage_backends import Storage, default_storage_url, open_storage
 from .._names import NAMESPACE, manager_name, seat
 from ..runtime._manager import DEFAULT_APPLICATION, ManagerConfig, WorkflowManager
 from ..store._leases import DEFAULT_DURATION_S
+from ..store._sync import run_sync, storage_for
+from ._ray_cluster import start_or_join
 
 APPLICATION_ENV_VAR = "RAY_DURABLE_APPLICATION"
-from ..store._sync import run_sync, storage_for
 
 
 @dataclass
@@ -59,12 +60,16 @@ def init(storage: str | None = None, *, storage_options: dict[str, Any] | None =
             ``scheduling_strategy``, ``label_selector`` (e.g. to keep it off spot nodes).
             These four settings apply to the manager the first ``init`` against a storage
             creates on a cluster.
-        **ray_init_kwargs: passed to ``ray.init`` when Ray is not running yet.
+        **ray_init_kwargs: passed to ``ray.init`` when Ray is not running yet. Ray is joined
+            only where asked (``address=``, ``$RAY_ADDRESS``, ``"auto"``) or where the cluster
+            ``ray start`` recorded is alive; otherwise a local Ray starts.
 
     Raises:
         TypeError: a limit that is not an int. ValueError: a limit out of range, or one that
             differs from what the storage's manager on this cluster already runs with (as
             2.47's re-init raised; None keeps the manager's); an unknown storage scheme.
+        RayClusterUnreachableError: (a ``ConnectionError``) the cluster asked for does not
+            answer; the message names the address and how to clear a stale record.
     """
     global _context
     limits = _limits(max_running_workflows, max_pending_workflows)
@@ -72,9 +77,7 @@ def init(storage: str | None = None, *, storage_options: dict[str, Any] | None =
     url = storage or default_storage_url()
     options = dict(storage_options or {})
     store = open_storage(url, **options)  # unknown scheme / bad path fail here, before Ray starts
-    if not ray.is_initialized():
-        ray_init_kwargs.setdefault("include_dashboard", False)
-        ray.init(**ray_init_kwargs)
+    start_or_join(ray_init_kwargs)  # a dead address is a clear error here, within seconds
     run_sync(store.list_logs())  # fail fast: unreadable storage, missing bucket
     # Ray restarts the manager wherever it can (its process or node lost) with the same config,
     # so the same lease owner: the new incarnation takes on what the old one drove.

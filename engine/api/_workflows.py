@@ -20,8 +20,9 @@ from ray.dag import DAGNode
 from ray.exceptions import RayTaskError
 
 from replay import PayloadRef, TaskStatus, WorkflowState, WorkflowStatus, WorkflowSubmitted, encode_event, load_state
-from storage_backends import AppendConflictError, InvalidIdError, validate_log_id
+from storage_backends import AppendConflictError
 
+from .._names import validate_workflow_id
 from ..exceptions import (
     WorkflowError,
     WorkflowNotFoundError,
@@ -35,20 +36,13 @@ from ..runtime import _worker
 from ..store import _payloads
 from ..store._leases import read_lease
 from ..store._outputs import output_from_state
+from ..store._status import metadata as workflow_metadata
 from ..store._status import needs_lease, status_of
+from ..store._status import stats as _stats
 from ..store._sync import run_sync
 from ._init import context
 
 ENGINE_VERSION = "0.1.0"
-
-
-def validate_workflow_id(workflow_id: object) -> str:
-    """A storage-safe id that is not one of the reserved system names (leading '_')."""
-    workflow_id = validate_log_id(workflow_id)
-    if workflow_id.startswith("_"):
-        raise InvalidIdError(f"workflow id {workflow_id!r} is reserved: ids starting with '_' are "
-                             "ray-durable's own system logs; start it with a letter or digit")
-    return workflow_id
 
 
 def _state(workflow_id: str) -> WorkflowState:
@@ -348,16 +342,7 @@ def get_metadata(workflow_id: str, task_id: str | None = None) -> dict[str, Any]
     """
     state = _existing_state(workflow_id)
     if task_id is None:
-        submission = state.submission
-        return {
-            "status": str(_live_status(workflow_id, state)),
-            "user_metadata": dict(state.user_metadata),
-            "stats": _stats(state.run_start_time, state.end_time if state.status in _ENDED else None),
-            "runtime_env": submission.runtime_env,
-            "packages": dict(submission.packages),
-            "ray_version": submission.ray_version,
-            "engine_version": submission.engine_version,
-        }
+        return workflow_metadata(state, _live_status(workflow_id, state))
     task = state.tasks.get(task_id)
     if task is None:
         raise ValueError(f"workflow {workflow_id!r} has no task {task_id!r}")
@@ -375,15 +360,6 @@ def get_metadata(workflow_id: str, task_id: str | None = None) -> dict[str, Any]
 
 _ENDED = (WorkflowStatus.SUCCESSFUL, WorkflowStatus.FAILED, WorkflowStatus.CANCELED)
 _WORKFLOW_OPTION_KEYS = ("max_retries", "catch_exceptions", "retry_exceptions", "checkpoint")
-
-
-def _stats(start: float | None, end: float | None) -> dict[str, float]:
-    stats = {}
-    if start is not None:
-        stats["start_time"] = start
-    if end is not None:
-        stats["end_time"] = end
-    return stats
 
 
 def _task_options_247(recorded: dict[str, Any]) -> dict[str, Any]:

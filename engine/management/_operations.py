@@ -10,19 +10,18 @@ it in the index first (here: ``cancel``; the runner for resume and cancel).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import ray
 
-from replay import WorkflowCanceled, WorkflowStatus, append_events
-from storage_backends import AppendConflictError
+from replay import WorkflowStatus
 
 from ..api._init import context
 from ..api._workflows import _existing_state, _live_status, resume_async
-from ..exceptions import WorkflowError, WorkflowNotFoundError, WorkflowStillActiveError
+from ..exceptions import WorkflowError, WorkflowStillActiveError
 from ..store import _index
+from ..store._offline import cancel_in_storage, delete_from_storage
 from ..store._status import status_of, statuses_from_storage
 from ..store._sync import run_sync
 
@@ -87,20 +86,7 @@ def cancel(workflow_id: str) -> None:
         return
     if ray.get(ctx.manager.cancel.remote(workflow_id)):
         return
-    for _ in range(5):  # not driven here: append the canceled event ourselves
-        seq = state.next_seq
-        if state.status is WorkflowStatus.FAILED:
-            # Claim first: the index trusts FAILED, so it must never outlive the log's FAILED.
-            run_sync(_index.claim(ctx.storage, workflow_id, seq))
-        try:
-            run_sync(append_events(ctx.storage, workflow_id, [WorkflowCanceled(ts=time.time())], seq))
-            run_sync(_index.record(ctx.storage, workflow_id, WorkflowStatus.CANCELED, seq))
-            return
-        except AppendConflictError:
-            state = _existing_state(workflow_id)
-            if state.status in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
-                return
-    raise WorkflowError(f"could not cancel workflow {workflow_id!r}: its log kept changing")
+    run_sync(cancel_in_storage(ctx.storage, workflow_id, state))  # not driven here: in the log
 
 
 def delete(workflow_id: str) -> None:
@@ -110,10 +96,7 @@ def delete(workflow_id: str) -> None:
     status = _live_status(workflow_id, state)
     if status in (WorkflowStatus.RUNNING, WorkflowStatus.PENDING):
         raise WorkflowStillActiveError("delete", workflow_id, str(status))
-    # Tombstone first: if we crash before the log is gone, the log is folded, never misread.
-    run_sync(_index.append(ctx.storage, deleted=[workflow_id]))
-    if not run_sync(ctx.storage.delete(workflow_id)):
-        raise WorkflowNotFoundError(workflow_id, ctx.storage_url)
+    run_sync(delete_from_storage(ctx.storage, workflow_id, ctx.storage_url))
 
 
 def reindex(progress: Callable[[int, int], None] | None = None) -> dict[str, int]:

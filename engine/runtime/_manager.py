@@ -89,6 +89,10 @@ class WorkflowManager:
         # An async actor's constructor runs beside its event loop: take on orphans there.
         asyncio.get_event_loop().call_soon_threadsafe(lambda: asyncio.ensure_future(self._recover()))
 
+    def __repr__(self) -> str:
+        # Ray prefixes this actor's log lines (on the driver's console too) with its repr.
+        return f"ray-durable manager of {self.storage_url}"
+
     @property
     def storage(self):
         if self._storage is None:

@@ -46,7 +46,7 @@ from ..graph._build import TaskSpec, WorkflowGraph, unique_ids
 from ..store import _payloads
 from ._arrivals import Arrivals
 from ._log_writer import LogWriter
-from ._worker import DependencyUnavailable, Outcome, RunContext, TaskCall, decode_outcome, remote_run_task
+from ._worker import Outcome, RunContext, TaskCall, decode_outcome, remote_run_task
 
 OK, CONTINUED, FAILED, DEFERRED = "ok", "continued", "failed", "deferred"
 
@@ -313,6 +313,8 @@ class WorkflowRun:
             # The environment recorded at submission, so a resume on another cluster,
             # or by a manager another job created, runs tasks where they were meant to run.
             options = {**options, "runtime_env": self.runtime_env}
+        if "name" not in options:  # for the dashboard, `ray list tasks` and log prefixes
+            options = {**options, "name": f"{spec.name.rpartition('.')[2]} [{self.workflow_id}]"}
         key = tuple(sorted((k, repr(v)) for k, v in options.items()))
         remote = self._remotes.get(key)
         if remote is None:
@@ -357,10 +359,13 @@ class WorkflowRun:
         task_id = source.task_id
         if self.inflight.get(task_id) is source:
             del self.inflight[task_id]
+        if error is not None:
+            _mark_handled(source.value_ref)
         if self.finished:
             source.settled.set_result(FAILED)
             return
-        if any(dep.settled.result() != OK for dep in source.deps) or _is_dependency_error(error):
+        if any(dep.settled.result() != OK for dep in source.deps) or (
+                outcome is not None and outcome.kind == "deferred"):
             source.settled.set_result(DEFERRED)
             self.sources.pop(task_id, None)
             self.waiting.add(task_id)
@@ -582,14 +587,20 @@ async def _value(ref: ray.ObjectRef) -> Any:
         return await ref
 
 
+def _mark_handled(value_ref: Any) -> None:
+    """Take an errored attempt's value (it holds the same error as its outcome), so Ray does not
+    print it as an "Unhandled error" on the console when the ref is dropped: the run has handled
+    it (retried, deferred, or recorded as the task's failure)."""
+    try:
+        ray.get(value_ref, timeout=0)
+    except Exception:
+        pass
+
+
 def _cause(error: BaseException) -> BaseException:
     if isinstance(error, RayTaskError) and error.cause is not None:
         return error.cause
     return error
-
-
-def _is_dependency_error(error: BaseException | None) -> bool:
-    return error is not None and isinstance(_cause(error), DependencyUnavailable)
 
 
 def _error_type(error: BaseException) -> str:

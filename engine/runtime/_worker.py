@@ -45,10 +45,6 @@ class Unavailable:
         return f"<output of task {self.task_id!r} unavailable: {self.why}>"
 
 
-class DependencyUnavailable(RuntimeError):
-    """A dependency did not produce a value; the actor re-runs this task once it has one."""
-
-
 @dataclass(frozen=True)
 class RunContext:
     """What every task of one run shares; pickled once per run, not once per task."""
@@ -101,7 +97,7 @@ class TaskCall(msgspec.Struct, frozen=True, array_like=True):
 class Outcome(msgspec.Struct, array_like=True):
     """What happened to one task attempt, for the driving actor to record (returned as bytes)."""
 
-    kind: str  # "completed" | "continued" | "failed"
+    kind: str  # "completed" | "continued" | "failed" | "deferred" (an input had no value; not run)
     started_at: float
     ended_at: float
     pid: int
@@ -186,10 +182,14 @@ def run_task(call_bytes: bytes, *deps: Any) -> tuple[Any, bytes]:
     them), then, if ``call.ref_deps``, one list of ObjectRefs to those; returns the value and
     ``Outcome.to_bytes()``.
     """
+    call = _decode_call(call_bytes)
     for dep in deps:
         if isinstance(dep, Unavailable):
-            raise DependencyUnavailable(repr(dep))
-    call = _decode_call(call_bytes)
+            # An input failed or continued: the actor re-runs this task once the value exists.
+            # Returned, not raised: an exception would reach Ray's error log (and the user's
+            # console, as "Unhandled error") through every ref of this attempt and its dependents.
+            now = time.time()
+            return dep, Outcome("deferred", now, now, os.getpid(), _HOST, message=repr(dep)).to_bytes()
     started = time.time()
     _reporter.begin(call, started)
     try:

@@ -47,6 +47,12 @@ class Lease(msgspec.Struct, frozen=True):
     def live(self, now: float | None = None) -> bool:
         return (time.time() if now is None else now) < self.expires_at
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready (times in Unix seconds)."""
+        return {"owner": self.owner, "cluster": self.cluster, "application": self.application,
+                "renewed_at": self.renewed_at, "expires_at": self.expires_at, "duration_s": self.duration_s,
+                "seat": self.seat}
+
     def describe(self) -> str:
         left = self.expires_at - time.time()
         when = f"expires in {left:.0f}s" if left >= 0 else f"expired {-left:.0f}s ago"
