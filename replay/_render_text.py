@@ -79,8 +79,8 @@ def run_text(run: Run) -> str:
     text = f"{fmt_duration(run.duration)} {run.outcome}" if run.ended_at is not None else run.outcome
     if run.resumed:
         text += " (resumed)"
-    if run.owner is not None:
-        text += f", on {getattr(run.owner, 'label', None) or run.owner}"
+    if run.where:
+        text += f", on {run.where}"
     return text
 
 

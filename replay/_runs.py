@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from ._events import Event, WorkflowCanceled, WorkflowFailed, WorkflowRunStarted, WorkflowSucceeded
 
@@ -22,8 +21,8 @@ _ENDS = {WorkflowSucceeded: "succeeded", WorkflowFailed: "failed", WorkflowCance
 class Run:
     """One run. ``ended_at`` is None while it is ``running`` (as far as the log says).
 
-    ``owner`` is the lease holder named by the run's ``workflow.run_started`` event, when the
-    event carries one (logs written before leases existed do not).
+    ``owner`` is the lease holder named by the run's ``workflow.run_started`` event and
+    ``cluster`` its cluster's label ("" in logs written before leases existed).
     """
 
     run_id: str
@@ -31,7 +30,13 @@ class Run:
     resumed: bool
     ended_at: float | None = None
     outcome: str = "running"  # one of RUN_OUTCOMES
-    owner: Any = None
+    owner: str = ""
+    cluster: str = ""
+
+    @property
+    def where(self) -> str:
+        """Where it ran, for a person: the cluster's label, else the owner id ("" if unknown)."""
+        return self.cluster or self.owner
 
     @property
     def duration(self) -> float | None:
@@ -48,7 +53,7 @@ def runs_of(events: Iterable[Event]) -> list[Run]:
             if runs and runs[-1].ended_at is None:
                 runs[-1].ended_at = last_ts if last_ts is not None else event.ts
                 runs[-1].outcome = "interrupted"
-            runs.append(Run(event.run_id, event.ts, event.resumed, owner=getattr(event, "owner", None)))
+            runs.append(Run(event.run_id, event.ts, event.resumed, owner=event.owner, cluster=event.cluster))
         elif kind in _ENDS and runs and runs[-1].ended_at is None:
             runs[-1].ended_at = event.ts
             runs[-1].outcome = _ENDS[kind]

@@ -120,8 +120,8 @@ def status_text(found: Description, storage_url: str, now: float) -> str:
             text = f"{_when(run.started_at)} -> ({run.outcome} as the log says)"
         if run.resumed:
             text += ", resumed"
-        if run.owner is not None:
-            text += f", on {getattr(run.owner, 'label', None) or run.owner}"
+        if run.where:
+            text += f", on {run.where}"
         rows.append((f"run {number}", text))
     if found.lease is not None:
         lease = found.lease

@@ -186,8 +186,8 @@ def _facts(timeline: Timeline, lease: Lease | None) -> str:
             text += f" after {fmt_duration(run.duration)}"
         if run.resumed:
             text += " (resumed)"
-        if run.owner is not None:
-            text += f", on {getattr(run.owner, 'label', None) or run.owner}"
+        if run.where:
+            text += f", on {run.where}"
         facts.append((f"run {number}", text))
     if lease is not None:
         facts.append(("lease", f"held by {lease.cluster or lease.owner} until {_when(lease.expires_at)}"))

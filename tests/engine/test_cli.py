@@ -150,7 +150,7 @@ def test_status(cli):
     assert json.loads(fields["metadata"]) == {"owner": "ada"}
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", fields["started"])
     assert "took" in fields["ended"]
-    assert fields["runs"] == "1" and re.search(r"-> .*\(.*s, succeeded\)$", fields["run 1"])
+    assert fields["runs"] == "1" and re.search(r"-> .*\(.*s, succeeded\), on \S+:\d+$", fields["run 1"])
     assert fields["tasks"] == "1  (1 SUCCESSFUL)" and "lease" not in fields and "failure" not in fields
 
     assert as_json.returncode == 0, as_json.stderr
