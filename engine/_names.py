@@ -16,10 +16,14 @@ NAMESPACE = "ray_durable"
 # driver never hands work to a detached manager still running an older engine on its cluster.
 # 2: claim a FAILED workflow in the status index before resuming or canceling it.
 # 3: start and run take the submission record a driver has just written.
-PROTOCOL = 3
+# 4: opened from a StorageSpec (the pickled storage), named by its key, answers storage_spec();
+#    the status index lives at system:status_index.
+PROTOCOL = 4
+MANAGER_PREFIX = "ray-durable-manager-"
 
 
 @functools.lru_cache(maxsize=64)
-def manager_name(storage_url: str) -> str:
-    key = f"{storage_url}\nprotocol {PROTOCOL}"
-    return "ray-durable-manager-" + hashlib.sha1(key.encode()).hexdigest()[:16]
+def manager_name(storage_key: str) -> str:
+    """The manager actor's name (in :data:`NAMESPACE`) for a storage (``StorageSpec.key``)."""
+    key = f"{storage_key}\nprotocol {PROTOCOL}"
+    return MANAGER_PREFIX + hashlib.sha1(key.encode()).hexdigest()[:16]

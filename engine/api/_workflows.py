@@ -20,7 +20,7 @@ from ray.dag import DAGNode
 from ray.exceptions import RayTaskError
 
 from replay import WorkflowState, WorkflowStatus, WorkflowSubmitted, encode_event, load_state
-from storage_backends import AppendConflictError, InvalidIdError, validate_log_id
+from storage_backends import AppendConflictError, InvalidIdError, is_system_id, validate_log_id
 
 from ..exceptions import WorkflowError, WorkflowNotFoundError, WorkflowNotResumableError, WorkflowQueueFullError
 from ..graph._build import build_graph
@@ -35,11 +35,19 @@ ENGINE_VERSION = "0.1.0"
 
 
 def validate_workflow_id(workflow_id: object) -> str:
-    """A storage-safe id that is not one of the reserved system names (leading '_')."""
+    """A storage-safe workflow id: letters, digits, '.', '_', '-', not starting with '.' or '-'.
+
+    A leading '_' is fine (ray.workflow accepted ids like ``__function_chain_test``);
+    ``system:<name>`` ids are the engine's own logs and are refused.
+
+    Raises:
+        InvalidIdError: (a ValueError) the id is not a str, is empty, too long, or unsafe as a file
+            or key name, or it is a system log's id.
+    """
     workflow_id = validate_log_id(workflow_id)
-    if workflow_id.startswith("_"):
-        raise InvalidIdError(f"workflow id {workflow_id!r} is reserved: ids starting with '_' are "
-                             "ray-durable's own system logs; start it with a letter or digit")
+    if is_system_id(workflow_id):
+        raise InvalidIdError(f"workflow id {workflow_id!r} is reserved: 'system:...' ids are "
+                             "ray-durable's own logs; use letters, digits, '.', '_' and '-'")
     return workflow_id
 
 

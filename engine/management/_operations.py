@@ -52,7 +52,7 @@ def list_all(status_filter: Any = None) -> list[tuple[str, WorkflowStatus]]:
     live = ray.get(ctx.manager.live_statuses.remote())
 
     async def logged() -> dict[str, WorkflowStatus | None]:
-        return await _index.statuses(ctx.storage, await ctx.storage.list_logs())
+        return await _index.statuses(ctx.storage, await _index.list_workflows(ctx.storage))
 
     out = []
     for workflow_id, status in sorted(run_sync(logged()).items()):

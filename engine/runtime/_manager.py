@@ -18,7 +18,7 @@ from typing import Any
 import ray
 
 from replay import WorkflowState, WorkflowStatus, WorkflowSubmitted, apply, decode_event, load_state
-from storage_backends import AppendConflictError, open_storage
+from storage_backends import AppendConflictError
 
 from .._names import NAMESPACE, manager_name
 from ..exceptions import (
@@ -30,12 +30,12 @@ from ..exceptions import (
 )
 from ..store._index import IndexWriter
 from ..store._outputs import output_from_state
+from ..store._spec import StorageSpec
 from ._run import WorkflowRun
 
 @ray.remote(num_cpus=0, max_concurrency=100_000)
 class WorkflowManager:
-    def __init__(self, storage_url: str, storage_options: dict[str, Any],
-                 max_running: int | None = None, max_pending: int | None = None):
+    def __init__(self, spec: StorageSpec, max_running: int | None = None, max_pending: int | None = None):
         # Runs poll finished outcomes with a ray.get of refs already known to be ready
         # (engine/_arrivals.py): it never blocks, so Ray's warning about blocking gets in
         # async actors would only mislead whoever reads this actor's log.
@@ -43,8 +43,7 @@ class WorkflowManager:
         # Everything alive now (Ray's and our modules) lives as long as this actor: moved out
         # of the collector's sight, a full collection takes ~5 ms instead of ~50 ms mid-run.
         gc.freeze()
-        self.storage_url = storage_url
-        self.storage_options = storage_options
+        self.spec = spec
         self.max_running = max_running
         self.max_pending = max_pending
         self._storage = None
@@ -57,9 +56,13 @@ class WorkflowManager:
     @property
     def storage(self):
         if self._storage is None:
-            self._storage = open_storage(self.storage_url, **self.storage_options)
+            self._storage = self.spec.open()
             self._index = IndexWriter(self._storage)
         return self._storage
+
+    def storage_spec(self) -> StorageSpec:
+        """The storage this manager serves: how a driver that gave none finds the cluster's."""
+        return self.spec
 
     def configure(self, max_running: int | None, max_pending: int | None) -> None:
         """Queueing limits, as given to ``workflow.init`` (the latest call wins)."""
@@ -116,8 +119,7 @@ class WorkflowManager:
         try:
             if state is None:
                 state = await load_state(self.storage, workflow_id)
-            run = WorkflowRun(self.storage, self.storage_url, self.storage_options, state,
-                              manager_name(self.storage_url), index=self._index)
+            run = WorkflowRun(self.storage, self.spec, state, manager_name(self.spec.key), index=self._index)
             try:
                 await run.start()
             except AppendConflictError:
