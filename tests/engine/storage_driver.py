@@ -4,6 +4,8 @@ Joins the cluster in $RAY_ADDRESS. Modes:
 
 * ``explicit STORAGE WID``: ``workflow.init(STORAGE)``, then run a workflow;
 * ``implicit WID``: no ``workflow.init`` at all, as a second driver of ray.workflow would;
+* ``in-task WID``: the same from inside a Ray task (the Getting Started page's "Workflows can be
+  launched from within a Ray task or actor");
 * ``kill STORAGE``: kill the manager actor of STORAGE (as if its cluster lost it).
 
 Prints ``STORAGE <url>``, ``RESULT <output>`` and ``LISTED <ids>``, or ``ERROR <type>: <message>``;
@@ -22,6 +24,12 @@ from engine.store._spec import StorageSpec
 from tests.engine import tasks
 
 
+@ray.remote
+def launch(workflow_id: str):
+    """A Ray task that runs a workflow: its process has no workflow.init of its own."""
+    return workflow.run(tasks.add.bind(1, 2), workflow_id=workflow_id)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
     mode, *args = sys.argv[1:]
@@ -34,7 +42,10 @@ def main() -> None:
         workflow.init(args[0])
     workflow_id = args[-1]
     try:
-        result = workflow.run(tasks.add.bind(1, 2), workflow_id=workflow_id)
+        if mode == "in-task":
+            result = ray.get(launch.remote(workflow_id))
+        else:
+            result = workflow.run(tasks.add.bind(1, 2), workflow_id=workflow_id)
     except Exception as exc:
         print(f"ERROR {type(exc).__name__}: {exc}", flush=True)
         return

@@ -50,6 +50,11 @@ def test_a_driver_without_init_uses_the_clusters_storage(cluster, tmp_path, moto
     assert out["LISTED"] == "first second"  # the same storage as the first driver's
     assert f"no storage given: using {local}" in log
 
+    # Getting Started, "Mixing workflow tasks with Ray tasks and actors": a workflow launched
+    # from inside a Ray task (whose process never called workflow.init) lands there too.
+    out, _ = _drive(cluster, "in-task", "from-a-task")
+    assert out["RESULT"] == "3" and out["LISTED"] == "first from-a-task second"
+
     # A second storage on the same cluster (S3, its endpoint in the URL as ray.workflow took it).
     s3 = f"{s3_url}?endpoint_override={urlsplit(moto_server).netloc}&scheme=http"
     out, _ = _drive(cluster, "explicit", s3, "third")
@@ -61,7 +66,7 @@ def test_a_driver_without_init_uses_the_clusters_storage(cluster, tmp_path, moto
 
     # $RAY_DURABLE_STORAGE is the driver's own choice: no question asked.
     out, log = _drive(cluster, "implicit", "fifth", env={"RAY_DURABLE_STORAGE": local})
-    assert out["STORAGE"] == local and out["LISTED"] == "fifth first second"
+    assert out["STORAGE"] == local and out["LISTED"] == "fifth first from-a-task second"
     assert "no storage given" not in log
 
     # One manager left: the S3 one is found, with the endpoint its driver gave.
