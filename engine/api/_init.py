@@ -49,9 +49,10 @@ def init(storage: str | Storage | None = None, *, storage_options: dict[str, Any
         storage: a path, ``file://PATH``, ``s3://BUCKET/PREFIX[?region=...&endpoint_override=...]``,
             a URL of a scheme registered with ``storage_backends.register_scheme``, or a
             ``storage_backends.Storage`` instance (picklable; see ``engine.store._spec``).
-            Unset: ``$RAY_DURABLE_STORAGE`` if set; else the storage the manager already running
-            on this Ray cluster serves (ray.workflow's storage was cluster-wide), said in an
-            INFO log line; else ``/tmp/ray/workflow_data``.
+            Unset: the storage this process already uses, if ``init`` ran before; else
+            ``$RAY_DURABLE_STORAGE`` if set; else the storage the manager already running on
+            this Ray cluster serves (ray.workflow's storage was cluster-wide), said in an INFO
+            log line; else ``/tmp/ray/workflow_data``.
         storage_options: backend options, e.g. ``{"endpoint_url": ...}`` for S3 (not with an instance).
         max_running_workflows / max_pending_workflows: workflow queueing limits.
         **ray_init_kwargs: passed to ``ray.init`` when Ray is not running yet.
@@ -86,8 +87,12 @@ def _chosen_storage(storage: str | Storage | None, options: dict[str, Any] | Non
     if storage is not None and not isinstance(storage, str):
         raise TypeError(f"storage must be a URL (str) or a storage_backends.Storage instance, "
                         f"got {type(storage).__name__}: {storage!r}")
-    if storage or options or os.environ.get(STORAGE_ENV_VAR):
+    if storage or options:
         return StorageSpec.from_url(storage or None, options)
+    if _context is not None:  # init() again, say for new limits: same storage, as in ray.workflow
+        return _context.spec
+    if os.environ.get(STORAGE_ENV_VAR):
+        return StorageSpec.from_url(None)
     return None
 
 

@@ -81,6 +81,18 @@ def test_s3_url_with_ray_workflow_query_parameters(ray_runtime, moto_server, s3_
     assert run_list(open_storage(s3_url, endpoint_url=moto_server)) == [wid]
 
 
+def test_init_again_without_storage_keeps_it(ray_runtime, tmp_path, monkeypatch):
+    """ray.workflow's init took only limits, the storage being the cluster's: an init() for new
+    limits must not move this process to another storage (not $RAY_DURABLE_STORAGE either)."""
+    monkeypatch.setenv("RAY_DURABLE_STORAGE", str(tmp_path / "elsewhere"))
+    url = f"file://{tmp_path}/store"
+    workflow.init(url, max_running_workflows=3)
+    workflow.init()
+    assert context().storage_url == url
+    workflow.init(max_running_workflows=3)  # (the same limit: no conflict with the first init)
+    assert context().storage_url == url
+
+
 def test_bad_query_parameters_fail_before_anything_runs(ray_runtime, s3_url):
     with pytest.raises(StorageURLError) as info:
         workflow.init(f"{s3_url}?endpoint_url=http://x")

@@ -1,5 +1,6 @@
 """Each page of the compatibility suite runs on a local storage of its own (one manager each)."""
 
+import time
 import uuid
 
 import pytest
@@ -25,3 +26,14 @@ def fresh_storage(ray_runtime, tmp_path):
     """A storage (and manager) of its own, for tests that change its queueing limits."""
     url = f"file://{tmp_path}/own-{uuid.uuid4().hex[:6]}"
     return url
+
+
+@pytest.fixture
+def wait_for():
+    """``wait_for(condition, what)``: poll until ``condition()`` is true, failing after a generous bound."""
+    def wait(condition, what: str, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.05)
+    return wait

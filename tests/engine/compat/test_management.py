@@ -20,13 +20,6 @@ ITEM7_QUEUE = "issue 10 item 7: a full pending queue does not raise queue.Full y
 ITEM7_INIT = "issue 10 item 7: a conflicting re-init is not refused yet"
 
 
-def _wait_for(condition, what: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 @ray.remote
 def task():
     return 3
@@ -82,25 +75,7 @@ def fail_unless_file(path: str, value):
     return value
 
 
-def _kill_manager(url: str) -> None:
-    """What a lost manager (a crash) leaves: its runs die with it; a new one takes over."""
-    from engine.api._init import context
-    from engine._names import NAMESPACE
-
-    ray.kill(context().manager, no_restart=True)
-
-    def released():
-        try:
-            ray.get_actor(context().manager_name, namespace=NAMESPACE)
-        except ValueError:
-            return True
-        return False
-
-    _wait_for(released, "the killed manager's name to be released")
-    workflow.init(url)
-
-
-def test_bulk_workflow_management_apis(ray_runtime, tmp_path):
+def test_bulk_workflow_management_apis(ray_runtime, tmp_path, wait_for, kill_manager):
     """"Bulk workflow management APIs": ``list_all("RUNNING")``, ``list_all({"RUNNING",
     "CANCELED"})``, ``list_all()``, ``resume_all()`` ("This won't include failed workflow") and
     ``resume_all(include_failed=True)``. The page's output is mocked, so the scenario is built:
@@ -115,7 +90,7 @@ def test_bulk_workflow_management_apis(ray_runtime, tmp_path):
     with pytest.raises(Exception):
         workflow.run(fail_unless_file.bind(fixed, "f"), workflow_id="failed")
     assert workflow.run(task.bind(), workflow_id="done") == 3
-    _wait_for(lambda: workflow.get_status("canceled") == "RUNNING", "the second workflow to run")
+    wait_for(lambda: workflow.get_status("canceled") == "RUNNING", "the second workflow to run")
     workflow.cancel("canceled")
 
     assert workflow.list_all("RUNNING") == [("running", "RUNNING")]
@@ -125,7 +100,7 @@ def test_bulk_workflow_management_apis(ray_runtime, tmp_path):
     assert workflow.resume_all() == []  # RUNNING is left alone, FAILED needs include_failed
 
     del running
-    _kill_manager(url)
+    kill_manager({"url": url, "options": {}})  # a lost manager: its runs die with it
     assert workflow.list_all("RESUMABLE") == [("running", "RESUMABLE")]
     resumed = workflow.resume_all()
     assert [w for w, _ in resumed] == ["running"] and isinstance(resumed[0][1], ray.ObjectRef)

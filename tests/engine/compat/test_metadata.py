@@ -19,13 +19,6 @@ ITEM6 = "issue 10 item 6: stats has an end_time key before the workflow ended"
 ITEM7 = "issue 10 item 7: a failed workflow.run does not raise what `except ray.exceptions.RayTaskError` catches"
 
 
-def _wait_for(condition, what: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 @ray.remote
 def add(left: int, right: int) -> int:
     return left + right
@@ -101,7 +94,7 @@ def simple_waits(path: str):
 
 
 @pytest.mark.xfail(strict=True, reason=ITEM6)
-def test_metadata_of_a_running_then_canceled_workflow(page, tmp_path):
+def test_metadata_of_a_running_then_canceled_workflow(page, tmp_path, wait_for):
     """"Notes" 1: ``get_metadata`` answers at once, so a running workflow's stats have
     ``start_time`` and no ``end_time`` (the page's asserts; 2.47.1 gave
     ``{'status': 'RUNNING', 'user_metadata': {}, 'stats': {'start_time': ...}}``). After
@@ -110,7 +103,7 @@ def test_metadata_of_a_running_then_canceled_workflow(page, tmp_path):
     difference, so that is what is asserted here."""
     workflow_id = f"running-{uuid.uuid4().hex[:8]}"
     workflow.run_async(simple_waits.bind(str(tmp_path / "never")), workflow_id=workflow_id)
-    _wait_for(lambda: workflow.get_metadata(workflow_id, task_id="simple_waits")["stats"].get("start_time"),
+    wait_for(lambda: workflow.get_metadata(workflow_id, task_id="simple_waits")["stats"].get("start_time"),
               "the task to start")
     workflow_metadata = workflow.get_metadata(workflow_id)
     assert workflow_metadata["status"] == "RUNNING"
