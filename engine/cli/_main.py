@@ -27,6 +27,7 @@ from storage_backends import (
     StorageError,
     UnknownSchemeError,
     default_storage_url,
+    is_system_id,
     open_storage,
     validate_log_id,
 )
@@ -136,6 +137,9 @@ def _run(args: argparse.Namespace) -> int:
                 validate_log_id(args.workflow_id)
             except InvalidIdError as exc:
                 raise UsageError(str(exc)) from None
+            if is_system_id(args.workflow_id):
+                raise UsageError(f"workflow id {args.workflow_id!r} is reserved: 'system:...' ids are "
+                                 "ray-durable's own logs")
         return _COMMANDS[args.command](args)
     except UsageError as exc:
         _err(f"{PROG} {args.command}: error: {exc}")
