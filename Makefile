@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export RAY_AUTH_MODE ?= disabled
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-multinode bench browser screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,23 @@ demo: $(STAMP)
 	$(PY) -m engine.demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not multinode or multinode_smoke"
+
+test-multinode: $(STAMP)
+	$(PY) -m pytest -q -m multinode
+
+# The UI tests drive a real headless Chromium (Debian's chromium and chromium-driver); without them
+# they are skipped, saying so. `make browser` installs them (apt-get, as root or through sudo).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+	  echo "chromium and chromedriver are installed"; \
+	else \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; \
+	fi
+
+screenshots: $(STAMP) browser
+	$(PY) docs/screenshots.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/storage_throughput.py

@@ -8,9 +8,13 @@ run through this package's CLI without importing Ray.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 from replay import WorkflowStatus
+
+# The engine's messages go through the "engine" logger; the application decides where they go.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 RUNNING = WorkflowStatus.RUNNING
 FAILED = WorkflowStatus.FAILED
@@ -27,7 +31,8 @@ _LAZY = {
     "WorkflowCancellationError": ".exceptions", "WorkflowError": ".exceptions",
     "WorkflowExecutionError": ".exceptions", "WorkflowNotFoundError": ".exceptions",
     "WorkflowNotResumableError": ".exceptions", "WorkflowRunningError": ".exceptions",
-    "WorkflowQueueFullError": ".exceptions",
+    "WorkflowQueueFullError": ".exceptions", "WorkflowStillActiveError": ".exceptions",
+    "WorkflowTaskNotRecoverableError": ".exceptions",
     "cancel": ".management._operations", "delete": ".management._operations", "list_all": ".management._operations",
     "resume_all": ".management._operations", "reindex": ".management._operations",
     "options": ".graph._options",
@@ -37,7 +42,12 @@ __all__ = ["CANCELED", "FAILED", "PENDING", "RESUMABLE", "RUNNING", "SUCCESSFUL"
            *sorted(_LAZY)]
 
 
+_SUBMODULES = frozenset({"exceptions"})
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:  # engine.exceptions, as ray.workflow.exceptions
+        return importlib.import_module(f".{name}", __name__)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'engine' has no attribute {name!r}")
@@ -47,4 +57,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)

@@ -35,7 +35,7 @@ def count_words(name: str, text: str) -> dict[str, int]:
 
 
 @ray.remote
-def merge(counts: list[dict[str, int]]) -> dict[str, int]:
+def merge(*counts: dict[str, int]) -> dict[str, int]:
     merged: dict[str, int] = {}
     for part in counts:
         for word, n in part.items():
@@ -56,14 +56,15 @@ def take_top(items: list[tuple[str, int]], top: int) -> list[tuple[str, int]]:
 
 def build_dag():
     counts = [count_words.bind(name, text) for name, text in DOCUMENTS.items()]
-    return rank.bind(merge.bind(counts), 5)
+    # Top-level arguments arrive as values; a list of nodes would arrive as ObjectRefs (as in Ray).
+    return rank.bind(merge.bind(*counts), 5)
 
 
 def main() -> None:
     storage = os.environ.get("RAY_DURABLE_STORAGE") or default_storage_url()
     workflow_id = sys.argv[1] if len(sys.argv) > 1 else time.strftime("demo-wordcount-%Y%m%d-%H%M%S")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    workflow.init(storage, include_dashboard=False, log_to_driver=False)
+    workflow.init(storage)
     started = time.perf_counter()
     result = workflow.run(build_dag(), workflow_id=workflow_id, metadata={"demo": True})
     elapsed = time.perf_counter() - started
@@ -74,6 +75,7 @@ def main() -> None:
     print("\nInspect the run with the replay tool (no Ray needed):")
     print(f"  {shlex.quote(tool)} replay show {workflow_id} --storage {shlex.quote(storage)}")
     print(f"  {shlex.quote(tool)} replay timeline {workflow_id} --storage {shlex.quote(storage)}")
+    print(f"  {shlex.quote(tool)} ui --storage {shlex.quote(storage)}   # then open the address it prints")
     ray.shutdown()
 
 

@@ -12,6 +12,7 @@ from ._events import (
     CancelRequested,
     Event,
     PayloadRef,
+    TaskCaught,
     TaskCompleted,
     TaskContinued,
     TaskFailed,
@@ -26,6 +27,7 @@ from ._events import (
 )
 from ._fold import IllegalTransitionError, apply, fold
 from ._log import EventRecordError, append_events, load_state, read_events
+from ._runs import RUN_OUTCOMES, Run, runs_of
 from ._state import TaskError, TaskState, TaskStatus, WorkflowState, WorkflowStatus
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from storage_backends import StorageError, default_storage_url
 
 from ._diff import diff_states, render_diff
-from ._export import chrome_trace_json, entry_json, to_jsonl
+from ._export import chrome_trace_json, entry_json, state_json, timeline_json, to_jsonl
 from ._inspect import (
     UNPICKLE_WARNING,
     Folded,
@@ -33,7 +34,8 @@ from ._inspect import (
 )
 from ._render_html import render_html
 from ._render_text import payload_targets, render_event_line, render_state, render_timeline
-from ._spans import run_boundaries
+from ._runs import runs_of
+from ._spans import build_timeline
 from ._verify import render_verdicts, verify
 
 _COMMANDS = ("show", "events", "at", "timeline", "verify", "diff", "export")
@@ -83,6 +85,7 @@ def _add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     p = command("show", "status, tasks, attempts, durations, errors and output of a workflow")
     p.add_argument("workflow_id", metavar="WID")
     _load_payloads_option(p)
+    _json_option(p)
 
     p = command("events", "the raw event stream, one line per event")
     p.add_argument("workflow_id", metavar="WID")
@@ -94,26 +97,38 @@ def _add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("workflow_id", metavar="WID")
     p.add_argument("seq", type=_seq, metavar="SEQ")
     _load_payloads_option(p)
+    _json_option(p)
 
     p = command("timeline", "a Gantt chart of task attempts (text, or --html FILE)")
     p.add_argument("workflow_id", metavar="WID")
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML page instead")
     p.add_argument("--width", type=int, default=60, help="chart width in columns (text)")
+    p.add_argument("--expand", action="store_true",
+                   help="one row per task, even for a wide fan-out (by default many siblings of one "
+                        "function share a row)")
+    p.add_argument("--json", action="store_true", help="runs, marks, and each task's attempts and gaps")
 
     p = command("verify", "check framing, checksums, seq contiguity, decoding and legal transitions")
     p.add_argument("workflow_ids", nargs="*", metavar="WID")
     p.add_argument("--all", action="store_true", help="verify every workflow in storage")
+    p.add_argument("--json", action="store_true", help="one object per workflow: events and problems")
 
     p = command("diff", "differences between two runs: tasks, statuses, attempts, outputs, durations")
     p.add_argument("workflow_a", metavar="WID_A")
     p.add_argument("workflow_b", metavar="WID_B")
     p.add_argument("--threshold", type=float, default=10.0, metavar="PCT",
                    help="report duration changes beyond this percentage (default 10)")
+    p.add_argument("--json", action="store_true", help="the differences as a JSON object")
 
     p = command("export", "the log as JSON lines or a Chrome trace (Perfetto, chrome://tracing)")
     p.add_argument("workflow_id", metavar="WID")
     p.add_argument("--format", choices=("jsonl", "chrome-trace"), default="jsonl")
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+
+
+def _json_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true",
+                   help="the workflow as JSON: status, failure, runs, every task with its attempts and errors")
 
 
 def _load_payloads_option(p: argparse.ArgumentParser) -> None:
@@ -200,7 +215,12 @@ async def _show(args, storage) -> int:
     log = await require_log(storage, args.workflow_id)
     folded = fold_log(log)
     partial = log.damage is not None or folded.problem is not None  # not the log's latest word
-    _out(render_state(folded.state, await _payload_reprs(args, storage, folded.state), historical=partial))
+    if args.json:
+        _out(state_json(folded.state, runs_of([e.event for e in log.entries[:folded.applied]])))
+        return _report(log, folded)
+    runs = runs_of([e.event for e in log.entries[:folded.applied]])
+    _out(render_state(folded.state, await _payload_reprs(args, storage, folded.state), historical=partial,
+                      runs=runs))
     return _report(log, folded)
 
 
@@ -212,8 +232,12 @@ async def _at(args, storage) -> int:
         raise ToolError(f"seq {args.seq} is past the end of the log of workflow {args.workflow_id!r} ({last})")
     folded = fold_log(log, upto_seq=args.seq)
     entry = next(e for e in log.entries if e.seq == args.seq)
+    if args.json:
+        _out(state_json(folded.state, runs_of([e.event for e in log.entries[:folded.applied]])))
+        return _report(log, folded) if folded.problem is not None else 0
     _out(f"as of seq {args.seq} of 0-{log.entries[-1].seq} ({entry.tag})\n\n")
-    _out(render_state(folded.state, await _payload_reprs(args, storage, folded.state), historical=True))
+    _out(render_state(folded.state, await _payload_reprs(args, storage, folded.state), historical=True,
+                      runs=runs_of([e.event for e in log.entries[:folded.applied]])))
     status = 0
     if folded.problem is not None:
         status = _report(log, folded)
@@ -234,13 +258,15 @@ async def _events(args, storage) -> int:
 async def _timeline(args, storage) -> int:
     log = await require_log(storage, args.workflow_id)
     folded = fold_log(log)
-    boundaries = run_boundaries(e.event for e in log.entries if e.event is not None)
+    events = [e.event for e in log.entries[:folded.applied]]
     if args.html:
         with open(args.html, "w", encoding="utf-8") as f:
-            f.write(render_html(folded.state, boundaries))
+            f.write(render_html(folded.state, events))
         _out(f"wrote {args.html}\n")
+    elif args.json:
+        _out(timeline_json(build_timeline(folded.state, events)))
     else:
-        _out(render_timeline(folded.state, width=max(20, args.width), boundaries=boundaries))
+        _out(render_timeline(folded.state, events, width=max(20, args.width), expand=args.expand))
     return _report(log, folded)
 
 
@@ -248,7 +274,12 @@ async def _verify(args, storage) -> int:
     if args.all == bool(args.workflow_ids):
         raise ToolError("verify needs workflow ids or --all (not both)")
     verdicts = await verify(storage, None if args.all else args.workflow_ids)
-    _out(render_verdicts(verdicts, storage.url))
+    if args.json:
+        _out(json.dumps([{"workflow_id": v.workflow_id, "events": v.events, "problems": [
+            {"kind": p.kind, "message": p.message, "seq": p.seq, "offset": p.offset, "location": p.location}
+            for p in v.problems]} for v in verdicts], indent=1) + "\n")
+    else:
+        _out(render_verdicts(verdicts, storage.url))
     return 1 if any(v.problems for v in verdicts) else 0
 
 
@@ -256,7 +287,11 @@ async def _diff(args, storage) -> int:
     logs = [await require_log(storage, wid) for wid in (args.workflow_a, args.workflow_b)]
     folded = [fold_log(log) for log in logs]
     d = diff_states(folded[0].state, folded[1].state, threshold=args.threshold / 100)
-    _out(render_diff(d))
+    if args.json:
+        _out(json.dumps({"a": d.a, "b": d.b, "differs": d.differs, "differences": d.lines,
+                         "durations": d.durations}, indent=1) + "\n")
+    else:
+        _out(render_diff(d))
     status = max(_report(log, f) for log, f in zip(logs, folded))
     return status or (1 if d.differs else 0)
 

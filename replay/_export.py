@@ -17,10 +17,12 @@ from typing import Any
 
 import msgspec
 
+from ._events import PayloadRef
 from ._format import fmt_duration
 from ._inspect import Entry, Log
-from ._spans import lanes, run_boundaries
-from ._state import WorkflowState
+from ._runs import Run
+from ._spans import Timeline, attempts_run, lanes
+from ._state import TaskState, TaskStatus, WorkflowState
 
 _json = msgspec.json.Encoder()
 
@@ -71,8 +73,7 @@ def to_chrome_trace(state: WorkflowState, log: Log) -> dict[str, Any]:
         if entry.event is not None and entry.tag.startswith("workflow."):
             events.append({"ph": "i", "s": "p", "name": entry.tag, "cat": "workflow", "pid": pid, "tid": 0,
                            "ts": _us(entry.event.ts), "args": {"seq": entry.seq}})
-    boundaries = run_boundaries(e.event for e in log.entries if e.event is not None)
-    for tid, lane in enumerate(lanes(state, boundaries), start=1):
+    for tid, lane in enumerate(lanes(state, [e.event for e in log.entries if e.event is not None]), start=1):
         task = lane.task
         events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid,
                        "args": {"name": f"{task.task_id} ({task.name})"}})
@@ -104,3 +105,92 @@ def _us(ts: float) -> int:
 
 def chrome_trace_json(state: WorkflowState, log: Log) -> str:
     return json.dumps(to_chrome_trace(state, log), indent=1) + "\n"
+
+
+# --- JSON for show / at / timeline ---------------------------------------------------------
+
+def payload_dict(ref: PayloadRef | None) -> dict[str, Any] | None:
+    """What a payload is and where it lives (never its bytes)."""
+    if ref is None:
+        return None
+    return {"type_name": ref.type_name, "size": ref.size, "digest": ref.digest, "codec": ref.codec,
+            "inline": ref.inline is not None, "blob": ref.blob}
+
+
+def failure_dict(state: WorkflowState) -> dict[str, Any] | None:
+    """The failed task, its exception type and message, the attempt, and the traceback; None if none."""
+    if state.failed_task_id is None:
+        return None
+    task = state.tasks.get(state.failed_task_id)
+    error = task.error if task is not None else None
+    return {"task_id": state.failed_task_id, "error_type": state.error_type, "message": state.error_message,
+            "attempt": error.attempt if error is not None else None,
+            "traceback": error.traceback if error is not None else None}
+
+
+def state_dict(state: WorkflowState, runs: list[Run] | None = None) -> dict[str, Any]:
+    """A folded workflow as JSON-ready data: what ``show`` prints, every field whole."""
+    sub = state.submission
+    return {
+        "workflow_id": state.workflow_id,
+        "status": None if state.status is None else str(state.status),
+        "start_time": state.start_time, "end_time": state.end_time, "last_event_time": state.last_ts,
+        "events": state.last_seq + 1,
+        "cancel_requested": state.cancel_requested,
+        "failure": failure_dict(state),
+        "runs": [run_dict(r) for r in runs] if runs is not None else [{"run_id": r} for r in state.run_ids],
+        "user_metadata": dict(state.user_metadata),
+        "versions": None if sub is None else {"ray-durable": sub.engine_version, "ray": sub.ray_version,
+                                              "python": sub.python_version},
+        "output": payload_dict(state.output),
+        "tasks": [task_dict(state, t) for t in state.tasks.values()],
+    }
+
+
+def task_dict(state: WorkflowState, task: TaskState) -> dict[str, Any]:
+    return {
+        "task_id": task.task_id, "name": task.name, "status": str(task.status),
+        "attempts": attempts_run(task), "latest_attempt": task.attempt,
+        "parent_task_id": task.parent_task_id,
+        "scheduled_at": task.scheduled_at, "started_at": task.started_at, "ended_at": task.ended_at,
+        "continued_into": state.continuation_chain(task.task_id)[1:],
+        "output": payload_dict(task.output) if task.status is TaskStatus.SUCCESSFUL else None,
+        "errors": [{"attempt": e.attempt, "error_type": e.error_type, "message": e.message,
+                    "traceback": e.traceback, "at": e.at} for e in task.errors],
+        "task_options": dict(task.task_options), "user_metadata": dict(task.user_metadata),
+    }
+
+
+def run_dict(run: Run) -> dict[str, Any]:
+    owner = run.owner
+    if owner is not None and not isinstance(owner, (str, int, float, bool, dict, list)):
+        owner = msgspec.to_builtins(owner) if isinstance(owner, msgspec.Struct) else repr(owner)
+    return {"run_id": run.run_id, "started_at": run.started_at, "ended_at": run.ended_at,
+            "outcome": run.outcome, "resumed": run.resumed, "owner": owner}
+
+
+def timeline_dict(timeline: Timeline) -> dict[str, Any]:
+    """Everything a timeline draws: runs, marks, and per task its attempts and gaps (Unix seconds)."""
+    return {
+        "workflow_id": timeline.state.workflow_id, "status": str(timeline.state.status),
+        "start": timeline.t0, "end": timeline.t1,
+        "runs": [run_dict(r) for r in timeline.runs],
+        "marks": [{"ts": m.ts, "kind": m.kind, "label": m.label} for m in timeline.marks],
+        "idle": [{"start": a, "end": b} for a, b in timeline.scale.breaks],
+        "tasks": [{
+            "task_id": lane.task.task_id, "name": lane.task.name, "depth": lane.depth,
+            "attempts": [{"attempt": s.attempt, "start": s.start, "end": s.end, "outcome": s.outcome,
+                          "error": None if s.error is None else f"{s.error.error_type}: {s.error.message}"}
+                         for s in lane.spans],
+            "gaps": [{"kind": g.kind, "start": g.start, "end": g.end, "attempt": g.attempt} for g in lane.gaps],
+            "own_time": lane.own_time,
+        } for lane in timeline.lanes],
+    }
+
+
+def timeline_json(timeline: Timeline) -> str:
+    return json.dumps(timeline_dict(timeline), indent=1) + "\n"
+
+
+def state_json(state: WorkflowState, runs: list[Run] | None = None) -> str:
+    return json.dumps(state_dict(state, runs), indent=1, default=repr) + "\n"

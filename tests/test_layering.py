@@ -117,8 +117,9 @@ ENGINE_ROOMS: dict[str, int] = {
     "engine.api": 4,
     "engine.management": 5,
     "engine": 6,
-    "engine.cli": 7,
-    "engine.__main__": 8, "engine.demo": 8,
+    "engine.ui": 7,
+    "engine.cli": 8,
+    "engine.__main__": 9, "engine.demo": 9,
 }
 
 

@@ -19,36 +19,30 @@ import ray
 from ray.dag import DAGNode
 from ray.exceptions import RayTaskError
 
-from replay import WorkflowState, WorkflowStatus, WorkflowSubmitted, encode_event, load_state
-from storage_backends import AppendConflictError, InvalidIdError, is_system_id, validate_log_id
+from replay import PayloadRef, TaskStatus, WorkflowState, WorkflowStatus, WorkflowSubmitted, encode_event, load_state
+from storage_backends import AppendConflictError
 
-from ..exceptions import WorkflowError, WorkflowNotFoundError, WorkflowNotResumableError, WorkflowQueueFullError
+from .._names import validate_workflow_id
+from ..exceptions import (
+    WorkflowError,
+    WorkflowNotFoundError,
+    WorkflowNotResumableError,
+    WorkflowQueueFullError,
+    as_ray_task_error,
+)
 from ..graph._build import build_graph
 from ..graph._options import check_json_metadata
 from ..runtime import _worker
 from ..store import _payloads
+from ..store._leases import read_lease
 from ..store._outputs import output_from_state
+from ..store._status import metadata as workflow_metadata
+from ..store._status import needs_lease, status_of
+from ..store._status import stats as _stats
 from ..store._sync import run_sync
 from ._init import context
 
 ENGINE_VERSION = "0.1.0"
-
-
-def validate_workflow_id(workflow_id: object) -> str:
-    """A storage-safe workflow id: letters, digits, '.', '_', '-', not starting with '.' or '-'.
-
-    A leading '_' is fine (ray.workflow accepted ids like ``__function_chain_test``);
-    ``system:<name>`` ids are the engine's own logs and are refused.
-
-    Raises:
-        InvalidIdError: (a ValueError) the id is not a str, is empty, too long, or unsafe as a file
-            or key name, or it is a system log's id.
-    """
-    workflow_id = validate_log_id(workflow_id)
-    if is_system_id(workflow_id):
-        raise InvalidIdError(f"workflow id {workflow_id!r} is reserved: 'system:...' ids are "
-                             "ray-durable's own logs; use letters, digits, '.', '_' and '-'")
-    return workflow_id
 
 
 def _state(workflow_id: str) -> WorkflowState:
@@ -68,23 +62,35 @@ def _stored_output(workflow_id: str, state: WorkflowState) -> Any:
 
 
 def _unwrap(ref: ray.ObjectRef) -> Any:
-    """ray.get, raising our own workflow errors rather than Ray's wrapper around them."""
+    """ray.get of a manager call. A workflow error the manager raised comes out with our message,
+    as an instance of both its class and RayTaskError, as 2.47's ``ray.get`` raised it."""
     try:
         return ray.get(ref)
     except RayTaskError as exc:
         if isinstance(exc.cause, WorkflowError):
-            raise exc.cause from None
+            raise as_ray_task_error(exc.cause) from None
         raise
 
 
-def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any]) -> bytes | None:
-    """Write the submission event (the DAG as a payload) at seq 0.
+def _retried(method: Any) -> Any:
+    """A manager method whose call Ray sends again to the restarted manager if it dies meanwhile.
+
+    For the calls that are safe to repeat: start and run join a run already under way (the
+    restarted manager took the workflow on), wait_output waits. So a driver waiting through
+    them sees the output, not the manager's death.
+    """
+    return method.options(max_task_retries=-1)
+
+
+def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any],
+            inputs: tuple[tuple, dict]) -> bytes | None:
+    """Write the submission event (the DAG and its inputs as payloads) at seq 0.
 
     Returns:
         the record written, for the manager to start from without reading it back;
         None if the workflow already existed (nothing was written).
     """
-    graph = build_graph(dag)
+    graph = build_graph(dag, inputs=inputs)
     data = graph.to_bytes()
     storage = context().storage
     if len(data) <= _payloads.INLINE_LIMIT:
@@ -101,7 +107,7 @@ def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any]) -> bytes |
         ts=time.time(), workflow_id=workflow_id, dag=dag_ref, user_metadata=metadata,
         ray_version=ray.__version__, engine_version=ENGINE_VERSION,
         python_version=platform.python_version(), runtime_env=_runtime_env(),
-        packages=_package_versions(),
+        packages=_package_versions(), inputs=_inputs_ref(inputs),
     )
     record = encode_event(event)
     try:
@@ -109,6 +115,16 @@ def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any]) -> bytes |
     except AppendConflictError:
         return None
     return record
+
+
+def _inputs_ref(inputs: tuple[tuple, dict]) -> PayloadRef | None:
+    """The InputNode values, inline if small; else only described (they are in the DAG's calls)."""
+    if not inputs[0] and not inputs[1]:
+        return None
+    data = _payloads.dumps(inputs, "an input of workflow.run")
+    if len(data) <= _payloads.INLINE_LIMIT:
+        return _payloads.make_ref(data, inputs, None)
+    return PayloadRef(size=len(data), digest=_payloads.digest(data), type_name="builtins.tuple", codec="none")
 
 
 @functools.lru_cache(maxsize=1)
@@ -134,8 +150,20 @@ def run_async(dag: DAGNode, *args: Any, workflow_id: str | None = None,
               metadata: dict[str, Any] | None = None, **kwargs: Any) -> ray.ObjectRef:
     """Run a workflow asynchronously; an existing ``workflow_id`` is resumed instead.
 
+    Args:
+        dag: the DAG (``f.bind(...)``) whose output is the workflow's.
+        *args, **kwargs: the values of the DAG's ``InputNode`` (as ``dag.execute(*args,
+            **kwargs)`` takes them); recorded with the submission, so a resume needs none.
+        workflow_id: letters, digits, ``.``, ``_``, ``-`` (at most 128); default a new id.
+        metadata: JSON-serializable dict, returned by ``get_metadata(workflow_id)``.
+
     Returns:
         an ObjectRef to the workflow's output.
+
+    Raises:
+        WorkflowRunningError: the id is being run (also a RuntimeError, as 2.47 raised).
+        WorkflowQueueFullError: ``max_pending_workflows`` are queued (also a ``queue.Full``).
+        ValueError / TypeError: a bad id, metadata, DAG or inputs (nothing is written).
     """
     workflow_id, submission = _submit_new(dag, args, kwargs, workflow_id, metadata)
     if submission is None:
@@ -148,28 +176,31 @@ def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
         metadata: dict[str, Any] | None = None, **kwargs: Any) -> Any:
     """Run a workflow to its end and return its output (resumes an existing ``workflow_id``).
 
-    One call to the manager starts the workflow and waits for its output (run_async
-    takes two: it must say at once whether the workflow was accepted).
+    Arguments as :func:`run_async`. One call to the manager starts the workflow and waits
+    for its output (run_async takes two: it must say at once whether it was accepted).
+
+    Raises:
+        WorkflowExecutionError: a task failed and nothing caught it; the error is also a
+            ``ray.exceptions.RayTaskError``, as 2.47's was. ``.cause`` is the task's exception.
+        WorkflowCancellationError: it was canceled meanwhile (also a RayTaskError).
+        and what :func:`run_async` raises.
     """
     workflow_id, submission = _submit_new(dag, args, kwargs, workflow_id, metadata)
     if submission is None:
         return resume(workflow_id)
     with _refused_leaves_no_trace(workflow_id):
-        return _unwrap(context().manager.run.remote(workflow_id, submission))
+        return _unwrap(_retried(context().manager.run).remote(workflow_id, submission))
 
 
 def _submit_new(dag: Any, args: tuple, kwargs: dict, workflow_id: str | None,
                 metadata: dict[str, Any] | None) -> tuple[str, bytes | None]:
     """Check run's arguments and record the submission; (id, its record), or (id, None) if the
     id already existed (then the append at seq 0 found it: no read first)."""
-    if args or kwargs:
-        raise TypeError("workflow.run takes the DAG's inputs through .bind(...); "
-                        f"unexpected arguments {args!r} {sorted(kwargs)!r}")
     if not isinstance(dag, DAGNode):
         raise TypeError(f"workflow.run needs a DAG made with f.bind(...), got {type(dag).__name__}")
     workflow_id = validate_workflow_id(workflow_id) if workflow_id is not None else _new_id()
     metadata = check_json_metadata(metadata, "workflow")
-    return workflow_id, _submit(dag, workflow_id, metadata)
+    return workflow_id, _submit(dag, workflow_id, metadata, (args, kwargs))
 
 
 @contextlib.contextmanager
@@ -185,8 +216,8 @@ def _refused_leaves_no_trace(workflow_id: str) -> Iterator[None]:
 def _start(workflow_id: str, submission: bytes | None = None) -> ray.ObjectRef:
     """Hand the workflow to the manager (which claims its log, or queues it) and return a ref to its output."""
     manager = context().manager
-    _unwrap(manager.start.remote(workflow_id, submission))
-    return manager.wait_output.remote(workflow_id)
+    _unwrap(_retried(manager.start).remote(workflow_id, submission))
+    return _retried(manager.wait_output).remote(workflow_id)
 
 
 def _new_id() -> str:
@@ -211,22 +242,70 @@ def resume(workflow_id: str) -> Any:
 
 
 def get_output_async(workflow_id: str, *, task_id: str | None = None) -> ray.ObjectRef:
-    """An ObjectRef to the workflow's (or one task's) stored output; waits if it is running."""
-    state = _existing_state(workflow_id)
-    ctx = context()
-    if state.status not in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
-        if ray.get(ctx.manager.live_status.remote(workflow_id)) is not None:
-            return ctx.manager.wait_output.remote(workflow_id, task_id)
-    return ray.put(_output_from_log(workflow_id, state, task_id))
+    """An ObjectRef to the workflow's (or one task's) output; it waits while the workflow runs.
 
+    Errors (failed, canceled, not resumable) are raised by ``ray.get`` of the ref, as in 2.47.
 
-def _output_from_log(workflow_id: str, state: WorkflowState, task_id: str | None) -> Any:
-    return run_sync(output_from_state(context().storage, workflow_id, state, task_id))
+    Raises:
+        WorkflowNotFoundError: no such workflow (at once).
+    """
+    found = _output_or_error(workflow_id, task_id)
+    if isinstance(found, ray.ObjectRef):
+        return found
+    if isinstance(found, BaseException):
+        return _raise_remote.remote(found)
+    return ray.put(found[0])
 
 
 def get_output(workflow_id: str, *, task_id: str | None = None) -> Any:
-    """The workflow's (or one task's) output; waits if the workflow is still running."""
-    return _unwrap(get_output_async(workflow_id, task_id=task_id))
+    """The workflow's (or one task's) output; waits if the workflow is still running.
+
+    Raises:
+        WorkflowNotFoundError: no such workflow. ValueError: no such task, or no stored output.
+        WorkflowExecutionError / WorkflowCancellationError / WorkflowNotResumableError: it
+            failed, was canceled, or has no output and nobody runs it (each also a RayTaskError).
+    """
+    found = _output_or_error(workflow_id, task_id)
+    if isinstance(found, ray.ObjectRef):
+        return _unwrap(found)
+    if isinstance(found, WorkflowError):
+        raise as_ray_task_error(found)
+    if isinstance(found, BaseException):
+        raise found
+    return found[0]
+
+
+def _output_or_error(workflow_id: str, task_id: str | None) -> ray.ObjectRef | BaseException | tuple[Any]:
+    """A ref to wait on (the manager drives it), the error that explains a missing output,
+    or ``(value,)`` from the log."""
+    state = _existing_state(workflow_id)
+    if task_id is not None and _task_done(state, task_id):
+        pass  # a finished task's output is in the log, running workflow or not
+    elif state.status not in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
+        ctx = context()
+        if ray.get(ctx.manager.live_status.remote(workflow_id)) is not None:
+            return _retried(ctx.manager.wait_output).remote(workflow_id, task_id)
+        state = _existing_state(workflow_id)  # it may have ended between the read and the answer
+        if status_of(state.status, None, _lease_of(state), asked_seat=ctx.seat) is WorkflowStatus.RUNNING:
+            return _retried(ctx.manager.wait_output).remote(workflow_id, task_id)  # another cluster drives it
+    try:
+        return (run_sync(output_from_state(context().storage, workflow_id, state, task_id)),)
+    except (WorkflowError, ValueError) as exc:
+        return exc
+
+
+def _lease_of(state: WorkflowState):
+    return run_sync(read_lease(context().storage, state.owner)) if needs_lease(state) else None
+
+
+def _task_done(state: WorkflowState, task_id: str) -> bool:
+    task = state.tasks.get(task_id)
+    return task is not None and task.status is TaskStatus.SUCCESSFUL
+
+
+@ray.remote(num_cpus=0)
+def _raise_remote(error: BaseException) -> None:
+    raise error
 
 
 def get_status(workflow_id: str) -> WorkflowStatus:
@@ -235,47 +314,61 @@ def get_status(workflow_id: str) -> WorkflowStatus:
 
 
 def _live_status(workflow_id: str, state: WorkflowState) -> WorkflowStatus:
+    """The status by the one rule (engine.store._status): the log, this cluster's manager, and
+    the owner's lease (so a workflow another cluster drives reads RUNNING here too)."""
     if state.status in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
         return state.status
-    live = ray.get(context().manager.live_status.remote(workflow_id))
-    return combine_status(state.status, live)
-
-
-def combine_status(logged: WorkflowStatus | None, live: str | None) -> WorkflowStatus | None:
-    """The one rule for live status: what the manager holds wins; else RUNNING/PENDING in the
-    log with nobody driving it is RESUMABLE (a driver, actor or cluster died)."""
-    if live is not None and logged not in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
-        return WorkflowStatus(live)
-    if logged in (WorkflowStatus.RUNNING, WorkflowStatus.PENDING):
-        return WorkflowStatus.RESUMABLE
-    return logged
+    ctx = context()
+    live = ray.get(ctx.manager.live_status.remote(workflow_id))
+    lease = None
+    if live is None:
+        lease = _lease_of(state)
+    return status_of(state.status, live, lease, asked_seat=ctx.seat)
 
 
 def get_metadata(workflow_id: str, task_id: str | None = None) -> dict[str, Any]:
-    """ray.workflow's metadata shape, for the workflow or one of its tasks."""
+    """ray.workflow 2.47's metadata shape, for the workflow or one of its tasks.
+
+    Workflow: ``{"status", "user_metadata", "stats": {"start_time", "end_time"}}`` plus
+    ``runtime_env``, ``packages``, ``ray_version``, ``engine_version``. Task: ``{"task_id",
+    "task_options": {"task_type", "max_retries", "catch_exceptions", "retry_exceptions",
+    "checkpoint", "ray_options"}, "user_metadata", "workflow_refs", "stats"}`` plus ``status``
+    and ``attempts``. Times are Unix seconds. As in 2.47, ``stats`` has ``start_time`` once it
+    ran (a workflow's: its latest run's start) and ``end_time`` only once it ended (here a
+    canceled workflow's too; 2.47 left that out).
+
+    Raises:
+        WorkflowNotFoundError: no such workflow. ValueError: no such task in it.
+    """
     state = _existing_state(workflow_id)
     if task_id is None:
-        submission = state.submission
-        return {
-            "status": str(_live_status(workflow_id, state)),
-            "user_metadata": dict(state.user_metadata),
-            "stats": {"start_time": state.start_time, "end_time": state.end_time},
-            "runtime_env": submission.runtime_env,
-            "packages": dict(submission.packages),
-            "ray_version": submission.ray_version,
-            "engine_version": submission.engine_version,
-        }
+        return workflow_metadata(state, _live_status(workflow_id, state))
     task = state.tasks.get(task_id)
     if task is None:
         raise ValueError(f"workflow {workflow_id!r} has no task {task_id!r}")
+    ended = task.status in (TaskStatus.SUCCESSFUL, TaskStatus.FAILED)
     return {
         "task_id": task_id,
-        "task_options": dict(task.task_options),
+        "task_options": _task_options_247(task.task_options),
         "user_metadata": dict(task.user_metadata),
-        "stats": {"start_time": task.started_at, "end_time": task.ended_at},
+        "workflow_refs": list(task.deps),
+        "stats": _stats(task.started_at, task.ended_at if ended else None),
         "status": str(task.status),
         "attempts": task.attempt,
     }
+
+
+_ENDED = (WorkflowStatus.SUCCESSFUL, WorkflowStatus.FAILED, WorkflowStatus.CANCELED)
+_WORKFLOW_OPTION_KEYS = ("max_retries", "catch_exceptions", "retry_exceptions", "checkpoint")
+
+
+def _task_options_247(recorded: dict[str, Any]) -> dict[str, Any]:
+    """2.47's task_options shape; logs of ray-durable 0.1 recorded Ray options beside ours."""
+    if "ray_options" in recorded:
+        return dict(recorded)
+    options = {"task_type": "FUNCTION", **{k: recorded[k] for k in _WORKFLOW_OPTION_KEYS if k in recorded}}
+    options["ray_options"] = {k: v for k, v in recorded.items() if k not in _WORKFLOW_OPTION_KEYS}
+    return options
 
 
 def continuation(dag_node: DAGNode) -> Any:
@@ -292,6 +385,9 @@ def _run_plain(dag_node: DAGNode) -> Any:
     graph = build_graph(dag_node)
     refs: dict[str, ray.ObjectRef] = {}
     for spec in graph.tasks.values():
+        args = [refs[spec.deps[i]] for i in spec.passed_by_value()]
+        if spec.ref_deps:
+            args.append([refs[spec.deps[i]] for i in spec.ref_deps])
         refs[spec.task_id] = _worker.remote_run_plain.options(**spec.ray_options).remote(
-            graph.functions[spec.fn_key], spec.call, *[refs[d] for d in spec.deps])
+            graph.functions[spec.fn_key], spec.call, spec.passed_by_value(), spec.ref_deps, *args)
     return ray.get(refs[graph.output_task_id])

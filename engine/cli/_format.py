@@ -1,12 +1,14 @@
 """Output of the management CLI (``ray-durable list/status/...``): tables, JSON, progress.
 
-Pure formatting: no Ray, no storage. Human output goes to stdout; progress
-and diagnostics go to stderr, so ``--json`` output stays machine-readable.
+Pure formatting: no Ray, no storage. Times are local, to the second. Human output goes to
+stdout; progress and diagnostics go to stderr, so ``--json`` output stays machine-readable.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import sys
 import time
 from collections import Counter
@@ -14,31 +16,64 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
+from replay import WorkflowStatus
+from replay._export import failure_dict, run_dict
+from replay._format import short
 
-def workflows_json(rows: Sequence[tuple[str, Any]]) -> str:
-    """``[{"workflow_id": ..., "status": ...}, ...]`` as an indented JSON array."""
-    return json.dumps([{"workflow_id": wid, "status": str(status)} for wid, status in rows], indent=2) + "\n"
+from ..store._status import Description, WorkflowSummary, metadata
 
 
-def workflows_table(rows: Sequence[tuple[str, Any]], storage_url: str, statuses: Sequence[str] | None) -> str:
-    """An aligned two-column table and a one-line summary ("3 workflows: 2 SUCCESSFUL, 1 FAILED")."""
+def to_json(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str) + "\n"
+
+
+def summaries_json(rows: Sequence[WorkflowSummary]) -> str:
+    """A JSON array of :meth:`WorkflowSummary.to_dict` (times in Unix seconds)."""
+    return to_json([row.to_dict() for row in rows])
+
+
+def summaries_table(rows: Sequence[WorkflowSummary], storage_url: str, statuses: Sequence[str] | None,
+                    total: int | None = None) -> str:
+    """An aligned table and a one-line summary ("3 workflows in URL (2 SUCCESSFUL, 1 FAILED)")."""
     which = f"{'/'.join(statuses)} " if statuses else ""
     if not rows:
         return f"no {which}workflows in {storage_url}\n"
-    width = max(len("WORKFLOW ID"), *(len(wid) for wid, _ in rows))
-    lines = [f"{'WORKFLOW ID':<{width}}  STATUS"]
-    lines += [f"{wid:<{width}}  {status}" for wid, status in rows]
-    counts = Counter(str(status) for _, status in rows)
+    lines = table([("WORKFLOW ID", "STATUS", "STARTED", "ENDED", "DURATION", "FAILED TASK")] + [
+        (r.workflow_id, str(r.status), _when(r.start_time), _when(r.end_time),
+         "-" if r.duration is None else _duration(r.duration), r.failed_task or "-") for r in rows])
+    counts = Counter(str(r.status) for r in rows)
     by_status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-    noun = "workflow" if len(rows) == 1 else "workflows"
-    lines.append(f"\n{len(rows)} {which}{noun} in {storage_url} ({by_status})")
+    total = len(rows) if total is None else total
+    noun = "workflow" if total == 1 else "workflows"
+    shown = f"; showing the first {len(rows)}" if len(rows) < total else ""
+    lines.append(f"\n{total} {which}{noun} in {storage_url}{shown} ({by_status})")
     return "\n".join(lines) + "\n"
+
+
+def table(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows as left-aligned columns two spaces apart (the first row is the header)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def parse_since(text: str) -> float:
+    """``--since``: a duration ago (``90s``, ``30m``, ``2h``, ``7d``) or an ISO date/time; Unix seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
+    if match:
+        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
+        return time.time() - float(match.group(1)) * unit
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a duration or a date: {text!r} (use e.g. 30m, 2h, 7d, 2026-11-30 or 2026-11-30T08:00)") from None
+    return moment.timestamp()  # a naive time is local, as ``date`` shows it
 
 
 def _when(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts).astimezone().isoformat(sep=" ", timespec="seconds")
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _duration(seconds: float) -> str:
@@ -49,38 +84,69 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
-def status_json(workflow_id: str, status: Any, metadata: dict[str, Any], storage_url: str) -> str:
-    """Everything ``get_metadata`` returns, plus the id, the live status and the storage URL."""
-    doc = {"workflow_id": workflow_id, **metadata, "status": str(status), "storage": storage_url}
-    return json.dumps(doc, indent=2, default=str) + "\n"
+def status_json(found: Description, storage_url: str, now: float) -> str:
+    """``get_metadata``'s fields, plus the id, the storage, the failure, the runs and the lease."""
+    state = found.state
+    doc = {"workflow_id": state.workflow_id, **metadata(state, found.status), "storage": storage_url,
+           "failure": failure_dict(state), "runs": [run_dict(r) for r in found.runs],
+           "lease": None if found.lease is None else found.lease.to_dict(),
+           "tasks": dict(Counter(str(t.status) for t in state.tasks.values()))}
+    return to_json(doc)
 
 
-def status_text(workflow_id: str, status: Any, metadata: dict[str, Any], storage_url: str) -> str:
-    """A few ``key  value`` lines: status, start/end time and duration, user metadata, versions."""
-    stats = metadata.get("stats") or {}
-    start, end = stats.get("start_time"), stats.get("end_time")
+def status_text(found: Description, storage_url: str, now: float) -> str:
+    """``key:  value`` lines: status (and why), failure, times, each run, the lease, tasks, metadata."""
+    state, status = found.state, found.status
+    start, end = state.start_time, state.end_time
     ended = _when(end)
     if start is not None and end is not None:
         ended += f"  (took {_duration(max(0.0, end - start))})"
-    elif start is not None:
-        ended += f"  ({_duration(max(0.0, time.time() - start))} since start)"
-    rows = [
-        ("workflow", workflow_id),
-        ("status", str(status)),
-        ("started", _when(start)),
-        ("ended", ended),
-        ("metadata", json.dumps(metadata.get("user_metadata") or {}, sort_keys=True, default=str)),
-    ]
-    versions = [f"{name} {metadata[key]}" for name, key in (("ray", "ray_version"),
-                                                            ("ray-durable", "engine_version"))
-                if metadata.get(key)]
+    note = ""
+    if status is WorkflowStatus.RESUMABLE:
+        note = (f"  (the log says {state.status}, and no live lease shows a driver; if none runs it, "
+                f"'ray-durable resume {state.workflow_id}' continues it)")
+    rows = [("workflow", state.workflow_id), ("status", f"{status}{note}")]
+    failure = failure_dict(state)
+    if failure is not None:
+        attempt = f" attempt {failure['attempt']}" if failure["attempt"] else ""
+        rows.append(("failure", f"task {failure['task_id']!r}{attempt}: {_short_type(failure['error_type'])}: "
+                                f"{short(failure['message'] or '', 200)}"))
+    rows += [("started", _when(start)), ("ended", ended)]
+    rows.append(("runs", str(len(found.runs))))
+    for number, run in enumerate(found.runs, start=1):
+        if run.ended_at is not None:
+            text = f"{_when(run.started_at)} -> {_when(run.ended_at)}  ({_duration(run.duration)}, {run.outcome})"
+        else:
+            text = f"{_when(run.started_at)} -> ({run.outcome} as the log says)"
+        if run.resumed:
+            text += ", resumed"
+        if run.owner is not None:
+            text += f", on {getattr(run.owner, 'label', None) or run.owner}"
+        rows.append((f"run {number}", text))
+    if found.lease is not None:
+        lease = found.lease
+        holder = f"{lease.cluster} ({lease.owner})" if lease.cluster else lease.owner
+        rows.append(("lease", f"held by {holder} until {_when(lease.expires_at)} "
+                              f"(in {_duration(max(0.0, lease.expires_at - now))})"))
+    counts = Counter(str(t.status) for t in state.tasks.values())
+    rows.append(("tasks", f"{len(state.tasks)}" + (f"  ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))})"
+                                                   if counts else "")))
+    rows.append(("metadata", json.dumps(state.user_metadata or {}, sort_keys=True, default=str)))
+    sub = state.submission
+    versions = [f"{name} {v}" for name, v in (("ray", sub.ray_version), ("ray-durable", sub.engine_version)) if v]
     if versions:
         rows.append(("submitted with", ", ".join(versions)))
-    if metadata.get("runtime_env"):
-        rows.append(("runtime_env", json.dumps(metadata["runtime_env"], sort_keys=True, default=str)))
+    if sub.runtime_env:
+        rows.append(("runtime_env", json.dumps(sub.runtime_env, sort_keys=True, default=str)))
     rows.append(("storage", storage_url))
     width = max(len(key) for key, _ in rows)
     return "".join(f"{key + ':':<{width + 1}}  {value}\n" for key, value in rows)
+
+
+def _short_type(error_type: str | None) -> str:
+    """``builtins.ValueError`` -> ``ValueError``; other modules are kept."""
+    text = error_type or "error"
+    return text.removeprefix("builtins.")
 
 
 def one_line(exc: BaseException) -> str:

@@ -2,27 +2,27 @@
 
 Statuses come from folding each log (through the derived status index for
 finished and failed ones, see :mod:`engine._index`); live ones (RUNNING,
-PENDING) come from the manager; :func:`engine._api.combine_status` is the
-single rule. Whatever appends an event that takes a log out of FAILED claims
+PENDING) come from the manager, and the owners' leases from storage;
+:func:`engine.store._status.status_of` is the single rule. Whatever appends an event that takes a log out of FAILED claims
 it in the index first (here: ``cancel``; the runner for resume and cancel).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import ray
 
-from replay import WorkflowCanceled, WorkflowStatus, append_events
-from storage_backends import AppendConflictError
+from replay import WorkflowStatus
 
 from ..api._init import context
-from ..api._workflows import _existing_state, _live_status, combine_status, resume_async
-from ..exceptions import WorkflowError, WorkflowNotFoundError
+from ..api._workflows import _existing_state, _live_status, resume_async
+from ..exceptions import WorkflowError, WorkflowStillActiveError
 from ..store import _index
+from ..store._offline import cancel_in_storage, delete_from_storage
+from ..store._status import status_of, statuses_from_storage
 from ..store._sync import run_sync
 
 logger = logging.getLogger(__name__)
@@ -52,11 +52,14 @@ def list_all(status_filter: Any = None) -> list[tuple[str, WorkflowStatus]]:
     live = ray.get(ctx.manager.live_statuses.remote())
 
     async def logged() -> dict[str, WorkflowStatus | None]:
-        return await _index.statuses(ctx.storage, await _index.list_workflows(ctx.storage))
+        found = await _index.lookup(ctx.storage, await _index.list_workflow_ids(ctx.storage))
+        open_states = {wid: st for wid, st in found.open_states.items() if wid not in live}
+        judged = await statuses_from_storage(ctx.storage, open_states, asked_seat=ctx.seat)
+        return {wid: judged[wid][0] if wid in judged else status_of(status, live.get(wid))
+                for wid, status in found.statuses.items()}
 
     out = []
     for workflow_id, status in sorted(run_sync(logged()).items()):
-        status = combine_status(status, live.get(workflow_id))
         if status is not None and (wanted is None or status in wanted):
             out.append((workflow_id, status))
     return out
@@ -83,20 +86,7 @@ def cancel(workflow_id: str) -> None:
         return
     if ray.get(ctx.manager.cancel.remote(workflow_id)):
         return
-    for _ in range(5):  # not driven here: append the canceled event ourselves
-        seq = state.next_seq
-        if state.status is WorkflowStatus.FAILED:
-            # Claim first: the index trusts FAILED, so it must never outlive the log's FAILED.
-            run_sync(_index.claim(ctx.storage, workflow_id, seq))
-        try:
-            run_sync(append_events(ctx.storage, workflow_id, [WorkflowCanceled(ts=time.time())], seq))
-            run_sync(_index.record(ctx.storage, workflow_id, WorkflowStatus.CANCELED, seq))
-            return
-        except AppendConflictError:
-            state = _existing_state(workflow_id)
-            if state.status in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
-                return
-    raise WorkflowError(f"could not cancel workflow {workflow_id!r}: its log kept changing")
+    run_sync(cancel_in_storage(ctx.storage, workflow_id, state))  # not driven here: in the log
 
 
 def delete(workflow_id: str) -> None:
@@ -105,11 +95,8 @@ def delete(workflow_id: str) -> None:
     state = _existing_state(workflow_id)
     status = _live_status(workflow_id, state)
     if status in (WorkflowStatus.RUNNING, WorkflowStatus.PENDING):
-        raise WorkflowError(f"workflow {workflow_id!r} is {status}; cancel it before deleting it")
-    # Tombstone first: if we crash before the log is gone, the log is folded, never misread.
-    run_sync(_index.append(ctx.storage, deleted=[workflow_id]))
-    if not run_sync(ctx.storage.delete(workflow_id)):
-        raise WorkflowNotFoundError(workflow_id, ctx.storage_url)
+        raise WorkflowStillActiveError("delete", workflow_id, str(status))
+    run_sync(delete_from_storage(ctx.storage, workflow_id, ctx.storage_url))
 
 
 def reindex(progress: Callable[[int, int], None] | None = None) -> dict[str, int]:

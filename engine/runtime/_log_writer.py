@@ -62,12 +62,24 @@ class LogWriter:
                 if not waiter.done():
                     waiter.set_result(None)
 
+    def close(self) -> None:
+        """Refuse every later event, and drop those queued but not yet appended."""
+        self.failure = self.failure or WorkflowStoppedError(self.workflow_id)
+        self._queue.clear()
+
     async def drain(self) -> None:
         """Wait until everything queued so far is durable (or the writer broke)."""
         while self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)
         if self.failure is not None:
             raise self.failure
+
+
+class WorkflowStoppedError(RuntimeError):
+    """An event for a run that was stopped (its manager gave up the lease)."""
+
+    def __init__(self, workflow_id: str):
+        super().__init__(f"the run of workflow {workflow_id!r} was stopped; nothing more is appended")
 
 
 def _consume_exception(future: asyncio.Future) -> None:

@@ -1,18 +1,28 @@
-"""The management actor: a named, detached async Ray actor per storage.
+"""The management actor: a named, detached async Ray actor per storage and cluster.
 
-It owns every workflow being driven on this cluster (one asyncio task each),
-so "is anyone driving workflow X?" has one answer: ask it. Workflows it does
-not hold, but whose log says RUNNING, are RESUMABLE. Claiming a workflow is an
-append to its log (WorkflowRunStarted at the next seq), so two managers on two
-clusters sharing a storage can never both drive one workflow.
+It owns every workflow being driven on this cluster (one asyncio task each), so "is anyone
+here driving workflow X?" has one answer: ask it. Across clusters the lease answers
+(``engine.store._leases``): claiming a workflow is an append to its log (WorkflowRunStarted at
+the next seq, naming this manager as owner), made only while this manager's lease is held and
+while no other owner's lease on it is live; so two clusters sharing a storage never both drive
+one workflow.
+
+It heals itself: Ray restarts it (``max_restarts=-1``) on a live node with the same
+:class:`ManagerConfig`, so the same owner, and the new incarnation takes on at once every
+workflow its predecessor drove. With ``recover`` (the default) a new manager also takes on the
+workflows of its application whose owner's lease expired: a cluster that starts after a crash
+or a ``ray stop`` picks up where the last one stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
+import time
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
@@ -20,7 +30,7 @@ import ray
 from replay import WorkflowState, WorkflowStatus, WorkflowSubmitted, apply, decode_event, load_state
 from storage_backends import AppendConflictError
 
-from .._names import NAMESPACE, manager_name
+from .._names import NAMESPACE, manager_name, seat
 from ..exceptions import (
     WorkflowCancellationError,
     WorkflowError,
@@ -29,13 +39,30 @@ from ..exceptions import (
     WorkflowRunningError,
 )
 from ..store._index import IndexWriter
+from ..store._leases import DEFAULT_DURATION_S, read_lease
 from ..store._outputs import output_from_state
 from ..store._spec import StorageSpec
+from ._lease import LeaseKeeper
+from ._recovery import Identity, find_orphans, held_elsewhere, orphaned
 from ._run import WorkflowRun
+
+logger = logging.getLogger(__name__)
+DEFAULT_APPLICATION = "default"
+
+
+@dataclass(frozen=True)
+class ManagerConfig:
+    """What the driver that creates a manager gives it; a restarted manager gets the same."""
+
+    owner: str  # this manager's lease owner id (new for every manager, kept across restarts)
+    application: str = DEFAULT_APPLICATION
+    lease_duration_s: float = DEFAULT_DURATION_S
+    recover: bool = True  # take on the expired workflows of this application at start
+    limits: dict[str, int | None] = field(default_factory=dict)
 
 @ray.remote(num_cpus=0, max_concurrency=100_000)
 class WorkflowManager:
-    def __init__(self, spec: StorageSpec, max_running: int | None = None, max_pending: int | None = None):
+    def __init__(self, spec: StorageSpec, config: ManagerConfig):
         # Runs poll finished outcomes with a ray.get of refs already known to be ready
         # (engine/_arrivals.py): it never blocks, so Ray's warning about blocking gets in
         # async actors would only mislead whoever reads this actor's log.
@@ -44,14 +71,28 @@ class WorkflowManager:
         # of the collector's sight, a full collection takes ~5 ms instead of ~50 ms mid-run.
         gc.freeze()
         self.spec = spec
-        self.max_running = max_running
-        self.max_pending = max_pending
+        self.storage_url = spec.url  # for messages
+        self.config = config
+        self.max_running = config.limits.get("max_running_workflows")
+        self.max_pending = config.limits.get("max_pending_workflows")
+        cluster = ray.get_runtime_context().gcs_address
+        self.identity = Identity(config.owner, cluster, seat(cluster, spec.key), config.application)
         self._storage = None
         self._index = None
+        self._lease: LeaseKeeper | None = None
         self.runs: dict[str, WorkflowRun] = {}
         self._claiming: set[str] = set()
+        self._claim_waiters: dict[str, list[asyncio.Future]] = {}  # callers waiting out a claim
         self._finished: dict[str, WorkflowRun] = {}
         self._queue: OrderedDict[str, asyncio.Future] = OrderedDict()  # PENDING, in submission order
+        self._recovered = asyncio.Event()
+        self._adopted: set[str] = set()  # being driven because this manager took them on by itself
+        # An async actor's constructor runs beside its event loop: take on orphans there.
+        asyncio.get_event_loop().call_soon_threadsafe(lambda: asyncio.ensure_future(self._recover()))
+
+    def __repr__(self) -> str:
+        # Ray prefixes this actor's log lines (on the driver's console too) with its repr.
+        return f"ray-durable manager of {self.storage_url}"
 
     @property
     def storage(self):
@@ -60,15 +101,78 @@ class WorkflowManager:
             self._index = IndexWriter(self._storage)
         return self._storage
 
+    @property
+    def lease(self) -> LeaseKeeper:
+        if self._lease is None:
+            me = self.identity
+            self._lease = LeaseKeeper(self.storage, me.owner, me.cluster, me.seat, me.application,
+                                      self.config.lease_duration_s, busy=self._busy, on_lost=self._fence)
+        return self._lease
+
+    def _busy(self) -> bool:
+        return bool(self._claiming) or any(not run.result.done() for run in self.runs.values())
+
+    async def _recover(self) -> None:
+        """Take on this owner's workflows (a restart), its seat's predecessor's, and, with
+        ``recover``, its application's whose lease expired, looking again whenever one of
+        the leases it saw live on such a workflow expires. Calls that need a current view
+        (start, wait_output) wait until the first claims are under way."""
+        while True:
+            next_look = None
+            try:
+                orphans, next_look = await find_orphans(self.storage, self.identity, self.config.recover)
+                for workflow_id in orphans:
+                    if self._live(workflow_id) is None:
+                        self._claiming.add(workflow_id)  # live from now on, for callers that ask
+                        asyncio.ensure_future(self._adopt(workflow_id))
+                if orphans:
+                    logger.info("manager %s takes on %d workflow(s): %s", self.identity.owner,
+                                len(orphans), ", ".join(orphans[:20]))
+            except Exception:
+                logger.exception("finding the workflows to take on failed; `ray-durable resume-all` "
+                                 "resumes them by hand")
+            finally:
+                self._recovered.set()
+            if next_look is None:
+                return
+            await asyncio.sleep(max(0.2, next_look - time.time() + 0.2))
+
+    async def _adopt(self, workflow_id: str) -> bool:
+        """Take on an orphan (the caller put it in ``_claiming``); False if that failed."""
+        self._unclaim(workflow_id)
+        self._adopted.add(workflow_id)
+        try:
+            await self._launch(workflow_id)
+            return True
+        except WorkflowError as exc:  # e.g. another cluster claimed it first
+            self._adopted.discard(workflow_id)
+            logger.warning("not taking on %s: %s", workflow_id, exc)
+        except Exception:
+            self._adopted.discard(workflow_id)
+            logger.exception("taking on %s failed", workflow_id)
+        return False
+
+    def _fence(self, reason: str) -> None:
+        """The lease may have lapsed: stop every run before another cluster may take one over."""
+        logger.error("manager %s stops its %d run(s): %s", self.identity.owner, len(self.runs), reason)
+        for run in list(self.runs.values()):
+            run.fence(reason)
+
+    def describe(self) -> dict[str, Any]:
+        """Who and where this manager is: lease owner, cluster, seat, application, node id, pid."""
+        me = self.identity
+        return {"owner": me.owner, "cluster": me.cluster, "seat": me.seat, "application": me.application,
+                "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
+                "lease_duration_s": self.config.lease_duration_s,
+                "lease_writes": self._lease.writes if self._lease is not None else 0}
+
     def storage_spec(self) -> StorageSpec:
         """The storage this manager serves: how a driver that gave none finds the cluster's."""
         return self.spec
 
-    def configure(self, max_running: int | None, max_pending: int | None) -> None:
-        """Queueing limits, as given to ``workflow.init`` (the latest call wins)."""
-        self.max_running = max_running
-        self.max_pending = max_pending
-        self._drain_queue()
+    def limits(self) -> dict[str, int | None]:
+        """The queueing limits this manager runs with (None: no limit)."""
+        return {"max_running_workflows": self.max_running, "max_pending_workflows": self.max_pending}
 
     async def start(self, workflow_id: str, submission: bytes | None = None) -> str:
         """Claim and start driving a workflow, or queue it if ``max_running`` are running.
@@ -86,18 +190,24 @@ class WorkflowManager:
             WorkflowNotResumableError: it does not exist or was canceled.
             WorkflowQueueFullError: ``max_pending`` workflows are already queued.
         """
-        if self.live_status(workflow_id) is not None:
+        await self._recovered.wait()
+        if self._live(workflow_id) is not None:
+            if workflow_id in self._adopted:
+                return "started"  # taken on by itself after a crash: a resume joins it
             raise WorkflowRunningError(workflow_id)
         state = _submitted_state(workflow_id, submission)
         if state is None:
             state = await load_state(self.storage, workflow_id)
+            await self._refuse_if_held_elsewhere(workflow_id, state)
         if state.status is None:
             raise WorkflowNotResumableError(workflow_id, "it does not exist")
         if state.status is WorkflowStatus.CANCELED:
             raise WorkflowNotResumableError(workflow_id, "it was canceled")
         if state.status is WorkflowStatus.SUCCESSFUL:
             return "finished"
-        if self.live_status(workflow_id) is not None:  # claimed while we read the log
+        if self._live(workflow_id) is not None:  # claimed while we read the log
+            if workflow_id in self._adopted:
+                return "started"
             raise WorkflowRunningError(workflow_id)
         if self._full():
             if self.max_pending is not None and len(self._queue) >= self.max_pending:
@@ -105,8 +215,21 @@ class WorkflowManager:
             self._queue[workflow_id] = asyncio.get_running_loop().create_future()
             self._queue[workflow_id].add_done_callback(lambda f: f.cancelled() or f.exception())
             return "queued"
-        await self._launch(workflow_id, state)  # (no await since the read: the state is current here)
+        try:
+            await self._launch(workflow_id, state)
+        except _ClaimConflict:
+            if submission is None:
+                raise
+            # The record was not the whole log: e.g. a retried call, after the first went
+            # further before this manager restarted. Look at the log itself.
+            return await self.start(workflow_id, None)
         return "started"
+
+    async def _refuse_if_held_elsewhere(self, workflow_id: str, state: WorkflowState) -> None:
+        if state.status is WorkflowStatus.RUNNING and state.owner and state.owner != self.identity.owner:
+            lease = await read_lease(self.storage, state.owner)
+            if held_elsewhere(state, lease, self.identity):
+                raise WorkflowRunningError(workflow_id, f"another cluster drives it: {lease.describe()}")
 
     def _active(self) -> int:
         return len(self._claiming) + sum(1 for run in self.runs.values() if not run.finished)
@@ -119,11 +242,14 @@ class WorkflowManager:
         try:
             if state is None:
                 state = await load_state(self.storage, workflow_id)
-            run = WorkflowRun(self.storage, self.spec, state, manager_name(self.spec.key), index=self._index)
+                await self._refuse_if_held_elsewhere(workflow_id, state)
+            await self.lease.ensure()  # held before the claim names this manager as owner
+            run = WorkflowRun(self.storage, self.spec, state, manager_name(self.spec.key), index=self._index,
+                              owner=self.identity)
             try:
                 await run.start()
             except AppendConflictError:
-                raise WorkflowRunningError(
+                raise _ClaimConflict(
                     workflow_id, "another driver appended to its log first (it is running elsewhere)"
                 ) from None
             if not run.result.done():
@@ -132,12 +258,26 @@ class WorkflowManager:
             else:
                 self._finished[workflow_id] = run  # finished during start; keep its answer briefly
         finally:
-            self._claiming.discard(workflow_id)
+            self._unclaim(workflow_id)
             self._drain_queue()
+
+    def _unclaim(self, workflow_id: str) -> None:
+        self._claiming.discard(workflow_id)
+        for waiter in self._claim_waiters.pop(workflow_id, ()):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _claimed(self, workflow_id: str) -> None:
+        """Return once no claim of the workflow is under way here (it started, or failed to)."""
+        while workflow_id in self._claiming:
+            waiter = asyncio.get_running_loop().create_future()
+            self._claim_waiters.setdefault(workflow_id, []).append(waiter)
+            await waiter
 
     def _forget(self, workflow_id: str, run: WorkflowRun) -> None:
         if self.runs.get(workflow_id) is run:
             del self.runs[workflow_id]
+            self._adopted.discard(workflow_id)
         self._drain_queue()
 
     def _drain_queue(self) -> None:
@@ -147,7 +287,7 @@ class WorkflowManager:
             asyncio.ensure_future(self._launch_queued(workflow_id, started))
 
     async def _launch_queued(self, workflow_id: str, started: asyncio.Future) -> None:
-        self._claiming.discard(workflow_id)
+        self._unclaim(workflow_id)
         try:
             await self._launch(workflow_id)
         except BaseException as exc:
@@ -163,27 +303,48 @@ class WorkflowManager:
         return await self.wait_output(workflow_id)
 
     async def wait_output(self, workflow_id: str, task_id: str | None = None) -> Any:
-        """The workflow's (or a task's) output: awaited if it is running or queued here, else from its log."""
-        queued = self._queue.get(workflow_id)
-        if queued is not None:
-            await asyncio.shield(queued)
-        run = self.runs.get(workflow_id) or self._finished.pop(workflow_id, None)
-        if run is not None:
-            result = run.result
-            # An error raised here keeps this frame alive in its traceback, and the run holds
-            # that error: a cycle that would keep the whole run (its ObjectRefs too) until the
-            # collector's next full pass. So the frame must not hold the run.
-            del run
-            try:
-                value = await asyncio.shield(result)
-            except WorkflowError:
-                if task_id is None:
-                    raise
-            else:
-                if task_id is None:
-                    return value
-        state = await load_state(self.storage, workflow_id)
-        return await output_from_state(self.storage, workflow_id, state, task_id)
+        """The workflow's (or a task's) output, once the workflow ended.
+
+        Awaited while it is queued or running here. While another cluster's lease holds it,
+        its log is polled (that cluster's manager cannot be asked). An orphan (its owner is
+        gone and this manager may take it on: see engine/runtime/_recovery.py) is taken on
+        here and then awaited. Otherwise the log says why there is no output.
+        """
+        await self._recovered.wait()
+        delay = 0.1
+        while True:
+            queued = self._queue.get(workflow_id)
+            if queued is not None:
+                await asyncio.shield(queued)
+            await self._claimed(workflow_id)
+            run = self.runs.get(workflow_id) or self._finished.pop(workflow_id, None)
+            if run is not None:
+                result = run.result
+                # An error raised here keeps this frame alive in its traceback, and the run holds
+                # that error: a cycle that would keep the whole run (its ObjectRefs too) until the
+                # collector's next full pass. So the frame must not hold the run.
+                del run
+                try:
+                    value = await asyncio.shield(result)
+                except WorkflowError:
+                    if task_id is None:
+                        raise
+                else:
+                    if task_id is None:
+                        return value
+            state = await load_state(self.storage, workflow_id)
+            if state.status is WorkflowStatus.RUNNING and state.owner and self._live(workflow_id) is None:
+                lease = await read_lease(self.storage, state.owner)
+                if held_elsewhere(state, lease, self.identity):
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
+                if orphaned(state, lease, self.identity, adopt_expired=True):
+                    self._claiming.add(workflow_id)
+                    if await self._adopt(workflow_id):
+                        continue
+                    state = await load_state(self.storage, workflow_id)
+            return await output_from_state(self.storage, workflow_id, state, task_id)
 
     def task_started(self, workflow_id: str, run_id: str, task_id: str, attempt: int,
                      ts: float, pid: int, node: str) -> None:
@@ -191,20 +352,29 @@ class WorkflowManager:
         if run is not None and run.run_id == run_id:
             run.on_started(task_id, attempt, ts, pid, node)
 
-    def live_status(self, workflow_id: str) -> str | None:
-        """"RUNNING" if driven here, "PENDING" if queued here, None if this manager does not hold it."""
+    async def live_status(self, workflow_id: str) -> str | None:
+        """"RUNNING" if driven here, "PENDING" if queued here, None if this manager does not hold
+        it (asked once the workflows it takes on at start are under way)."""
+        await self._recovered.wait()
+        return self._live(workflow_id)
+
+    def _live(self, workflow_id: str) -> str | None:
         if workflow_id in self._queue:
             return "PENDING"
         run = self.runs.get(workflow_id)
-        if workflow_id in self._claiming or (run is not None and not run.finished):
+        # Until its result is set, not just until it stops running tasks: a run that has
+        # finished is still appending its final events, and a caller told "not running here"
+        # reads the log next, which must then hold the end.
+        if workflow_id in self._claiming or (run is not None and not run.result.done()):
             return "RUNNING"
         return None
 
-    def live_statuses(self) -> dict[str, str]:
+    async def live_statuses(self) -> dict[str, str]:
         """live_status of every workflow this manager holds."""
+        await self._recovered.wait()
         live = {wid: "PENDING" for wid in self._queue}
         live.update((wid, "RUNNING") for wid in self._claiming)
-        live.update((wid, "RUNNING") for wid, run in self.runs.items() if not run.finished)
+        live.update((wid, "RUNNING") for wid, run in self.runs.items() if not run.result.done())
         return live
 
     async def cancel(self, workflow_id: str) -> bool:
@@ -222,6 +392,10 @@ class WorkflowManager:
         await run.cancel()
         self.runs.pop(workflow_id, None)
         return True
+
+
+class _ClaimConflict(WorkflowRunningError):
+    """The claim's append lost: the log had grown past the state the claim was made on."""
 
 
 def _submitted_state(workflow_id: str, submission: bytes | None) -> WorkflowState | None:

@@ -32,11 +32,17 @@ before FAILED was indexed, by code that resumed without claiming) is still
 read, but only its SUCCESSFUL/CANCELED entries count and its snapshot blob is
 ignored: a FAILED entry is trusted only if a claiming writer wrote it.
 
+Beside each trusted entry the index may keep the workflow's :class:`Times` as of the
+same seq (start, end, failed task), so that a listing with those columns needs no fold
+either. They are written by whoever folds the log anyway (a listing that finds them
+missing or older than the entry, ``rebuild``); a listing folds a finished workflow once.
+
 ``rebuild`` recomputes it from the logs (``ray-durable reindex``).
 
 Stores written by ray-durable 0.1 kept the index in the log ``_status_index``,
 an id that workflows may use now. :func:`ensure_current` moves it, once per
-store, before anything else reads or writes the index (see there).
+store, before anything else reads or writes the index (see there), and
+:func:`list_workflow_ids` is the list of workflows that never shows it.
 """
 
 from __future__ import annotations
@@ -50,8 +56,10 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from replay import WorkflowStatus, load_state
-from storage_backends import AppendConflictError, BlobNotFoundError, Storage, system_id
+from replay import WorkflowState, WorkflowStatus, load_state
+from storage_backends import AppendConflictError, BlobNotFoundError, Storage, StorageError, system_id
+
+logger = logging.getLogger(__name__)
 
 INDEX_LOG = system_id("status_index")
 LEGACY_INDEX_LOG = "_status_index"  # where ray-durable 0.1 kept it (a plain log id now)
@@ -76,15 +84,31 @@ class Entry(msgspec.Struct, array_like=True, frozen=True):
         return self.seq > other.seq or (self.seq == other.seq and self.status != "")
 
 
+class Times(msgspec.Struct, array_like=True, frozen=True):
+    """When a workflow ran, as its log says up to event ``seq`` (Unix seconds)."""
+
+    seq: int
+    start: float | None = None
+    end: float | None = None
+    failed_task: str | None = None
+
+    @classmethod
+    def of(cls, state: WorkflowState) -> Times:
+        failed = state.failed_task_id if state.status is WorkflowStatus.FAILED else None
+        return cls(state.last_seq, state.start_time, state.end_time, failed)
+
+
 class _Record(msgspec.Struct, omit_defaults=True):
     entries: dict[str, Entry] = {}
     deleted: list[str] = []
     final: dict[str, str] = {}  # format 1 (read only): workflow id -> final status, no seq
+    times: dict[str, Times] = {}  # added later: older readers skip it
 
 
 class _Snapshot(msgspec.Struct):
     upto_seq: int  # the snapshot folds index records [0, upto_seq)
     entries: dict[str, Entry]
+    times: dict[str, Times] = {}
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -92,8 +116,8 @@ _record_decoder = msgspec.msgpack.Decoder(_Record)
 _snapshot_decoder = msgspec.msgpack.Decoder(_Snapshot)
 
 
-logger = logging.getLogger(__name__)
 _current: weakref.WeakSet[Storage] = weakref.WeakSet()  # storages ensure_current has settled
+_unmoved: weakref.WeakSet[Storage] = weakref.WeakSet()  # ...that hold a 0.1 index it could not move
 
 
 async def ensure_current(storage: Storage) -> None:
@@ -108,21 +132,31 @@ async def ensure_current(storage: Storage) -> None:
     moves it first wins, and nothing else can have written the new index
     before (every writer calls this first). Then the old log is deleted. An
     older engine still writing the old log meanwhile is the "one engine version
-    per storage at a time" limit of the README.
+    per storage at a time" limit of the README. Storage that refuses the writes
+    (read-only credentials) keeps the old log; :func:`list_workflow_ids` still
+    hides it, and statuses are folded from the logs (correct, only slower).
     """
     if _settled(storage):
         return
     if await storage.next_seq(INDEX_LOG) == 0 and await _is_legacy_index(storage):
-        entries, _next_seq = await _read_index(storage, LEGACY_INDEX_LOG, compact=False)
+        entries, _times, _next_seq = await _read_index(storage, LEGACY_INDEX_LOG, compact=False)
         try:
-            await storage.append(INDEX_LOG, [_encoder.encode(_Record(entries=entries))], 0)
-            logger.info("moved the status index of %s from %s to %s (%d entries)",
-                        storage.url, LEGACY_INDEX_LOG, INDEX_LOG, len(entries))
-        except AppendConflictError:
-            pass  # another process moved it first
-        await storage.delete(LEGACY_INDEX_LOG)
+            try:
+                await storage.append(INDEX_LOG, [_encoder.encode(_Record(entries=entries))], 0)
+                logger.info("moved the status index of %s from %s to %s (%d entries)",
+                            storage.url, LEGACY_INDEX_LOG, INDEX_LOG, len(entries))
+            except AppendConflictError:
+                pass  # another process moved it first
+            await storage.delete(LEGACY_INDEX_LOG)
+        except StorageError as exc:
+            logger.info("could not move the status index of %s from %s: %s", storage.url, LEGACY_INDEX_LOG, exc)
+            _remember(_unmoved, storage)
+    _remember(_current, storage)
+
+
+def _remember(found: weakref.WeakSet, storage: Storage) -> None:
     with contextlib.suppress(TypeError):  # an unhashable third-party storage: look every time
-        _current.add(storage)
+        found.add(storage)
 
 
 def _settled(storage: Storage) -> bool:
@@ -144,20 +178,24 @@ async def _is_legacy_index(storage: Storage) -> bool:
     return False
 
 
-async def list_workflows(storage: Storage) -> list[str]:
-    """Every workflow's id, sorted: :meth:`Storage.list_logs`, once a 0.1 index has moved away."""
+async def list_workflow_ids(storage: Storage) -> list[str]:
+    """Every workflow's id, sorted: :meth:`Storage.list_logs` without a 0.1 store's old index."""
     await ensure_current(storage)
-    return await storage.list_logs()
+    workflow_ids = await storage.list_logs()
+    with contextlib.suppress(TypeError):
+        if storage in _unmoved:
+            workflow_ids = [w for w in workflow_ids if w != LEGACY_INDEX_LOG]
+    return workflow_ids
 
 
 async def load_entries(storage: Storage) -> dict[str, Entry]:
     """Workflow id -> entry (claims included), compacting the index when it grew."""
-    entries, _next_seq = await _read_index(storage)
+    entries, _times, _next_seq = await _read_index(storage)
     return entries
 
 
 async def _read_index(storage: Storage, log_id: str = INDEX_LOG, compact: bool = True
-                      ) -> tuple[dict[str, Entry], int]:
+                      ) -> tuple[dict[str, Entry], dict[str, Times], int]:
     if log_id == INDEX_LOG:
         await ensure_current(storage)
     try:
@@ -165,15 +203,17 @@ async def _read_index(storage: Storage, log_id: str = INDEX_LOG, compact: bool =
     except BlobNotFoundError:
         snapshot = _Snapshot(0, {})
     entries = dict(snapshot.entries)
+    times = dict(snapshot.times)
     tail = 0
     next_seq = snapshot.upto_seq
     async for record in storage.read(log_id, from_seq=snapshot.upto_seq):
-        _apply(entries, _record_decoder.decode(record.data))
+        _apply(entries, _record_decoder.decode(record.data), times)
         tail += 1
         next_seq = record.seq + 1
     if compact and tail > COMPACT_AFTER:
-        await storage.put_blob(log_id, SNAPSHOT_BLOB, _encoder.encode(_Snapshot(next_seq, entries)))
-    return entries, next_seq
+        snapshot = _Snapshot(next_seq, entries, times)
+        await storage.put_blob(log_id, SNAPSHOT_BLOB, _encoder.encode(snapshot))
+    return entries, times, next_seq
 
 
 async def load(storage: Storage) -> dict[str, WorkflowStatus]:
@@ -188,28 +228,37 @@ def _merge(entries: dict[str, Entry], workflow_id: str, entry: Entry) -> None:
         entries[workflow_id] = entry
 
 
-def _apply(entries: dict[str, Entry], record: _Record) -> None:
+def _apply(entries: dict[str, Entry], record: _Record, times: dict[str, Times] | None = None) -> None:
     for workflow_id, status in record.final.items():
         if status in FINAL:  # format 1: final statuses were sound then too; nothing else is
             _merge(entries, workflow_id, Entry(-1, status))
     for workflow_id, entry in record.entries.items():
         _merge(entries, workflow_id, entry)
+    if times is not None:
+        for workflow_id, seen in record.times.items():
+            old = times.get(workflow_id)
+            if old is None or seen.seq >= old.seq:
+                times[workflow_id] = seen
     for workflow_id in record.deleted:
         entries.pop(workflow_id, None)
+        if times is not None:
+            times.pop(workflow_id, None)
 
 
 async def append(storage: Storage, entries: dict[str, Entry] | None = None,
-                 deleted: Iterable[str] = (), next_seq: int | None = None) -> int | None:
+                 deleted: Iterable[str] = (), next_seq: int | None = None,
+                 times: dict[str, Times] | None = None) -> int | None:
     """Append one index record (compare-and-append, retried: any writer may add to the index).
 
     Args:
         next_seq: the index log's next seq, if the caller knows it (it saves a look).
+        times: :class:`Times` to keep beside trusted entries.
 
     Returns:
         the index log's next seq after the record, or None if there was nothing to append.
     """
-    record = _Record(entries=dict(entries or {}), deleted=list(deleted))
-    if not record.entries and not record.deleted:
+    record = _Record(entries=dict(entries or {}), deleted=list(deleted), times=dict(times or {}))
+    if not record.entries and not record.deleted and not record.times:
         return None
     await ensure_current(storage)
     data = _encoder.encode(record)
@@ -279,6 +328,8 @@ class IndexWriter:
             except Exception as exc:
                 self._next_seq = None
                 error = exc
+                logger.warning("could not update the status index (%s: %s); listings fold the logs it "
+                               "lacks and repair it", type(exc).__name__, exc)
             for waiter, strict in waiters:
                 if waiter.done():
                     continue
@@ -299,34 +350,17 @@ class Lookup:
 
     statuses: dict[str, WorkflowStatus | None] = field(default_factory=dict)
     folded: set[str] = field(default_factory=set)
+    # The folded states of those not final (RUNNING, PENDING, FAILED...): whose lease decides
+    # their status, and what start-up recovery looks at.
+    open_states: dict[str, WorkflowState] = field(default_factory=dict)
 
 
 async def lookup(storage: Storage, workflow_ids: list[str], concurrency: int = 16) -> Lookup:
     """The logged status of each workflow: trusted ones from the index, the rest folded (and repaired)."""
-    index = await load_entries(storage)
-    out = Lookup()
-    for workflow_id in workflow_ids:
-        entry = index.get(workflow_id)
-        status = entry.trusted if entry is not None else None
-        if status is not None:
-            out.statuses[workflow_id] = status
-        else:
-            out.folded.add(workflow_id)
-    limit = asyncio.Semaphore(concurrency)
-    repaired: dict[str, Entry] = {}
-
-    async def fold_one(workflow_id: str) -> None:
-        async with limit:
-            state = await load_state(storage, workflow_id)
-        out.statuses[workflow_id] = state.status
-        if state.status in TRUSTED:
-            # Tagged with the seq it was seen at: if a resume claimed the log meanwhile,
-            # its claim is for a later seq and wins, whichever lands first.
-            repaired[workflow_id] = Entry(state.last_seq, str(state.status))
-
-    await asyncio.gather(*(fold_one(w) for w in out.folded))
-    await append(storage, repaired)
-    return out
+    rows = await listing(storage, workflow_ids, need_times=False, concurrency=concurrency)
+    return Lookup({wid: row.status for wid, row in rows.items()},
+                  {wid for wid, row in rows.items() if row.folded},
+                  {wid: row.state for wid, row in rows.items() if row.state is not None})
 
 
 async def statuses(storage: Storage, workflow_ids: list[str], concurrency: int = 16
@@ -343,9 +377,10 @@ async def rebuild(storage: Storage, progress: Callable[[int, int], None] | None 
     only if it is ahead of its log (a resume between its claim and its append,
     or one that crashed there): dropping it could let a stale FAILED stand.
     """
-    current, start_seq = await _read_index(storage)
-    workflow_ids = await storage.list_logs()
+    current, _times, start_seq = await _read_index(storage)
+    workflow_ids = await list_workflow_ids(storage)
     entries: dict[str, Entry] = {}
+    times: dict[str, Times] = {}
     done = 0
     limit = asyncio.Semaphore(concurrency)
 
@@ -355,6 +390,7 @@ async def rebuild(storage: Storage, progress: Callable[[int, int], None] | None 
             state = await load_state(storage, workflow_id)
         if state.status in TRUSTED:
             entries[workflow_id] = Entry(state.last_seq, str(state.status))
+            times[workflow_id] = Times.of(state)
         claimed = current.get(workflow_id)
         if claimed is not None and claimed.status == "" and claimed.seq > state.last_seq:
             entries[workflow_id] = claimed
@@ -365,9 +401,64 @@ async def rebuild(storage: Storage, progress: Callable[[int, int], None] | None 
     await asyncio.gather(*(fold_one(w) for w in workflow_ids))
     # Records appended while we folded may be newer than what we read; merge them in.
     async for index_record in storage.read(INDEX_LOG, from_seq=start_seq):
-        _apply(entries, _record_decoder.decode(index_record.data))
+        _apply(entries, _record_decoder.decode(index_record.data), times)
         start_seq = index_record.seq + 1
-    await storage.put_blob(INDEX_LOG, SNAPSHOT_BLOB, _encoder.encode(_Snapshot(start_seq, entries)))
+    await storage.put_blob(INDEX_LOG, SNAPSHOT_BLOB, _encoder.encode(_Snapshot(start_seq, entries, times)))
     final = sum(1 for entry in entries.values() if entry.status in FINAL)
     failed = sum(1 for entry in entries.values() if entry.status == WorkflowStatus.FAILED)
     return {"workflows": len(workflow_ids), "final": final, "failed": failed}
+
+
+@dataclass
+class Row:
+    """One workflow of a listing: its logged status and :class:`Times` (from the index or its log)."""
+
+    status: WorkflowStatus | None
+    times: Times
+    folded: bool
+    state: WorkflowState | None = None  # the fold of one not final (its owner decides its status)
+
+
+async def listing(storage: Storage, workflow_ids: list[str], skip: Callable[[WorkflowStatus], bool] = (
+        lambda status: False), need_times: bool = True, concurrency: int = 16) -> dict[str, Row]:
+    """Each workflow's logged status and times, folding only the logs the index cannot answer for.
+
+    A trusted entry is answered from the index, with its times if they are as of its own seq
+    (``need_times``: else the log is folded). Others are folded; a trusted status found that way
+    is written back with its times, so each finished workflow is folded once. ``skip(status)``
+    leaves out, unfolded, workflows whose trusted status it rejects (a listing filtered by status).
+    Rows answered from the index without times carry ``Times(entry seq)`` (no start or end).
+    """
+    index, times, _next_seq = await _read_index(storage)
+    out: dict[str, Row] = {}
+    to_fold = []
+    for workflow_id in workflow_ids:
+        entry = index.get(workflow_id)
+        trusted = entry.trusted if entry is not None else None
+        if trusted is not None and skip(trusted):
+            continue
+        seen = times.get(workflow_id)
+        if trusted is not None and seen is not None and seen.seq == entry.seq:
+            out[workflow_id] = Row(trusted, seen, False)
+        elif trusted is not None and not need_times:
+            out[workflow_id] = Row(trusted, Times(entry.seq), False)
+        else:
+            to_fold.append(workflow_id)
+    limit = asyncio.Semaphore(concurrency)
+    repaired: dict[str, Entry] = {}
+    repaired_times: dict[str, Times] = {}
+
+    async def fold_one(workflow_id: str) -> None:
+        async with limit:
+            state = await load_state(storage, workflow_id)
+        out[workflow_id] = Row(state.status, Times.of(state), True, None if state.status in FINAL else state)
+        if state.status in TRUSTED:
+            repaired[workflow_id] = Entry(state.last_seq, str(state.status))
+            repaired_times[workflow_id] = Times.of(state)
+
+    await asyncio.gather(*(fold_one(w) for w in to_fold))
+    try:
+        await append(storage, repaired, times=repaired_times)
+    except StorageError as exc:  # e.g. read-only credentials: the answer stands, only slower next time
+        logger.info("could not write what a listing folded back to the status index: %s", exc)
+    return {workflow_id: out[workflow_id] for workflow_id in workflow_ids if workflow_id in out}

@@ -1,4 +1,5 @@
-"""Cluster failure: `ray start --head`, a driver, the cluster stopped mid-run, a fresh cluster resumes."""
+"""Cluster failure: `ray start --head`, a driver, the cluster stopped mid-run, and a fresh cluster
+takes the workflow on by itself once the dead cluster's lease expired (no resume_all)."""
 
 import os
 import shutil
@@ -63,7 +64,7 @@ def _driver(mode, address, storage, counter, **popen):
 
 
 @pytest.mark.slow
-def test_cluster_stopped_mid_run_resumes_on_a_fresh_cluster(tmp_path):
+def test_cluster_stopped_mid_run_is_taken_on_by_a_fresh_cluster(tmp_path):
     storage, counter = f"file://{tmp_path}/store", str(tmp_path / "counter")
     first = HeadNode("c1")
     driver = _driver("run", first.address, storage, counter)
@@ -90,9 +91,7 @@ def test_cluster_stopped_mid_run_resumes_on_a_fresh_cluster(tmp_path):
     finally:
         second.stop()
     assert resumer.returncode == 0, err[-3000:]
-    assert "STATUS RESUMABLE" in out
-    assert "cluster-wf" in out.split("LISTED", 1)[1].splitlines()[0]
-    assert "RESUMED ['cluster-wf']" in out
+    assert "STATUS RUNNING" in out or "STATUS RESUMABLE" in out  # lease live / expired
     assert "RESULT 8" in out
     runs = open(counter).read().split()
     finished_before = len(ran_before) - 1  # the last one was in flight when the cluster stopped

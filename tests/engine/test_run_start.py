@@ -25,7 +25,8 @@ def _appends(workflow_id):
 
 def test_the_claim_and_the_first_tasks_are_one_append(backend, wid):
     leaves = [workflow.options(task_id=f"leaf-{i}")(tasks.add).bind(i, 1) for i in range(3)]
-    assert workflow.run(tasks.total.bind(leaves), workflow_id=wid) == 6
+    fan_in = workflow.options(task_id="total")(tasks.describe).bind(*leaves)  # direct args: pipelined
+    assert workflow.run(fan_in, workflow_id=wid) == {"args": [1, 2, 3], "kwargs": {}}
     appends = _appends(wid)
     assert appends[0] == [("WorkflowSubmitted", None)]
     assert appends[1] == [("WorkflowRunStarted", None)] + [("TaskScheduled", f"leaf-{i}") for i in range(3)]
@@ -42,7 +43,7 @@ def test_a_resume_that_cannot_load_writes_nothing(backend, wid, tmp_path):
         workflow.run(dag, workflow_id=wid)
     storage = context().storage
     state = run_sync(load_state(storage, wid))
-    blob = state.tasks["big_output"].output.blob
+    blob = state.tasks[tasks.tid("big_output")].output.blob
     assert blob is not None
     run_sync(storage.delete_blob(wid, blob))
     open(marker, "w").close()
@@ -54,9 +55,10 @@ def test_a_resume_that_cannot_load_writes_nothing(backend, wid, tmp_path):
 
 
 def test_a_resume_runs_what_the_dead_run_had_scheduled_as_a_new_attempt(fresh_backend, wid, kill_manager):
-    """The manager dies while one task runs and the next is scheduled behind it. The resume
-    runs both as new attempts: the dead run may have started either (short tasks report their
-    start only with their outcome), and an attempt's number names its output blob."""
+    """The manager dies while one task runs and the next is scheduled behind it. The new manager
+    takes the workflow on by itself and runs both as new attempts: the dead run may have
+    started either (short tasks report their start only with their outcome), and an attempt's
+    number names its output blob."""
     first = workflow.options(task_id="first")(tasks.slow).bind(1, 3.0)
     dag = workflow.options(task_id="second")(tasks.add).bind(first, 1)
     workflow.run_async(dag, workflow_id=wid)
@@ -68,6 +70,6 @@ def test_a_resume_runs_what_the_dead_run_had_scheduled_as_a_new_attempt(fresh_ba
     kill_manager(fresh_backend)
     dead = run_sync(load_state(storage, wid))
     assert dead.tasks["second"].status is TaskStatus.SCHEDULED and dead.tasks["second"].attempt == 1
-    assert workflow.resume(wid) == 2
+    assert workflow.get_output(wid) == 2  # no resume: the new manager took it on
     done = run_sync(load_state(storage, wid))
     assert done.tasks["first"].attempt == 2 and done.tasks["second"].attempt == 2

@@ -116,7 +116,7 @@ async def test_a_workflow_named_status_index_is_not_taken_for_an_old_index(stora
     await append_events(storage, "_status_index", [submitted], 0)
     await _index.ensure_current(storage)
     await _index.record(storage, "other", workflow.SUCCESSFUL, 3)
-    assert await _index.list_workflows(storage) == ["_status_index"]
+    assert await _index.list_workflow_ids(storage) == ["_status_index"]
     assert (await load_state(storage, "_status_index")).workflow_id == "_status_index"
     assert await _index.load_entries(storage) == {"other": Entry(3, "SUCCESSFUL")}
     for storage in storages:

@@ -190,11 +190,12 @@ class _Page(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
-        if tag == "g" and "data-task" in a:
+        classes = (a.get("class") or "").split()
+        if tag == "div" and "lane" in classes and "data-task" in a:
             self.lane_tasks.add(a["data-task"])
             if a.get("data-failed") == "1":
                 self.failed_lanes.add(a["data-task"])
-        if tag == "rect" and "attempt" in a.get("class", "").split():
+        if tag == "div" and "attempt" in classes:
             self.rects.append(a)
         for name in ("src", "href"):
             if a.get(name) and not a[name].startswith("#"):

@@ -15,10 +15,10 @@ runs many storages on one cluster, where a bare init refuses to guess); randomne
 external services (``random``, an HTTP fibonacci API) become deterministic local code;
 GPU requests become CPU requests (the test cluster has no GPU).
 
-A scenario that fails today because of an item the lead is building (issue 10, items 1-7
-and 9) is marked ``xfail(strict=True, reason="issue 10 item N: ...")``, so it turns into a
-failure, to be unmarked, once that item lands. A scenario that fails for any other reason
-is marked ``xfail(strict=True, reason="not an issue-10 item: ...")`` and was reported.
+A scenario that fails because of a known, open issue is marked
+``xfail(strict=True, reason="issue N: ...")``, so it turns into a failure, to be unmarked, once
+that is fixed. (Written while issue 10 was open, 20 of them were marked so; all of them pass
+since its items landed.)
 
 Out of scope: virtual actors (gone from ray.workflow before 2.47) and events,
 ``workflow.sleep`` and ``wait_for_event`` (the Events page and the snippets that use

@@ -18,8 +18,6 @@ import ray
 
 import engine as workflow
 
-ITEM1 = "issue 10 item 1: f.options(**workflow.options(...)) is not a mapping yet"
-ITEM3 = "issue 10 item 3: DAG nodes nested in a list argument do not arrive as ObjectRefs yet"
 
 
 def _note(path: str, text: str) -> None:
@@ -122,7 +120,6 @@ def echo(log: str, msg: str, *deps) -> str:
     return msg
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM1)
 def test_argo_dag(page, tmp_path):
     """``argo/dag_workflow.py``: tasks A, B, C, D named with ``.options(**workflow.options(task_id=...))``;
     ``workflow.run(D)`` runs D and what it depends on (A, B), never C."""
@@ -172,7 +169,6 @@ def wait_all(*deps):
     return ("done",) + deps
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM1)
 def test_argo_exit_handler(page):
     """``argo/exit_handler_workflow.py``: ``intentional_fail.options(**workflow.options(catch_exceptions=True))``
     feeds ``exit_handler``, which sends an email and cries. Tried on 2.47.1: ``("done", "Sadly
@@ -209,7 +205,6 @@ def test_argo_multi_step_options_name_is_refused(page):
     assert "'name'" in str(info.value) and "task_id" in str(info.value)
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM1)
 def test_argo_multi_step(page, tmp_path):
     """``argo/multi_step_workflow.py``, with ``task_id`` for the ``name`` 2.47 refused: hello1 and
     hello2a in parallel, hello2b after hello2a, then ``wait_all(h1, h2b)``."""
@@ -284,7 +279,6 @@ def test_argo_retry_default_strategy(page, tmp_path):
     assert len(_lines(counter)) == 3
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM1)
 def test_argo_retry_custom_strategy(page, tmp_path):
     """``argo/retry_workflow.py``, custom strategy: ``custom_retry_strategy(flaky_step, 10, ...)``
     runs ``func.options(**workflow.options(catch_exceptions=True))`` (a remote function passed as
@@ -456,7 +450,6 @@ def handle_errors(car_req_id: str, hotel_req_id: str, flight_req_id: str,
         return result
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM1 + "; then item 5: catch_exceptions on a task that continues")
 def test_cadence_trip_booking(page):
     """``cadence/trip_booking_workflow.py``: three idempotency tokens, ``book_all`` (with
     ``.options(**workflow.options(catch_exceptions=True))``) continues into car -> hotel -> flight
@@ -563,7 +556,6 @@ def end(results: "List[ray.ObjectRef[str]]") -> str:
     return "\n".join(ray.get(results))
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM3)
 def test_metaflow_foreach(page):
     """``metaflow/foreach_workflow.py``: ``start`` continues into one ``a`` per title, all fed as a
     list to ``end``, which ``ray.get``s them (2.47 passed the list's nodes as ObjectRefs)."""

@@ -17,9 +17,6 @@ import ray
 
 import engine as workflow
 
-ITEM1 = "issue 10 item 1: f.options(**workflow.options(...)) is not a mapping yet"
-ITEM3 = "issue 10 item 3: DAG nodes nested in a list argument do not arrive as ObjectRefs yet"
-ITEM7 = "issue 10 item 7: a failed workflow.run does not raise what `except ray.exceptions.RayTaskError` catches"
 
 
 def _uid(prefix: str) -> str:
@@ -71,7 +68,6 @@ def test_workflow_options_as_a_decorator(page):
     assert workflow.run(read_data.options(num_gpus=0).bind(3)) == [0, 1, 2]
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM1)
 def test_workflow_options_as_ray_options_keywords(page):
     """"Setting workflow options", keyword form: ``read_data.options(num_cpus=1, num_gpus=1,
     **workflow.options(checkpoint=True))``. 2.47 merged the workflow options into Ray's
@@ -114,7 +110,6 @@ def double(v):
     return 2 * v
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM1)
 def test_sub_task_results(page):
     """"Sub-Task Results": ``double.options(**workflow.options(task_id="inner"))`` and "outer",
     run_async, then ``get_output_async(workflow_id, task_id=...)`` of both while it may still run.
@@ -150,8 +145,6 @@ def test_sub_task_results_decorator_form(page):
     assert workflow.get_output(workflow_id, task_id="outer") == 4
 
 
-@pytest.mark.xfail(strict=True, reason="not an issue-10 item: default task ids are the bare function name "
-                                       "('double'), where 2.47 used '<module>.<qualname>'; reported to the lead")
 def test_default_task_ids(page):
     """"Sub-Task Results": "If tasks are not given task_id, the function name of the steps is set
     as the task_id. If there are multiple tasks with the same id, a suffix with a counter _n will
@@ -193,8 +186,6 @@ def handle_errors(result: Tuple[str, Exception]):
         return "OK"
 
 
-@pytest.mark.xfail(strict=True, reason="not an issue-10 item: with catch_exceptions=True the first failure is "
-                                       "caught, the task's retries never run; reported to the lead")
 def test_error_handling_options_in_the_decorator(page, tmp_path):
     """"Error handling": ``@workflow.options(catch_exceptions=True)`` above
     ``@ray.remote(max_retries=5, retry_exceptions=True)``: catch_exceptions "can be combined with
@@ -213,7 +204,6 @@ def test_error_handling_options_in_the_decorator(page, tmp_path):
     assert os.path.getsize(counter) == 3
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM7)
 def test_error_handling_max_retries_does_not_retry_exceptions(page, tmp_path):
     """"Error handling": ``faulty_function.options(max_retries=5).bind()`` in
     ``try: workflow.run(r1) except ray.exceptions.RayTaskError: pass``. "If retry_exceptions is
@@ -230,7 +220,6 @@ def test_error_handling_max_retries_does_not_retry_exceptions(page, tmp_path):
     assert os.path.getsize(counter) == 1  # not retried
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM1)
 def test_error_handling_catch_exceptions(page, tmp_path):
     """"Error handling": ``faulty_function.options(**workflow.options(catch_exceptions=True))``
     feeding ``handle_errors``, which gets ``(None, exception)`` on failure. 2.47: "There was an
@@ -345,7 +334,6 @@ def book_trip(origin: str, dest: str, dates) -> str:
     return workflow.continuation(finalize_or_cancel.bind([f1, f2], [hotel]))
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM3)
 def test_booking_a_trip(page):
     """"Dynamic workflows", booking a trip: ``book_trip`` continues into two ``book_flight`` and a
     ``book_hotel`` in parallel, feeding ``finalize_or_cancel([f1, f2], [hotel])``. (The page
@@ -364,7 +352,6 @@ def add_values(values: List[ray.ObjectRef]) -> int:
     return sum(ray.get(values))
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM3)
 def test_passing_nested_arguments(page):
     """"Passing nested arguments": ``add.bind([get_val.bind() for _ in range(3)])`` where ``add``
     does ``sum(ray.get(values))``; 2.47: 30 (the page's assert)."""

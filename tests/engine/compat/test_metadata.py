@@ -14,9 +14,6 @@ import ray
 
 import engine as workflow
 
-ITEM1 = "issue 10 item 1: f.options(**workflow.options(...)) is not a mapping yet"
-ITEM6 = "issue 10 item 6: stats has an end_time key before the workflow ended"
-ITEM7 = "issue 10 item 7: a failed workflow.run does not raise what `except ray.exceptions.RayTaskError` catches"
 
 
 @ray.remote
@@ -37,7 +34,6 @@ def test_retrieving_workflow_metadata(page):
     assert workflow_metadata["user_metadata"] == {}
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM1)
 def test_task_metadata(page):
     """"Retrieving metadata" of a task: ``add.options(**workflow.options(task_id="add_task"))``,
     then ``get_metadata("add_example_2", task_id="add_task")``. (The page then asserts on the
@@ -52,7 +48,6 @@ def test_task_metadata(page):
         assert option in task_metadata["task_options"]
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM1)
 def test_user_defined_metadata(page):
     """"User-defined metadata": workflow metadata through ``run(metadata=...)``, task metadata
     through ``.options(**workflow.options(task_id="add_task", metadata={...}))``; 2.47: both read
@@ -93,7 +88,6 @@ def simple_waits(path: str):
     return 0
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM6)
 def test_metadata_of_a_running_then_canceled_workflow(page, tmp_path, wait_for):
     """"Notes" 1: ``get_metadata`` answers at once, so a running workflow's stats have
     ``start_time`` and no ``end_time`` (the page's asserts; 2.47.1 gave
@@ -103,7 +97,8 @@ def test_metadata_of_a_running_then_canceled_workflow(page, tmp_path, wait_for):
     difference, so that is what is asserted here."""
     workflow_id = f"running-{uuid.uuid4().hex[:8]}"
     workflow.run_async(simple_waits.bind(str(tmp_path / "never")), workflow_id=workflow_id)
-    wait_for(lambda: workflow.get_metadata(workflow_id, task_id="simple_waits")["stats"].get("start_time"),
+    task_id = f"{__name__}.simple_waits"  # 2.47's default task id: <module>.<qualname>
+    wait_for(lambda: workflow.get_metadata(workflow_id, task_id=task_id)["stats"].get("start_time"),
               "the task to start")
     workflow_metadata = workflow.get_metadata(workflow_id)
     assert workflow_metadata["status"] == "RUNNING"
@@ -124,7 +119,6 @@ def simple(error_flag: str):
     return 0
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM7 + "; then item 6: start_time must be the latest run's")
 def test_stats_are_updated_when_a_workflow_is_resumed(page, tmp_path):
     """"Notes" 2: "For resumed workflows, the current behavior is that "stats" will be updated
     whenever a workflow is resumed": run fails (caught as ``ray.exceptions.RayTaskError``), FAILED;
