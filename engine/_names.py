@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 
-from storage_backends import InvalidIdError, validate_log_id
+from storage_backends import InvalidIdError, is_system_id, validate_log_id
 
 NAMESPACE = "ray_durable"
 
@@ -19,24 +19,37 @@ NAMESPACE = "ray_durable"
 # 2: claim a FAILED workflow in the status index before resuming or canceling it.
 # 3: start and run take the submission record a driver has just written.
 # 4: a ManagerConfig (limits, lease owner); continuations renamed in the actor; task.caught; leases.
-PROTOCOL = 4
+# 5: opened from a StorageSpec (the pickled storage), named by its key, answers storage_spec();
+#    the status index and the leases live in system logs (system:status_index, system:leases).
+PROTOCOL = 5
+MANAGER_PREFIX = "ray-durable-manager-"
 
 
 @functools.lru_cache(maxsize=64)
-def manager_name(storage_url: str) -> str:
-    key = f"{storage_url}\nprotocol {PROTOCOL}"
-    return "ray-durable-manager-" + hashlib.sha1(key.encode()).hexdigest()[:16]
+def manager_name(storage_key: str) -> str:
+    """The manager actor's name (in :data:`NAMESPACE`) for a storage (``StorageSpec.key``)."""
+    key = f"{storage_key}\nprotocol {PROTOCOL}"
+    return MANAGER_PREFIX + hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
-def seat(gcs_address: str, storage_url: str) -> str:
-    """Where the manager for ``storage_url`` sits on the cluster at ``gcs_address`` (see Lease.seat)."""
-    return f"{gcs_address}/{manager_name(storage_url)}"
+def seat(gcs_address: str, storage_key: str) -> str:
+    """Where the manager for a storage (``StorageSpec.key``) sits on the cluster at ``gcs_address``
+    (see Lease.seat)."""
+    return f"{gcs_address}/{manager_name(storage_key)}"
 
 
 def validate_workflow_id(workflow_id: object) -> str:
-    """A storage-safe id that is not one of the reserved system names (leading '_')."""
+    """A storage-safe workflow id: letters, digits, '.', '_', '-', not starting with '.' or '-'.
+
+    A leading '_' is fine (ray.workflow accepted ids like ``__function_chain_test``);
+    ``system:<name>`` ids are the engine's own logs and are refused.
+
+    Raises:
+        InvalidIdError: (a ValueError) the id is not a str, is empty, too long, or unsafe as a file
+            or key name, or it is a system log's id.
+    """
     workflow_id = validate_log_id(workflow_id)
-    if workflow_id.startswith("_"):
-        raise InvalidIdError(f"workflow id {workflow_id!r} is reserved: ids starting with '_' are "
-                             "ray-durable's own system logs; start it with a letter or digit")
+    if is_system_id(workflow_id):
+        raise InvalidIdError(f"workflow id {workflow_id!r} is reserved: 'system:...' ids are "
+                             "ray-durable's own logs; use letters, digits, '.', '_' and '-'")
     return workflow_id

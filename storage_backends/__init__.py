@@ -12,10 +12,19 @@ from ._errors import (
     InvalidIdError,
     LogCorruptedError,
     StorageError,
+    StorageURLError,
     UnknownSchemeError,
 )
 from ._framing import Batch, Record
-from ._ids import MAX_LOG_ID_LENGTH, is_system_id, validate_blob_name, validate_log_id
+from ._ids import (
+    MAX_LOG_ID_LENGTH,
+    SYSTEM_PREFIX,
+    is_system_id,
+    system_id,
+    system_name,
+    validate_blob_name,
+    validate_log_id,
+)
 from ._local import LocalStorage
 from ._registry import (
     DEFAULT_STORAGE,
@@ -43,14 +52,18 @@ __all__ = [
     "Record",
     "S3Storage",
     "STORAGE_ENV_VAR",
+    "SYSTEM_PREFIX",
     "Storage",
     "StorageError",
+    "StorageURLError",
     "UnknownSchemeError",
     "default_storage_url",
     "is_system_id",
     "open_storage",
     "register_scheme",
     "registered_schemes",
+    "system_id",
+    "system_name",
     "validate_blob_name",
     "validate_log_id",
 ]

@@ -73,9 +73,12 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def list_logs(self) -> list[str]:
-        """Every log id that has at least one record, sorted.
+        """Every user log id that has at least one record, sorted.
 
-        Ids starting with "_" are reserved for system logs and are never listed.
+        System logs (``system:<name>``, see :func:`storage_backends.system_id`) are
+        never listed. A backend keeps them where no user log id can reach: map
+        them with :func:`storage_backends.system_name`, as the local and S3
+        backends do.
         """
 
     @abc.abstractmethod

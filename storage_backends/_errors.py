@@ -17,6 +17,10 @@ class UnknownSchemeError(StorageError, ValueError):
     """A storage URL whose scheme no registered backend handles."""
 
 
+class StorageURLError(StorageError, ValueError):
+    """A storage URL a backend cannot use: an unknown query parameter, no bucket, credentials in it."""
+
+
 class AppendConflictError(StorageError):
     """Another writer appended first; nothing was written.
 

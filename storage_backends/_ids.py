@@ -1,8 +1,19 @@
-"""Validation of log ids and blob names at the storage boundary.
+"""Validation of log ids and blob names at the storage boundary, and the system-log namespace.
 
 Ids become path components (local) and key components (S3), so anything that
 could climb out of the storage prefix, or mean different things on different
 backends, is refused here, once, for every backend.
+
+Two kinds of log id share one string type:
+
+* *user* ids (one per workflow): letters, digits, ``.``, ``_`` and ``-``,
+  not starting with ``.`` or ``-`` (so never ``.``/``..``, a hidden name or
+  something a shell takes for an option), at most 128 characters;
+* *system* ids, ``system:<name>`` (see :func:`system_id`): the engine's own
+  logs (the status index; later leases, timers). No user id contains ``:``,
+  so the two can never collide, and every backend keeps system logs apart
+  from user logs (local: ``<root>/.system/<name>/``; S3:
+  ``<prefix>/system/...``), where :meth:`Storage.list_logs` never looks.
 """
 
 import re
@@ -11,13 +22,14 @@ from ._errors import InvalidIdError
 
 MAX_LOG_ID_LENGTH = 128
 MAX_BLOB_NAME_LENGTH = 200
+SYSTEM_PREFIX = "system:"
 
-# Starts with a letter or digit (so never "." / ".." / a hidden name), then letters,
-# digits, and . _ - only: no separators, no spaces, no control chars. Log ids may also
-# be one "_" followed by such a name: reserved for system logs, never listed.
+# A name: starts with a letter or digit, then letters, digits, and . _ - only: no
+# separators, no spaces, no control chars. User log ids may also start with "_"
+# (ray.workflow accepted ids like "__function_chain_test"; "_x" is a fine file and key name).
 _ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_LOG_ID_PATTERN = re.compile(r"_?[A-Za-z0-9][A-Za-z0-9._-]*")
-SYSTEM_PREFIX = "_"
+_USER_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+_LOG_ID_PATTERN = re.compile(rf"(?:{re.escape(SYSTEM_PREFIX)}{_ID_PATTERN.pattern}|{_USER_ID_PATTERN.pattern})")
 
 
 def _check(kind: str, value: object, max_length: int, pattern: re.Pattern = _ID_PATTERN,
@@ -41,18 +53,36 @@ def _check(kind: str, value: object, max_length: int, pattern: re.Pattern = _ID_
 
 
 def validate_log_id(log_id: object) -> str:
-    """Return ``log_id`` if it is a safe, portable log id, else raise InvalidIdError."""
+    """Return ``log_id`` if it is a safe, portable log id (user or system), else raise InvalidIdError."""
     return _check("workflow id", log_id, MAX_LOG_ID_LENGTH, _LOG_ID_PATTERN,
-                  "starting with a letter or digit (system logs: one '_', then a letter or digit)")
+                  "starting with a letter, digit or '_'")
 
 
-def is_system_id(log_id: str) -> bool:
-    """Whether ``log_id`` names a system log: ids starting with "_" (e.g. "_status_index").
+def system_id(name: str) -> str:
+    """The log id of the system log ``name``: ``system_id("status_index") == "system:status_index"``.
 
-    They are reserved for the engine's own logs (an index, say): valid for every
-    other operation, but never returned by ``Storage.list_logs``.
+    Every backend stores system logs apart from user logs and never lists them,
+    and no user id can take this form, so engine-owned logs (an index, leases,
+    timers) can never collide with a workflow's log, whatever its id.
+
+    Raises:
+        InvalidIdError: ``name`` is not a letter or digit followed by letters, digits, '.', '_', '-'.
     """
+    _check("system log name", name, MAX_LOG_ID_LENGTH - len(SYSTEM_PREFIX))
+    return SYSTEM_PREFIX + name
+
+
+def is_system_id(log_id: object) -> bool:
+    """Whether ``log_id`` has the form of a system log id (``system:<name>``, see :func:`system_id`)."""
     return isinstance(log_id, str) and log_id.startswith(SYSTEM_PREFIX)
+
+
+def system_name(log_id: str) -> str | None:
+    """The ``<name>`` of a (valid) system log id, or None for a user log id.
+
+    Backends call this to place system logs apart from user logs.
+    """
+    return log_id[len(SYSTEM_PREFIX):] if is_system_id(log_id) else None
 
 
 def is_listable_log_id(name: str) -> bool:

@@ -4,6 +4,7 @@ Layout under the root directory (directories 0700, files 0600):
 
     <root>/<log_id>/events.log        batches framed by :mod:`._framing`
     <root>/<log_id>/blobs/<name>      one file per blob, written atomically
+    <root>/.system/<name>/...         the same, for system log ``system:<name>``
 
 One writer per log is enforced with ``flock`` on the log file: under the lock
 an append re-checks the log's real tail, so a stale writer (another asyncio
@@ -53,12 +54,13 @@ import aiofiles
 import aiofiles.os
 
 from ._base import Storage
-from ._errors import AppendConflictError, BlobNotFoundError, LogCorruptedError, StorageError
+from ._errors import AppendConflictError, BlobNotFoundError, LogCorruptedError, StorageError, StorageURLError
 from ._framing import HEADER_SIZE, Batch, Record, encode_batch, scan
-from ._ids import is_listable_log_id, validate_blob_name, validate_log_id
+from ._ids import is_listable_log_id, system_name, validate_blob_name, validate_log_id
 
 LOG_FILE = "events.log"
 BLOB_DIR = "blobs"
+SYSTEM_DIR = ".system"  # system logs (``system:<name>``): <root>/.system/<name>/, never listed
 _DIR_MODE = 0o700
 _FILE_MODE = 0o600
 _IO_THREADS = 8  # concurrent appends to *different* logs each need their own fsync
@@ -305,6 +307,11 @@ class LocalStorage(Storage):
             raise TypeError(f"local storage takes no options, got {sorted(options)}")
         if "://" in url:
             parts = urlsplit(url)
+            if parts.query or parts.fragment:
+                raise StorageURLError(
+                    f"local storage URL {url!r} has a query or fragment, and local storage takes "
+                    "no options: use file://PATH or a plain path"
+                )
             path = unquote(parts.netloc + parts.path)
         else:
             path = url
@@ -319,10 +326,13 @@ class LocalStorage(Storage):
     # --- paths ----------------------------------------------------------------
 
     def _log_dir(self, log_id: str) -> str:
-        return os.path.join(self.root, validate_log_id(log_id))
+        name = system_name(validate_log_id(log_id))
+        if name is not None:  # apart from every user log, in a directory no user id can name
+            return os.path.join(self.root, SYSTEM_DIR, name)
+        return os.path.join(self.root, log_id)
 
     def _log_path(self, log_id: str) -> str:
-        return os.path.join(self.root, validate_log_id(log_id), LOG_FILE)
+        return os.path.join(self._log_dir(log_id), LOG_FILE)
 
     def _blob_path(self, log_id: str, name: str) -> str:
         return os.path.join(self._log_dir(log_id), BLOB_DIR, validate_blob_name(name))
@@ -494,7 +504,7 @@ class LocalStorage(Storage):
             return []
         ids = []
         for entry in entries:
-            # Not listed: system logs ("_..."), tombstones (".deleted-..."), anything foreign.
+            # Not listed: system logs (".system/"), tombstones (".deleted-..."), anything foreign.
             if is_listable_log_id(entry.name) and entry.is_dir():
                 try:
                     if os.stat(os.path.join(entry.path, LOG_FILE)).st_size > 0:
@@ -511,7 +521,7 @@ class LocalStorage(Storage):
         self._handles.discard(log_id)
         # Rename first so the log vanishes atomically even if the removal is cut short,
         # holding the log's lock so an append in flight finishes before (never into the tomb).
-        tomb = os.path.join(self.root, f".deleted-{log_id}-{uuid.uuid4().hex}")
+        tomb = os.path.join(self.root, f".deleted-{os.path.basename(log_dir)}-{uuid.uuid4().hex}")
         try:
             fd = os.open(os.path.join(log_dir, LOG_FILE), os.O_RDONLY | _O_CLOEXEC)
         except FileNotFoundError:

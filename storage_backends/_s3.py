@@ -1,9 +1,11 @@
 """S3 backend (aiobotocore): one object per appended batch, chained by seq.
 
-URL ``s3://bucket/prefix`` (prefix optional). Credentials come from the
-standard AWS chain (env, profile, instance role...); the endpoint from the
-``endpoint_url`` option, else ``$AWS_ENDPOINT_URL_S3`` / ``$AWS_ENDPOINT_URL``
-(botocore reads those itself), else AWS.
+URL ``s3://bucket/prefix`` (prefix optional), optionally with ray.workflow's
+(pyarrow's) query parameters, ``?region=...&endpoint_override=...`` (see
+:mod:`._s3_url`). Credentials come from the standard AWS chain (env, profile,
+instance role...); the endpoint from the ``endpoint_url`` option, else
+``$AWS_ENDPOINT_URL_S3`` / ``$AWS_ENDPOINT_URL`` (botocore reads those itself),
+else AWS.
 
 One writer per log is enforced by S3, not by this process: a batch starting at
 seq N is written with a conditional ``PutObject`` (``If-None-Match: *``) on key
@@ -49,12 +51,13 @@ from urllib.parse import unquote, urlsplit
 from botocore.exceptions import ClientError
 
 from ._base import Storage
-from ._errors import AppendConflictError, BlobNotFoundError, StorageError
+from ._errors import AppendConflictError, BlobNotFoundError, StorageError, StorageURLError
 from ._framing import Batch, Record, encode_batch
-from ._ids import is_listable_log_id, validate_blob_name, validate_log_id
+from ._ids import is_listable_log_id, system_name, validate_blob_name, validate_log_id
 from ._s3_chain import (
     BLOBS_ROOT,
     LOGS_ROOT,
+    SYSTEM_ROOT,
     BatchListing,
     decode_batch,
     gap_error,
@@ -63,6 +66,7 @@ from ._s3_chain import (
 )
 from ._s3_client import LoopBoundClient
 from ._s3_errors import S3Errors, error_code, retry_attempts, strip_userinfo
+from ._s3_url import url_options
 
 OPTIONS = frozenset({
     "endpoint_url",          # S3-compatible store; else $AWS_ENDPOINT_URL_S3 / $AWS_ENDPOINT_URL / AWS
@@ -76,6 +80,9 @@ OPTIONS = frozenset({
     "connect_timeout",       # seconds (default 10)
     "read_timeout",          # seconds (default 60)
     "aws_access_key_id", "aws_secret_access_key", "aws_session_token",  # only if the chain can't
+    "use_ssl",               # False: plain http to the default endpoint (default True)
+    "verify",                # TLS certificate checks: True (default), False, or a CA bundle file
+    "allow_bucket_creation", # True: create the bucket if it does not exist (default False)
 })
 _DEFAULT_READ_CONCURRENCY = 16
 _LIST_PAGE_SIZE = 1000  # S3's maximum, and DeleteObjects' limit per call
@@ -140,21 +147,25 @@ class S3Storage(Storage):
     @classmethod
     def from_url(cls, url: str, **options) -> S3Storage:
         if "@" in url:  # never echo such a URL: it holds credentials (and a secret may hold '/')
-            raise StorageError(
+            raise StorageURLError(
                 "the S3 storage URL must not hold credentials: use the AWS credential chain "
                 "(env vars, profile, instance role) or the aws_* options"
             )
         parts = urlsplit(url)
         if parts.scheme.lower() != "s3":
-            raise StorageError(f"not an s3:// URL: {url!r}")
-        if parts.query or parts.fragment:
-            raise StorageError(
-                f"S3 storage URL {url!r} has a query or fragment: pass options such as "
-                "endpoint_url as keyword arguments to open_storage() instead"
-            )
+            raise StorageURLError(f"not an s3:// URL: {url!r}")
+        if parts.fragment:
+            raise StorageURLError(f"S3 storage URL {url!r} has a fragment ('#...'): remove it")
         if not _BUCKET_RE.fullmatch(parts.netloc):
-            raise StorageError(f"S3 storage URL {url!r} names no valid bucket: use s3://BUCKET/PREFIX")
-        return cls(parts.netloc, unquote(parts.path), **options)
+            raise StorageURLError(f"S3 storage URL {url!r} names no valid bucket: use s3://BUCKET/PREFIX")
+        from_query = url_options(parts.query, url)  # ray.workflow's ?region=...&endpoint_override=...
+        clashes = sorted(k for k, v in from_query.items() if k in options and options[k] != v)
+        if clashes:
+            raise StorageURLError(
+                f"S3 storage URL {url!r} and the storage options disagree on {', '.join(clashes)}: "
+                "give each setting once"
+            )
+        return cls(parts.netloc, unquote(parts.path), **{**options, **from_query})
 
     def __repr__(self) -> str:
         endpoint = self._options.get("endpoint_url")
@@ -170,12 +181,22 @@ class S3Storage(Storage):
     # --- keys -----------------------------------------------------------------
 
     def _log_prefix(self, log_id: str) -> str:
-        """``<prefix>/logs/<log_id>/``: the log's batch objects, and nothing else."""
-        return f"{self._base}{LOGS_ROOT}{validate_log_id(log_id)}/"
+        """``<prefix>/logs/<log_id>/``: the log's batch objects, and nothing else.
+
+        A system log ``system:<name>`` lives at ``<prefix>/system/logs/<name>/``, outside
+        the listing of ``<prefix>/logs/`` and apart from every user log.
+        """
+        return f"{self._root_of(log_id, LOGS_ROOT)}/"
 
     def _blob_prefix(self, log_id: str) -> str:
-        """``<prefix>/blobs/<log_id>/``: the log's blobs."""
-        return f"{self._base}{BLOBS_ROOT}{validate_log_id(log_id)}/"
+        """``<prefix>/blobs/<log_id>/``: the log's blobs (a system log's: ``<prefix>/system/blobs/<name>/``)."""
+        return f"{self._root_of(log_id, BLOBS_ROOT)}/"
+
+    def _root_of(self, log_id: str, kind: str) -> str:
+        name = system_name(validate_log_id(log_id))
+        if name is not None:
+            return f"{self._base}{SYSTEM_ROOT}{kind}{name}"
+        return f"{self._base}{kind}{log_id}"
 
     def _batch_key(self, log_id: str, seq: int) -> str:
         return f"{self._log_prefix(log_id)}{seq_name(seq)}"

@@ -4,6 +4,7 @@ Logs and blobs live under two separate top-level prefixes:
 
     <prefix>/logs/<log_id>/<first seq, 20 digits>    one object per batch: one frame of :mod:`._framing`
     <prefix>/blobs/<log_id>/<name>                   blob bytes
+    <prefix>/system/{logs,blobs}/<name>/...          the same, for system log ``system:<name>``
 
 so that ``list_logs`` is a single delimited listing of ``<prefix>/logs/``
 (one request per 1000 logs): a log id shows up there only if the log has at
@@ -29,6 +30,7 @@ from ._framing import HEADER_SIZE, Batch, scan
 SEQ_DIGITS = 20  # enough for any 64-bit seq
 LOGS_ROOT = "logs/"    # <prefix>/logs/<log_id>/<seq>
 BLOBS_ROOT = "blobs/"  # <prefix>/blobs/<log_id>/<name>
+SYSTEM_ROOT = "system/"  # <prefix>/system/logs/<name>/..., <prefix>/system/blobs/<name>/...
 _HEADER = _framing._HEADER  # one source of truth for the frame header layout
 
 

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import os
 
-from ._errors import StorageError
+from ._errors import BucketNotFoundError, StorageError
 from ._s3_errors import S3Errors
 
 DEFAULT_MAX_ATTEMPTS = 6  # 1 try + 5 retries: rides out a few seconds of throttling
@@ -102,6 +102,8 @@ class LoopBoundClient:
                     "s3",
                     region_name=opts.get("region_name"),
                     endpoint_url=opts.get("endpoint_url"),
+                    use_ssl=opts.get("use_ssl", True),
+                    verify=opts.get("verify"),
                     aws_access_key_id=opts.get("aws_access_key_id"),
                     aws_secret_access_key=opts.get("aws_secret_access_key"),
                     aws_session_token=opts.get("aws_session_token"),
@@ -136,11 +138,28 @@ class LoopBoundClient:
                 await client.head_bucket(Bucket=self._bucket)
         except StorageError as err:
             code = getattr(err, "s3_code", None)
-            if code in ("404", "NoSuchBucket"):
+            if code in ("404", "NoSuchBucket") or isinstance(err, BucketNotFoundError):
+                if self._options.get("allow_bucket_creation"):
+                    await self._create_bucket(client)
+                    return
                 raise self._errors.bucket_missing() from None
             if code == "403":
                 raise self._errors.access_denied() from None
             raise
+
+
+    async def _create_bucket(self, client) -> None:
+        """Create the missing bucket (``allow_bucket_creation``, as ray.workflow's storage did)."""
+        region = client.meta.region_name
+        kwargs = {"Bucket": self._bucket}
+        if region and region != "us-east-1":  # us-east-1 is S3's default and refuses the constraint
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        try:
+            with self._errors.translate("create bucket"):
+                await client.create_bucket(**kwargs)
+        except StorageError as err:
+            if getattr(err, "s3_code", None) != "BucketAlreadyOwnedByYou":  # a racing opener made it
+                raise
 
 
 def _abandon(task: asyncio.Task, loop: asyncio.AbstractEventLoop | None) -> None:

@@ -31,6 +31,7 @@ from . import (
     InvalidIdError,
     Storage,
     open_storage,
+    system_id,
 )
 
 INVALID_IDS = [
@@ -288,14 +289,14 @@ class StorageConformance:
 
     async def test_system_logs_work_but_are_never_listed(self, storage: Storage):
         user = self.new_id()
-        system = "_system_index"
+        system = system_id("system_index")
         await storage.append(user, [b"u"], 0)
         await storage.append(system, [b"s0", b"s1"], 0)
         assert await storage.append(system, [b"s2"], 2) == 3
         with pytest.raises(AppendConflictError):
             await storage.append(system, [b"stale"], 2)
         await storage.put_blob(system, "snapshot", b"snap")
-        await storage.put_blob("_blobs_only", "b", b"x")
+        await storage.put_blob(system_id("blobs_only"), "b", b"x")
         assert [r.data for r in await storage.read_all(system)] == [b"s0", b"s1", b"s2"]
         assert [r.data for r in await storage.read_all(system, from_seq=2)] == [b"s2"]
         assert await storage.next_seq(system) == 3 and await storage.exists(system)
@@ -309,15 +310,32 @@ class StorageConformance:
         assert await storage.list_logs() == [user]
 
     async def test_system_and_user_ids_do_not_collide(self, storage: Storage):
-        await storage.append("index", [b"user"], 0)
-        await storage.append("_index", [b"system"], 0)
-        assert [r.data for r in await storage.read_all("index")] == [b"user"]
-        assert [r.data for r in await storage.read_all("_index")] == [b"system"]
-        assert await storage.delete("_index") is True
-        assert await storage.list_logs() == ["index"]
-        assert [r.data for r in await storage.read_all("index")] == [b"user"]
+        """No user id, however it is spelled, reaches a system log (and the reverse)."""
+        users = ["index", "_index", "__index", "system", "_system", "system.index", "system-index"]
+        for user in users:
+            await storage.append(user, [user.encode()], 0)
+            await storage.put_blob(user, "snapshot", user.encode())
+        await storage.append(system_id("index"), [b"system"], 0)
+        await storage.put_blob(system_id("index"), "snapshot", b"system")
+        for user in users:
+            assert [r.data for r in await storage.read_all(user)] == [user.encode()]
+            assert await storage.get_blob(user, "snapshot") == user.encode()
+        assert [r.data for r in await storage.read_all(system_id("index"))] == [b"system"]
+        assert await storage.list_logs() == sorted(users)
+        assert await storage.delete(system_id("index")) is True
+        assert await storage.list_logs() == sorted(users)
+        for user in users:
+            assert [r.data for r in await storage.read_all(user)] == [user.encode()]
 
-    @pytest.mark.parametrize("bad", ["_", "__x", "_.x", "_-x", "_/x", "_ x", "_" + "x" * 128])
+    async def test_leading_underscore_user_ids_are_listed(self, storage: Storage):
+        ids = ["_", "__function_chain_test", "_a", "_status_index"]
+        for log_id in ids:
+            await storage.append(log_id, [b"x"], 0)
+        assert await storage.list_logs() == sorted(ids)
+
+    @pytest.mark.parametrize("bad", ["system:", "system:_x", "system:.x", "system:-x", "system:a/b",
+                                     "system:a b", "system:a..b", "system:x:y", "System:x",
+                                     "system:" + "x" * 128])
     async def test_malformed_system_ids_are_refused(self, storage: Storage, bad):
         for call in (lambda: storage.append(bad, [b"x"], 0), lambda: storage.read_all(bad),
                      lambda: storage.put_blob(bad, "b", b"x"), lambda: storage.delete(bad)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import uuid
@@ -10,40 +11,53 @@ from typing import Any
 
 import ray
 
-from storage_backends import Storage, default_storage_url, open_storage
+from storage_backends import STORAGE_ENV_VAR, Storage
 
-from .._names import NAMESPACE, manager_name, seat
+from .._names import MANAGER_PREFIX, NAMESPACE, manager_name, seat
+from ..exceptions import WorkflowError
 from ..runtime._manager import DEFAULT_APPLICATION, ManagerConfig, WorkflowManager
+from ..store import _index
 from ..store._leases import DEFAULT_DURATION_S
+from ..store._spec import StorageSpec
 from ..store._sync import run_sync, storage_for
 from ._ray_cluster import start_or_join
 
 APPLICATION_ENV_VAR = "RAY_DURABLE_APPLICATION"
+logger = logging.getLogger(__name__)
 
 
 @dataclass
 class EngineContext:
-    storage_url: str
-    storage_options: dict[str, Any]
+    spec: StorageSpec
     storage: Storage
     manager: Any  # ActorHandle
+    manager_name: str
     seat: str  # the manager's seat (engine.store._leases.Lease.seat): this cluster's, this storage's
+
+    @property
+    def storage_url(self) -> str:
+        return self.spec.url
 
 
 _lock = threading.Lock()
 _context: EngineContext | None = None
 
 
-def init(storage: str | None = None, *, storage_options: dict[str, Any] | None = None,
+def init(storage: str | Storage | None = None, *, storage_options: dict[str, Any] | None = None,
          max_running_workflows: int | None = None, max_pending_workflows: int | None = None,
          application: str | None = None, lease_duration: float | None = None, recover: bool = True,
          manager_options: dict[str, Any] | None = None, **ray_init_kwargs: Any) -> None:
     """Choose the storage and connect to (or start) Ray, as ``ray.workflow.init`` did.
 
     Args:
-        storage: a path, ``file://PATH`` or ``s3://BUCKET/PREFIX``; unset means
-            ``$RAY_DURABLE_STORAGE``, else ``/tmp/ray/workflow_data``.
-        storage_options: backend options, e.g. ``{"endpoint_url": ...}`` for S3.
+        storage: a path, ``file://PATH``, ``s3://BUCKET/PREFIX[?region=...&endpoint_override=...]``,
+            a URL of a scheme registered with ``storage_backends.register_scheme``, or a
+            ``storage_backends.Storage`` instance (picklable; see ``engine.store._spec``).
+            Unset: the storage this process already uses, if ``init`` ran before; else
+            ``$RAY_DURABLE_STORAGE`` if set; else the storage the manager already running on
+            this Ray cluster serves (ray.workflow's storage was cluster-wide), said in an INFO
+            log line; else ``/tmp/ray/workflow_data``.
+        storage_options: backend options, e.g. ``{"endpoint_url": ...}`` for S3 (not with an instance).
         max_running_workflows: how many workflows run at once (-1 or None: no limit); more
             are PENDING, and start in submission order.
         max_pending_workflows: how many may be PENDING (-1 or None: no limit); beyond
@@ -67,29 +81,96 @@ def init(storage: str | None = None, *, storage_options: dict[str, Any] | None =
     Raises:
         TypeError: a limit that is not an int. ValueError: a limit out of range, or one that
             differs from what the storage's manager on this cluster already runs with (as
-            2.47's re-init raised; None keeps the manager's); an unknown storage scheme.
+            2.47's re-init raised; None keeps the manager's); storage_options with an instance.
+        UnknownSchemeError, StorageURLError: (ValueErrors) a URL no backend can open (before Ray starts).
+        TypeError: a storage instance that cannot travel to other processes.
+        WorkflowError: no storage was given and managers of several storages run on this cluster.
         RayClusterUnreachableError: (a ``ConnectionError``) the cluster asked for does not
             answer; the message names the address and how to clear a stale record.
     """
-    global _context
     limits = _limits(max_running_workflows, max_pending_workflows)
     config = _manager_config(limits, application, lease_duration, recover)
-    url = storage or default_storage_url()
-    options = dict(storage_options or {})
-    store = open_storage(url, **options)  # unknown scheme / bad path fail here, before Ray starts
+    placement = _placement(manager_options)
+    spec = _chosen_storage(storage, storage_options)  # bad URL or instance: fails before Ray starts
     start_or_join(ray_init_kwargs)  # a dead address is a clear error here, within seconds
+    if spec is None:
+        spec = cluster_storage() or StorageSpec.from_url(None)
+    _connect(spec, config, placement)
+
+
+def _chosen_storage(storage: str | Storage | None, options: dict[str, Any] | None) -> StorageSpec | None:
+    """The storage this driver asked for; None if it asked for none (then the cluster's is used)."""
+    if isinstance(storage, Storage):
+        if options:
+            raise ValueError("storage_options go with a storage URL; a Storage instance is configured "
+                             f"already (got {sorted(options)})")
+        return StorageSpec.of(storage)
+    if storage is not None and not isinstance(storage, str):
+        raise TypeError(f"storage must be a URL (str) or a storage_backends.Storage instance, "
+                        f"got {type(storage).__name__}: {storage!r}")
+    if storage or options:
+        return StorageSpec.from_url(storage or None, options)
+    if _context is not None:  # init() again, say for the limits: same storage, as in ray.workflow
+        return _context.spec
+    if os.environ.get(STORAGE_ENV_VAR):
+        return StorageSpec.from_url(None)
+    return None
+
+
+def cluster_storage() -> StorageSpec | None:
+    """The storage the ray-durable manager on this cluster serves; None if no manager runs.
+
+    Lists the named actors of the ``ray_durable`` namespace and asks each manager for its
+    storage (one round trip, all at once): this runs on the first API call of a driver that
+    gave no storage. Managers of another protocol (an older engine) are ignored.
+
+    Raises:
+        WorkflowError: managers of several storages run on this cluster: choose one with init(storage).
+    """
+    names = [actor["name"] for actor in ray.util.list_named_actors(all_namespaces=True)
+             if actor["namespace"] == NAMESPACE and actor["name"].startswith(MANAGER_PREFIX)]
+    asked = {}
+    for name in names:
+        try:
+            asked[name] = ray.get_actor(name, namespace=NAMESPACE).storage_spec.remote()
+        except (ValueError, AttributeError):  # gone meanwhile, or an older manager
+            continue
+    found: dict[str, StorageSpec] = {}
+    for name, ref in asked.items():
+        try:
+            spec = ray.get(ref, timeout=60)
+        except Exception:  # died meanwhile, or too busy to answer: not one to hand work to
+            continue
+        if isinstance(spec, StorageSpec) and manager_name(spec.key) == name:
+            found[name] = spec
+    if not found:
+        return None
+    if len(found) > 1:
+        urls = ", ".join(sorted(spec.url for spec in found.values()))
+        raise WorkflowError(f"ray-durable managers of {len(found)} storages run on this Ray cluster ({urls}); "
+                            "call workflow.init(storage=...) to choose one")
+    spec = next(iter(found.values()))
+    logger.info("no storage given: using %s, the storage of the ray-durable manager already running on "
+                "this Ray cluster (call workflow.init(storage=...) to choose another)", spec.url)
+    return spec
+
+
+def _connect(spec: StorageSpec, config: ManagerConfig, placement: dict[str, Any]) -> None:
+    global _context
+    store = storage_for(spec)
     run_sync(store.list_logs())  # fail fast: unreadable storage, missing bucket
+    run_sync(_index.ensure_current(store))  # a store of ray-durable 0.1: move its index now
+    name = manager_name(spec.key)
     # Ray restarts the manager wherever it can (its process or node lost) with the same config,
     # so the same lease owner: the new incarnation takes on what the old one drove.
     manager = WorkflowManager.options(
-        name=manager_name(url), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
-        max_restarts=-1, **_placement(manager_options),
-    ).remote(url, options, config)
-    if limits:
-        _check_same_limits(url, limits, ray.get(manager.limits.remote()))
+        name=name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+        max_restarts=-1, **placement,
+    ).remote(spec, config)
+    if config.limits:
+        _check_same_limits(spec.url, config.limits, ray.get(manager.limits.remote()))
     with _lock:
-        _context = EngineContext(url, options, storage_for(url, options), manager,
-                                 seat(ray.get_runtime_context().gcs_address, url))
+        _context = EngineContext(spec, store, manager, name, seat(ray.get_runtime_context().gcs_address, spec.key))
 
 
 def _manager_config(limits: dict[str, int | None], application: str | None, lease_duration: Any,
@@ -151,6 +232,5 @@ def _check_same_limits(url: str, asked: dict[str, int | None], current: dict[str
 def context() -> EngineContext:
     """The current context, initializing with defaults (as ray.workflow did) if needed."""
     if _context is None or not ray.is_initialized():
-        init(None if _context is None else _context.storage_url,
-             storage_options=None if _context is None else _context.storage_options)
+        init()  # (the storage this process already uses, if any)
     return _context

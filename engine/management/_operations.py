@@ -52,7 +52,7 @@ def list_all(status_filter: Any = None) -> list[tuple[str, WorkflowStatus]]:
     live = ray.get(ctx.manager.live_statuses.remote())
 
     async def logged() -> dict[str, WorkflowStatus | None]:
-        found = await _index.lookup(ctx.storage, await ctx.storage.list_logs())
+        found = await _index.lookup(ctx.storage, await _index.list_workflow_ids(ctx.storage))
         open_states = {wid: st for wid, st in found.open_states.items() if wid not in live}
         judged = await statuses_from_storage(ctx.storage, open_states, asked_seat=ctx.seat)
         return {wid: judged[wid][0] if wid in judged else status_of(status, live.get(wid))

@@ -28,7 +28,7 @@ from typing import Any
 import ray
 
 from replay import WorkflowState, WorkflowStatus, WorkflowSubmitted, apply, decode_event, load_state
-from storage_backends import AppendConflictError, open_storage
+from storage_backends import AppendConflictError
 
 from .._names import NAMESPACE, manager_name, seat
 from ..exceptions import (
@@ -41,6 +41,7 @@ from ..exceptions import (
 from ..store._index import IndexWriter
 from ..store._leases import DEFAULT_DURATION_S, read_lease
 from ..store._outputs import output_from_state
+from ..store._spec import StorageSpec
 from ._lease import LeaseKeeper
 from ._recovery import Identity, find_orphans, held_elsewhere, orphaned
 from ._run import WorkflowRun
@@ -61,7 +62,7 @@ class ManagerConfig:
 
 @ray.remote(num_cpus=0, max_concurrency=100_000)
 class WorkflowManager:
-    def __init__(self, storage_url: str, storage_options: dict[str, Any], config: ManagerConfig):
+    def __init__(self, spec: StorageSpec, config: ManagerConfig):
         # Runs poll finished outcomes with a ray.get of refs already known to be ready
         # (engine/_arrivals.py): it never blocks, so Ray's warning about blocking gets in
         # async actors would only mislead whoever reads this actor's log.
@@ -69,13 +70,13 @@ class WorkflowManager:
         # Everything alive now (Ray's and our modules) lives as long as this actor: moved out
         # of the collector's sight, a full collection takes ~5 ms instead of ~50 ms mid-run.
         gc.freeze()
-        self.storage_url = storage_url
-        self.storage_options = storage_options
+        self.spec = spec
+        self.storage_url = spec.url  # for messages
         self.config = config
         self.max_running = config.limits.get("max_running_workflows")
         self.max_pending = config.limits.get("max_pending_workflows")
         cluster = ray.get_runtime_context().gcs_address
-        self.identity = Identity(config.owner, cluster, seat(cluster, storage_url), config.application)
+        self.identity = Identity(config.owner, cluster, seat(cluster, spec.key), config.application)
         self._storage = None
         self._index = None
         self._lease: LeaseKeeper | None = None
@@ -96,7 +97,7 @@ class WorkflowManager:
     @property
     def storage(self):
         if self._storage is None:
-            self._storage = open_storage(self.storage_url, **self.storage_options)
+            self._storage = self.spec.open()
             self._index = IndexWriter(self._storage)
         return self._storage
 
@@ -164,6 +165,10 @@ class WorkflowManager:
                 "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
                 "lease_duration_s": self.config.lease_duration_s,
                 "lease_writes": self._lease.writes if self._lease is not None else 0}
+
+    def storage_spec(self) -> StorageSpec:
+        """The storage this manager serves: how a driver that gave none finds the cluster's."""
+        return self.spec
 
     def limits(self) -> dict[str, int | None]:
         """The queueing limits this manager runs with (None: no limit)."""
@@ -239,8 +244,8 @@ class WorkflowManager:
                 state = await load_state(self.storage, workflow_id)
                 await self._refuse_if_held_elsewhere(workflow_id, state)
             await self.lease.ensure()  # held before the claim names this manager as owner
-            run = WorkflowRun(self.storage, self.storage_url, self.storage_options, state,
-                              manager_name(self.storage_url), index=self._index, owner=self.identity)
+            run = WorkflowRun(self.storage, self.spec, state, manager_name(self.spec.key), index=self._index,
+                              owner=self.identity)
             try:
                 await run.start()
             except AppendConflictError:

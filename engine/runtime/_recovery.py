@@ -55,7 +55,7 @@ async def find_orphans(storage, me: Identity, adopt_expired: bool) -> tuple[list
     """Workflow ids :func:`orphaned` says ``me`` should take on, in id order; and, with
     ``adopt_expired``, when the next live lease on a RUNNING workflow of ``me``'s application
     expires (Unix seconds; None if there is none), so the caller can look again then."""
-    found = await _index.lookup(storage, await storage.list_logs())
+    found = await _index.lookup(storage, await _index.list_workflow_ids(storage))
     running = {wid: s for wid, s in found.open_states.items()
                if s.status is WorkflowStatus.RUNNING and s.owner}
     leases = await read_leases(storage, (s.owner for s in running.values()))

@@ -44,6 +44,7 @@ from storage_backends import AppendConflictError, Storage
 from ..exceptions import WorkflowCancellationError, WorkflowError, WorkflowExecutionError, WorkflowRunningError
 from ..graph._build import TaskSpec, WorkflowGraph, unique_ids
 from ..store import _payloads
+from ..store._spec import StorageSpec
 from ._arrivals import Arrivals
 from ._log_writer import LogWriter
 from ._worker import Outcome, RunContext, TaskCall, decode_outcome, remote_run_task
@@ -72,11 +73,9 @@ class Source:
 
 
 class WorkflowRun:
-    def __init__(self, storage: Storage, storage_url: str, storage_options: dict, state: WorkflowState,
+    def __init__(self, storage: Storage, spec: StorageSpec, state: WorkflowState,
                  manager_name: str, index: StatusIndex, run_id: str | None = None, owner: Any = None):
         self.storage = storage
-        self.storage_url = storage_url
-        self.storage_options = storage_options
         self.workflow_id = state.workflow_id
         self.state = state
         self.writer = LogWriter(storage, self.workflow_id, state)
@@ -86,8 +85,7 @@ class WorkflowRun:
         submitted = state.submission
         self.runtime_env = submitted.runtime_env if submitted is not None else None
         self.run_id = run_id or uuid.uuid4().hex[:12]
-        self.context = RunContext(self.workflow_id, self.run_id, storage_url, storage_options,
-                                  manager_name).to_bytes()
+        self.context = RunContext(self.workflow_id, self.run_id, spec, manager_name).to_bytes()
         self.tasks: dict[str, TaskSpec] = {}
         self.used_ids: set[str] = set(state.tasks)  # every task id the workflow has or had
         self.abandoned: set[str] = set()  # catchers whose sub-DAG's outcome no longer matters

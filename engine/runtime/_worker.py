@@ -31,6 +31,7 @@ from ..graph import _pickle
 from ..graph._build import Dep, DepRef, PutRef, build_graph
 from ..graph._options import TaskOptions
 from ..store import _payloads
+from ..store._spec import StorageSpec
 from ..store._sync import run_sync, storage_for
 
 
@@ -51,13 +52,12 @@ class RunContext:
 
     workflow_id: str
     run_id: str
-    storage_url: str
-    storage_options: dict[str, Any]
+    storage: StorageSpec  # the run's storage; each worker opens its own copy once
     manager_name: str  # named actor (in NAMESPACE) to tell when a long attempt has started
 
     def to_bytes(self) -> bytes:
-        # Plain pickle (every field is a plain value; storage options are strings and
-        # numbers): a few microseconds, where cloudpickle's Python pickler takes ~50.
+        # Plain pickle (every field is plain data; the storage is already bytes inside its
+        # spec): a few microseconds, where cloudpickle's Python pickler takes ~50.
         return pickle.dumps(self, protocol=5)
 
 
@@ -158,7 +158,7 @@ def _checkpoint(call: TaskCall, value: Any, kind: str) -> PayloadRef:
         return _payloads.make_ref(data, value, None)
     name = _payloads.blob_name(kind, call.task_id, call.attempt)
     run = call.run
-    run_sync(storage_for(run.storage_url, run.storage_options).put_blob(run.workflow_id, name, data))
+    run_sync(storage_for(run.storage).put_blob(run.workflow_id, name, data))
     return _payloads.make_ref(data, value, name)
 
 
@@ -259,7 +259,7 @@ def _checkpoint_bytes(call: TaskCall, data: bytes) -> PayloadRef:
     else:
         ref.blob = _payloads.blob_name("dag", call.task_id, call.attempt)
         run = call.run
-        run_sync(storage_for(run.storage_url, run.storage_options).put_blob(run.workflow_id, ref.blob, data))
+        run_sync(storage_for(run.storage).put_blob(run.workflow_id, ref.blob, data))
     return ref
 
 

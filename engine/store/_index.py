@@ -1,7 +1,8 @@
 """The derived status index that keeps ``list_all`` fast with many workflows.
 
-It is an append-only *system log* (``_status_index``) of small records, plus a
-snapshot blob that folds a prefix of it. The index is never the truth, only a
+It is an append-only *system log* (``system:status_index``, kept by every backend
+apart from the workflows' logs) of small records, plus a snapshot blob that
+folds a prefix of it. The index is never the truth, only a
 shortcut. Each entry says either "the log, up to and including event ``seq``,
 folds to ``status``", or, as a *claim* (no status), "an event that may take
 the workflow out of its status is about to be appended at ``seq``". Entries
@@ -37,23 +38,31 @@ either. They are written by whoever folds the log anyway (a listing that finds t
 missing or older than the entry, ``rebuild``); a listing folds a finished workflow once.
 
 ``rebuild`` recomputes it from the logs (``ray-durable reindex``).
+
+Stores written by ray-durable 0.1 kept the index in the log ``_status_index``,
+an id that workflows may use now. :func:`ensure_current` moves it, once per
+store, before anything else reads or writes the index (see there), and
+:func:`list_workflow_ids` is the list of workflows that never shows it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import msgspec
 
 from replay import WorkflowState, WorkflowStatus, load_state
-from storage_backends import AppendConflictError, BlobNotFoundError, Storage, StorageError
+from storage_backends import AppendConflictError, BlobNotFoundError, Storage, StorageError, system_id
 
 logger = logging.getLogger(__name__)
 
-INDEX_LOG = "_status_index"
+INDEX_LOG = system_id("status_index")
+LEGACY_INDEX_LOG = "_status_index"  # where ray-durable 0.1 kept it (a plain log id now)
 SNAPSHOT_BLOB = "snapshot-v2"  # format 2; format 1's "snapshot" blob is never read
 FINAL = frozenset({WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED})
 TRUSTED = FINAL | {WorkflowStatus.FAILED}
@@ -107,28 +116,103 @@ _record_decoder = msgspec.msgpack.Decoder(_Record)
 _snapshot_decoder = msgspec.msgpack.Decoder(_Snapshot)
 
 
+_current: weakref.WeakSet[Storage] = weakref.WeakSet()  # storages ensure_current has settled
+_unmoved: weakref.WeakSet[Storage] = weakref.WeakSet()  # ...that hold a 0.1 index it could not move
+
+
+async def ensure_current(storage: Storage) -> None:
+    """Move a 0.1 store's index from ``_status_index`` to :data:`INDEX_LOG`, once per store.
+
+    Every reader and writer of the index calls this first (it costs a look or
+    two the first time per storage object, nothing after). The old log is an
+    index only if its first record decodes as an index record; a workflow that
+    uses the id ``_status_index`` in a newer store starts with a submission
+    event and is left alone. Its entries, claims included, go to the new index
+    as its record 0, with a compare-and-append at seq 0: whichever process
+    moves it first wins, and nothing else can have written the new index
+    before (every writer calls this first). Then the old log is deleted. An
+    older engine still writing the old log meanwhile is the "one engine version
+    per storage at a time" limit of the README. Storage that refuses the writes
+    (read-only credentials) keeps the old log; :func:`list_workflow_ids` still
+    hides it, and statuses are folded from the logs (correct, only slower).
+    """
+    if _settled(storage):
+        return
+    if await storage.next_seq(INDEX_LOG) == 0 and await _is_legacy_index(storage):
+        entries, _times, _next_seq = await _read_index(storage, LEGACY_INDEX_LOG, compact=False)
+        try:
+            try:
+                await storage.append(INDEX_LOG, [_encoder.encode(_Record(entries=entries))], 0)
+                logger.info("moved the status index of %s from %s to %s (%d entries)",
+                            storage.url, LEGACY_INDEX_LOG, INDEX_LOG, len(entries))
+            except AppendConflictError:
+                pass  # another process moved it first
+            await storage.delete(LEGACY_INDEX_LOG)
+        except StorageError as exc:
+            logger.info("could not move the status index of %s from %s: %s", storage.url, LEGACY_INDEX_LOG, exc)
+            _remember(_unmoved, storage)
+    _remember(_current, storage)
+
+
+def _remember(found: weakref.WeakSet, storage: Storage) -> None:
+    with contextlib.suppress(TypeError):  # an unhashable third-party storage: look every time
+        found.add(storage)
+
+
+def _settled(storage: Storage) -> bool:
+    try:
+        return storage in _current
+    except TypeError:
+        return False
+
+
+async def _is_legacy_index(storage: Storage) -> bool:
+    """Whether ``_status_index`` holds a 0.1 status index (not a workflow of that name)."""
+    async with contextlib.aclosing(storage.read(LEGACY_INDEX_LOG)) as records:
+        async for record in records:
+            try:
+                _record_decoder.decode(record.data)
+            except msgspec.DecodeError:  # an event: its format byte is no msgpack map
+                return False
+            return True
+    return False
+
+
+async def list_workflow_ids(storage: Storage) -> list[str]:
+    """Every workflow's id, sorted: :meth:`Storage.list_logs` without a 0.1 store's old index."""
+    await ensure_current(storage)
+    workflow_ids = await storage.list_logs()
+    with contextlib.suppress(TypeError):
+        if storage in _unmoved:
+            workflow_ids = [w for w in workflow_ids if w != LEGACY_INDEX_LOG]
+    return workflow_ids
+
+
 async def load_entries(storage: Storage) -> dict[str, Entry]:
     """Workflow id -> entry (claims included), compacting the index when it grew."""
     entries, _times, _next_seq = await _read_index(storage)
     return entries
 
 
-async def _read_index(storage: Storage) -> tuple[dict[str, Entry], dict[str, Times], int]:
+async def _read_index(storage: Storage, log_id: str = INDEX_LOG, compact: bool = True
+                      ) -> tuple[dict[str, Entry], dict[str, Times], int]:
+    if log_id == INDEX_LOG:
+        await ensure_current(storage)
     try:
-        snapshot = _snapshot_decoder.decode(await storage.get_blob(INDEX_LOG, SNAPSHOT_BLOB))
+        snapshot = _snapshot_decoder.decode(await storage.get_blob(log_id, SNAPSHOT_BLOB))
     except BlobNotFoundError:
         snapshot = _Snapshot(0, {})
     entries = dict(snapshot.entries)
     times = dict(snapshot.times)
     tail = 0
     next_seq = snapshot.upto_seq
-    async for record in storage.read(INDEX_LOG, from_seq=snapshot.upto_seq):
+    async for record in storage.read(log_id, from_seq=snapshot.upto_seq):
         _apply(entries, _record_decoder.decode(record.data), times)
         tail += 1
         next_seq = record.seq + 1
-    if tail > COMPACT_AFTER:
+    if compact and tail > COMPACT_AFTER:
         snapshot = _Snapshot(next_seq, entries, times)
-        await storage.put_blob(INDEX_LOG, SNAPSHOT_BLOB, _encoder.encode(snapshot))
+        await storage.put_blob(log_id, SNAPSHOT_BLOB, _encoder.encode(snapshot))
     return entries, times, next_seq
 
 
@@ -176,6 +260,7 @@ async def append(storage: Storage, entries: dict[str, Entry] | None = None,
     record = _Record(entries=dict(entries or {}), deleted=list(deleted), times=dict(times or {}))
     if not record.entries and not record.deleted and not record.times:
         return None
+    await ensure_current(storage)
     data = _encoder.encode(record)
     for _ in range(100):
         if next_seq is None:
@@ -292,8 +377,8 @@ async def rebuild(storage: Storage, progress: Callable[[int, int], None] | None 
     only if it is ahead of its log (a resume between its claim and its append,
     or one that crashed there): dropping it could let a stale FAILED stand.
     """
-    workflow_ids = await storage.list_logs()
     current, _times, start_seq = await _read_index(storage)
+    workflow_ids = await list_workflow_ids(storage)
     entries: dict[str, Entry] = {}
     times: dict[str, Times] = {}
     done = 0

@@ -25,9 +25,12 @@ import time
 
 import msgspec
 
-from storage_backends import BlobNotFoundError, Storage
+from storage_backends import BlobNotFoundError, Storage, system_id
 
-LEASES_LOG = "_leases"  # a system log: never listed as a workflow
+LEASES_LOG = system_id("leases")  # a system log: never listed as a workflow, no workflow id reaches it
+# Where the engine before system logs kept them: still read, so that a workflow an engine of that
+# version drives keeps its lease while a cluster running this one comes up beside it.
+LEGACY_LEASES_LOG = "_leases"
 DEFAULT_DURATION_S = 30.0
 
 
@@ -67,10 +70,12 @@ async def read_lease(storage: Storage, owner: str) -> Lease | None:
     """The owner's lease record, or None if it never wrote one (or it was removed)."""
     if not owner:
         return None
-    try:
-        return _decode(await storage.get_blob(LEASES_LOG, owner))
-    except BlobNotFoundError:
-        return None
+    for log_id in (LEASES_LOG, LEGACY_LEASES_LOG):
+        try:
+            return _decode(await storage.get_blob(log_id, owner))
+        except BlobNotFoundError:
+            continue
+    return None
 
 
 def in_force(lease: Lease | None, now: float | None = None) -> Lease | None:

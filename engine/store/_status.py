@@ -122,7 +122,7 @@ async def list_workflows(storage: Storage, statuses: Collection[WorkflowStatus] 
     lease (one read per owner).
     """
     wanted = set(statuses) if statuses else None
-    rows = await _index.listing(storage, sorted(await storage.list_logs()),
+    rows = await _index.listing(storage, sorted(await _index.list_workflow_ids(storage)),
                                 skip=lambda status: wanted is not None and status not in wanted)
     leases = await read_leases(storage, (row.state.owner for row in rows.values()
                                          if row.state is not None and needs_lease(row.state)))

@@ -1,8 +1,8 @@
 """Running storage coroutines from synchronous code (the driver, Ray workers).
 
 Each process gets one background event loop thread; storage objects are opened
-on it and cached per URL, so an aiobotocore client or a file cache lives as long
-as the process and is never shared across loops.
+on it and cached per :class:`~._spec.StorageSpec`, so an aiobotocore client or a
+file cache lives as long as the process and is never shared across loops.
 """
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from storage_backends import Storage, open_storage
+from storage_backends import Storage
+
+from ._spec import StorageSpec
 
 T = TypeVar("T")
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
-_storages: dict[tuple[str, tuple], Storage] = {}
+_storages: dict[StorageSpec, Storage] = {}
 
 
 def _background_loop() -> asyncio.AbstractEventLoop:
@@ -63,12 +65,13 @@ def close_all() -> None:
 atexit.register(close_all)
 
 
-def storage_for(url: str, options: dict[str, Any] | None = None) -> Storage:
-    """The process-wide Storage for ``url`` (opened once, used on the background loop)."""
-    key = (url, tuple(sorted((options or {}).items())))
+def storage_for(spec: StorageSpec | str, options: dict[str, Any] | None = None) -> Storage:
+    """The process-wide Storage of ``spec`` (or of a URL and options), opened once, used on the
+    background loop."""
+    if isinstance(spec, str):
+        spec = StorageSpec.from_url(spec, options)
     with _lock:
-        storage = _storages.get(key)
+        storage = _storages.get(spec)
         if storage is None:
-            storage = open_storage(url, **(options or {}))
-            _storages[key] = storage
+            storage = _storages[spec] = spec.open()
         return storage

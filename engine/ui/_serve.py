@@ -27,6 +27,7 @@ from replay._render_text import payload_targets
 from replay._spans import build_timeline
 from storage_backends import InvalidIdError, Storage
 
+from ..store import _index
 from ..store._status import lease_of, list_workflows, storage_status
 from ..store._sync import run_sync, storage_for
 from . import _pages
@@ -115,7 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
         storage = self.server.storage
         log = run_sync(read_log(storage, workflow_id))
         if not log.entries and log.damage is None:
-            known = run_sync(storage.list_logs())
+            known = run_sync(_index.list_workflow_ids(storage))
             close = difflib.get_close_matches(workflow_id, known, n=5, cutoff=0.5)
             self._send(404, "text/html", _pages.not_found_page(workflow_id, self.server.storage_url, close))
             return

@@ -13,7 +13,7 @@ import ray
 
 import engine as workflow
 from engine.api._init import context
-from engine._names import NAMESPACE, manager_name
+from engine._names import NAMESPACE
 
 
 @pytest.fixture(scope="session")
@@ -82,7 +82,7 @@ def kill_manager():
         deadline = time.monotonic() + 30
         while True:  # its name is released once it is dead
             try:
-                ray.get_actor(manager_name(backend["url"]), namespace=NAMESPACE)
+                ray.get_actor(context().manager_name, namespace=NAMESPACE)
             except ValueError:
                 break
             assert time.monotonic() < deadline, "the killed manager's name was never released"

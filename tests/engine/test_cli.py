@@ -143,7 +143,7 @@ def test_list(cli):
 def test_status(cli):
     _some_workflows()
     text, as_json, unknown, reserved = cli.many(("status", "ok-1"), ("status", "bad-1", "--json"),
-                                                ("status", "nope"), ("status", "_secret"))
+                                                ("status", "nope"), ("status", "system:secret"))
     assert text.returncode == 0, text.stderr
     fields = dict(re.split(r":\s+", line, maxsplit=1) for line in text.stdout.splitlines())
     assert fields["workflow"] == "ok-1" and fields["status"] == "SUCCESSFUL"
@@ -165,7 +165,7 @@ def test_status(cli):
     assert [run["outcome"] for run in doc["runs"]] == ["failed"] and doc["lease"] is None
 
     _one_clear_line(unknown, 1, rf"^error: workflow 'nope' does not exist in storage {re.escape(cli.url)}$")
-    _one_clear_line(reserved, 2, r"workflow id '_secret' is .*(reserved|not allowed)")
+    _one_clear_line(reserved, 2, r"workflow id 'system:secret' is .*(reserved|not allowed)")
 
 
 def test_resume_a_failed_workflow(cli, tmp_path):

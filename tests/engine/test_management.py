@@ -128,7 +128,7 @@ def test_delete(backend, wid):
 
 def test_reserved_ids_are_refused(backend):
     with pytest.raises(ValueError, match="reserved"):
-        workflow.run(tasks.add.bind(1, 1), workflow_id="_status_index")
+        workflow.run(tasks.add.bind(1, 1), workflow_id="system:status_index")
 
 
 def test_queueing_limits(ray_runtime, tmp_path, wid):

@@ -9,8 +9,9 @@ async def test_list_logs_skips_system_tombstone_and_foreign_directories(tmp_path
     root = tmp_path / "store"
     storage = open_storage(str(root))
     await storage.append("wf-1", [b"x"], 0)
-    await storage.append("_status_index", [b"s"], 0)
-    for foreign in (".deleted-wf-2-0123", ".hidden", "__x", "caf\u00e9", "has space"):
+    await storage.append("system:status_index", [b"s"], 0)
+    assert os.path.isfile(root / ".system" / "status_index" / "events.log")
+    for foreign in (".deleted-wf-2-0123", ".hidden", "caf\u00e9", "has space"):
         os.makedirs(root / foreign)
         (root / foreign / "events.log").write_bytes(b"not empty")
     (root / "loose-file").write_bytes(b"?")

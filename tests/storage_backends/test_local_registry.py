@@ -40,7 +40,7 @@ def clean_registry(monkeypatch):
     "", ".", "..", "a..b", "...", "../x", "x/..", "a/b", "a\\b", "/abs", "C:\\x", "c:x", "a:b",
     ".hidden", "-flag", "+plus", "~home", "$HOME", "a*b", "a?b", "a|b", "a;b", "a'b", 'a"b', "a\tb",
     "a b", " lead", "trail ", "new\nline", "nul\x00", "\x7f", "caf\u00e9", "\u0430dmin",  # Cyrillic a
-    "\uff41", "x" * 129, "_", "__", "_-x", "_.x", "__x", "_ x", "_" + "x" * 128, "%2e%2e", "a%2fb",
+    "\uff41", "x" * 129, "_ x", "_" + "x" * 128, "%2e%2e", "a%2fb", "system:", "system:_x",
     None, 7, 1.5, b"bytes", ["list"], object(),
 ])
 def test_invalid_workflow_ids(bad):
@@ -51,13 +51,14 @@ def test_invalid_workflow_ids(bad):
 
 
 @pytest.mark.parametrize("good", ["a", "A", "0", "wf-1", "wf_1", "wf.1", "a.b.c", "x" * 128, "_index",
-                                  "_x" + "y" * 126, "a-", "a_", "2024-01-01T00.00.00Z"])
+                                  "_x" + "y" * 126, "a-", "a_", "2024-01-01T00.00.00Z", "_", "__", "_-x",
+                                  "_.x", "__x", "system:index"])
 def test_valid_workflow_ids(good):
     assert validate_log_id(good) == good
 
 
 def test_system_ids():
-    assert is_system_id("_index") and not is_system_id("index") and not is_system_id("a_b")
+    assert is_system_id("system:index") and not is_system_id("index") and not is_system_id("_index")
 
 
 @pytest.mark.parametrize("bad", ["", ".", "..", "_x", "a/b", "../b", ".tmp", "x" * 201, "a b", None, 3])
@@ -71,7 +72,7 @@ def test_blob_name_length_limit():
     assert validate_blob_name("x" * 200) == "x" * 200
 
 
-@pytest.mark.parametrize("bad", ["../escape", "a/b", "", "_"])
+@pytest.mark.parametrize("bad", ["../escape", "a/b", "", ".x", "system:_"])
 async def test_every_local_method_refuses_bad_ids_before_touching_the_disk(tmp_path, bad):
     root = tmp_path / "store"
     storage = LocalStorage(str(root))

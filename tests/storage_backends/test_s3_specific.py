@@ -407,7 +407,7 @@ async def test_bucket_root_without_prefix(s3_url, s3_options, s3_admin):
 
 async def test_list_logs_skips_foreign_directories(storage, s3_admin, s3_url):
     bucket, prefix = bucket_and_prefix(s3_url)
-    for foreign in (f"{prefix}/logs/.hidden/{0:020d}", f"{prefix}/logs/__x/{0:020d}",
+    for foreign in (f"{prefix}/logs/.hidden/{0:020d}", f"{prefix}/logs/a:b/{0:020d}",
                     f"{prefix}/logs/caf\u00e9/{0:020d}", f"{prefix}/logs/loose-object",
                     f"{prefix}/loose-object", f"{prefix}/other-dir/log/{0:020d}"):
         s3_admin.put_object(Bucket=bucket, Key=foreign, Body=b"?")
@@ -428,7 +428,7 @@ async def test_list_logs_is_one_request_per_thousand_logs(fault_proxy, s3_url, m
                 await storage.append(log, [b"y", b"z"], 1)
             await storage.put_blob(log, "out", b"o")
         await storage.put_blob("blob-only", "dag", b"d")
-        await storage.append("_system", [b"s"], 0)
+        await storage.append("system:index", [b"s"], 0)
         fault_proxy.seen.clear()
         assert await storage.list_logs() == logs
         requests = [(method, path) for method, path, _ in fault_proxy.seen]
