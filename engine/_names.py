@@ -1,4 +1,5 @@
-"""Names every part of the engine shares: the Ray namespace, the manager actor's name, workflow ids.
+"""Names every part of the engine shares: the Ray namespace, the manager's and the listener
+actor's names, workflow ids.
 
 Below everything else in ``engine`` (it imports nothing of ours), so the API, the runtime and
 the workers can all find the manager without importing one another.
@@ -19,7 +20,8 @@ NAMESPACE = "ray_durable"
 # 2: claim a FAILED workflow in the status index before resuming or canceling it.
 # 3: start and run take the submission record a driver has just written.
 # 4: a ManagerConfig (limits, lease owner); continuations renamed in the actor; task.caught; leases.
-PROTOCOL = 4
+# 5: timers and event waits (notify_event; the listener actor).
+PROTOCOL = 5
 
 
 @functools.lru_cache(maxsize=64)
@@ -40,3 +42,12 @@ def validate_workflow_id(workflow_id: object) -> str:
         raise InvalidIdError(f"workflow id {workflow_id!r} is reserved: ids starting with '_' are "
                              "ray-durable's own system logs; start it with a letter or digit")
     return workflow_id
+
+
+def listener_host_name() -> str:
+    """The shared actor that runs event listeners' polls (one per cluster and protocol)."""
+    return f"ray-durable-listeners-p{PROTOCOL}"
+
+
+HTTP_EVENT_PROVIDER_NAME = "WorkflowHttpEventProvider"  # the Serve application, as 2.47 named it
+HTTP_EVENT_ROUTE_PREFIX = "/event"  # so the endpoint is 2.47's POST /event/send_event/{workflow_id}
