@@ -36,17 +36,20 @@ _LAZY = {
     "cancel": ".management._operations", "delete": ".management._operations", "list_all": ".management._operations",
     "resume_all": ".management._operations", "reindex": ".management._operations",
     "options": ".graph._options",
+    "sleep": ".graph._waits", "wait_for_event": ".graph._waits", "send_event": ".api._events",
+    "EventListener": ".event_listener",
+    "WorkflowEventError": ".exceptions", "DuplicateEventError": ".exceptions",
 }
 
 __all__ = ["CANCELED", "FAILED", "PENDING", "RESUMABLE", "RUNNING", "SUCCESSFUL", "WorkflowStatus",
            *sorted(_LAZY)]
 
 
-_SUBMODULES = frozenset({"exceptions"})
+_SUBMODULES = frozenset({"exceptions", "event_listener", "http_event_provider"})
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:  # engine.exceptions, as ray.workflow.exceptions
+    if name in _SUBMODULES:  # engine.exceptions, as ray.workflow.exceptions (and .event_listener, ...)
         return importlib.import_module(f".{name}", __name__)
     module = _LAZY.get(name)
     if module is None:

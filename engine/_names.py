@@ -1,4 +1,5 @@
-"""Names every part of the engine shares: the Ray namespace, the manager actor's name, workflow ids.
+"""Names every part of the engine shares: the Ray namespace, the manager's and the listener
+actor's names, workflow ids.
 
 Below everything else in ``engine`` (it imports nothing of ours), so the API, the runtime and
 the workers can all find the manager without importing one another.
@@ -21,7 +22,8 @@ NAMESPACE = "ray_durable"
 # 4: a ManagerConfig (limits, lease owner); continuations renamed in the actor; task.caught; leases.
 # 5: opened from a StorageSpec (the pickled storage), named by its key, answers storage_spec();
 #    the status index and the leases live in system logs (system:status_index, system:leases).
-PROTOCOL = 5
+# 6: timers and event waits (notify_event; the listener actor).
+PROTOCOL = 6
 MANAGER_PREFIX = "ray-durable-manager-"
 
 
@@ -53,3 +55,12 @@ def validate_workflow_id(workflow_id: object) -> str:
         raise InvalidIdError(f"workflow id {workflow_id!r} is reserved: 'system:...' ids are "
                              "ray-durable's own logs; use letters, digits, '.', '_' and '-'")
     return workflow_id
+
+
+def listener_host_name() -> str:
+    """The shared actor that runs event listeners' polls (one per cluster and protocol)."""
+    return f"ray-durable-listeners-p{PROTOCOL}"
+
+
+HTTP_EVENT_PROVIDER_NAME = "WorkflowHttpEventProvider"  # the Serve application, as 2.47 named it
+HTTP_EVENT_ROUTE_PREFIX = "/event"  # so the endpoint is 2.47's POST /event/send_event/{workflow_id}

@@ -20,8 +20,10 @@ import queue
 
 
 __all__ = [
+    "DuplicateEventError",
     "WorkflowCancellationError",
     "WorkflowError",
+    "WorkflowEventError",
     "WorkflowExecutionError",
     "WorkflowNotFoundError",
     "WorkflowNotResumableError",
@@ -145,6 +147,30 @@ class WorkflowQueueFullError(WorkflowError, queue.Full):
 
     def __reduce__(self):
         return (type(self), (self.workflow_id, self.max_pending))
+
+
+class WorkflowEventError(WorkflowError, ValueError):
+    """An event the workflow does not take: it has ended (SUCCESSFUL or CANCELED), or the event
+    is not valid. Nothing was recorded. (The HTTP provider answers 409 for an ended workflow.)"""
+
+    def __init__(self, workflow_id: str, event_key: str, reason: str):
+        self.workflow_id = workflow_id
+        self.event_key = event_key
+        self.reason = reason
+        super().__init__(f"event {event_key!r} for workflow {workflow_id!r} was not accepted: {reason}")
+
+    def __reduce__(self):
+        return (type(self), (self.workflow_id, self.event_key, self.reason))
+
+
+class DuplicateEventError(WorkflowEventError):
+    """An event with this key was already sent to the workflow: each key is delivered once
+    (the HTTP provider answers 409). The first event stays; this one was not recorded."""
+
+    def __init__(self, workflow_id: str, event_key: str, reason: str = ""):
+        super().__init__(workflow_id, event_key, reason or (
+            "an event with this key was already sent to it, and each key is delivered once; "
+            "send it under another key"))
 
 
 _dual_classes: dict[type, type] = {}

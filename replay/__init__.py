@@ -11,6 +11,9 @@ from ._events import (
     AnyEvent,
     CancelRequested,
     Event,
+    EventAwaited,
+    EventReceived,
+    EventSent,
     PayloadRef,
     TaskCaught,
     TaskCompleted,
@@ -19,6 +22,7 @@ from ._events import (
     TaskRetried,
     TaskScheduled,
     TaskStarted,
+    TimerSet,
     WorkflowCanceled,
     WorkflowFailed,
     WorkflowRunStarted,
@@ -27,7 +31,9 @@ from ._events import (
 )
 from ._fold import IllegalTransitionError, apply, fold
 from ._log import EventRecordError, append_events, load_state, read_events
+from ._mailbox import Mailbox, mailbox_log_id, read_mailbox
 from ._runs import RUN_OUTCOMES, Run, runs_of
-from ._state import TaskError, TaskState, TaskStatus, WorkflowState, WorkflowStatus
+from ._state import TaskError, TaskState, TaskStatus, WaitState, WorkflowState, WorkflowStatus
+from ._waits import describe_wait
 
 __all__ = [name for name in dir() if not name.startswith("_")]

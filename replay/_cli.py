@@ -20,8 +20,10 @@ from collections.abc import Sequence
 
 from storage_backends import StorageError, default_storage_url
 
+from ._codec import EventDecodeError
 from ._diff import diff_states, render_diff
 from ._export import chrome_trace_json, entry_json, state_json, timeline_json, to_jsonl
+from ._mailbox import read_mailbox
 from ._inspect import (
     UNPICKLE_WARNING,
     Folded,
@@ -37,6 +39,7 @@ from ._render_text import payload_targets, render_event_line, render_state, rend
 from ._runs import runs_of
 from ._spans import build_timeline
 from ._verify import render_verdicts, verify
+from ._waits import render_mailbox
 
 _COMMANDS = ("show", "events", "at", "timeline", "verify", "diff", "export")
 
@@ -221,7 +224,16 @@ async def _show(args, storage) -> int:
     runs = runs_of([e.event for e in log.entries[:folded.applied]])
     _out(render_state(folded.state, await _payload_reprs(args, storage, folded.state), historical=partial,
                       runs=runs))
+    _out(await _mailbox_section(storage, folded.state))
     return _report(log, folded)
+
+
+async def _mailbox_section(storage, state) -> str:
+    """The events sent to the workflow (its mailbox log), or why they cannot be shown."""
+    try:
+        return render_mailbox(await read_mailbox(storage, state.workflow_id), state)
+    except (EventDecodeError, StorageError) as exc:
+        return f"\nmailbox    unreadable: {exc}\n"
 
 
 async def _at(args, storage) -> int:

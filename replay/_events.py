@@ -136,6 +136,50 @@ class TaskCaught(Event, tag="task.caught"):
     output: PayloadRef
 
 
+class TimerSet(Event, tag="timer.set"):
+    """An attempt of a timer task (``workflow.sleep``, or a wait on ``TimerListener``) began: it
+    fires at ``deadline``, absolute Unix seconds. The deadline is fixed when the wait first
+    begins; every later attempt (a resume) records the same one, so a resume after it fires at
+    once. The timer's firing is its ``task.completed``."""
+
+    task_id: str
+    deadline: float
+    attempt: int = 1
+
+
+class EventAwaited(Event, tag="event.awaited"):
+    """An attempt of an event task (``workflow.wait_for_event``) began waiting.
+
+    ``event_key`` is set for a mailbox wait (``HTTPListener``: an event sent with
+    ``workflow.send_event`` or over HTTP); ``listener`` names the listener type."""
+
+    task_id: str
+    attempt: int = 1
+    event_key: str | None = None
+    listener: str = ""
+
+
+class EventReceived(Event, tag="event.received"):
+    """The awaited event arrived; once this is durable the event is the workflow's, whatever
+    happens next (``event_checkpointed`` runs after it, then ``task.completed``)."""
+
+    task_id: str
+    payload: PayloadRef  # the event: what the listener returned, or the payload sent to the mailbox
+    attempt: int = 1
+    event_key: str | None = None
+    mailbox_seq: int | None = None  # where the event sits in the workflow's mailbox log
+
+
+class EventSent(Event, tag="mailbox.event_sent"):
+    """(In a workflow's *mailbox* log, never in its own log.) An event sent to the workflow,
+    accepted once durable here; the first wait on ``event_key`` receives it."""
+
+    workflow_id: str
+    event_key: str
+    payload: PayloadRef
+    sender: str = ""  # who sent it, for people reading the mailbox ("http 10.0.0.7", "cli", ...)
+
+
 class CancelRequested(Event, tag="workflow.cancel_requested"):
     reason: str = ""
 
@@ -168,6 +212,10 @@ AnyEvent = Union[
     WorkflowSucceeded,
     WorkflowFailed,
     WorkflowCanceled,
+    TimerSet,
+    EventAwaited,
+    EventReceived,
+    EventSent,
 ]
 
 EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ from itertools import chain, count
 
 from . import _events as ev
 from ._gc import gc_paused
-from ._state import TaskError, TaskState, TaskStatus, WorkflowState, WorkflowStatus
+from ._state import TaskError, TaskState, TaskStatus, WaitState, WorkflowState, WorkflowStatus
 
 _OPEN_TASK = (TaskStatus.SCHEDULED, TaskStatus.RUNNING)
 _RESUMABLE_FROM = (WorkflowStatus.PENDING, WorkflowStatus.RUNNING, WorkflowStatus.FAILED)
@@ -210,6 +210,8 @@ def _completed(state: WorkflowState, e: ev.TaskCompleted, seq: int) -> None:
         task = _task(state, e, seq, e.task_id)
     if (task.status is not _TASK_RUNNING and task.status is not _TASK_SCHEDULED) or e.attempt != task.attempt:
         _check_open(task, e, seq, e.attempt, "completed")
+    if task.wait is not None and task.wait.kind == "event" and task.wait.received is None:
+        _fail(seq, e, f"task {e.task_id!r} waits for an event and completed before receiving it")
     task.status = _TASK_SUCCESSFUL
     task.output = e.output
     _close_span(task, e.ts)
@@ -290,6 +292,67 @@ def _caught(state: WorkflowState, e: ev.TaskCaught, seq: int) -> None:
         _resolve_continuations(state, catcher, e.ts)
 
 
+def _wait_began(state: WorkflowState, e: ev.TimerSet | ev.EventAwaited, seq: int, kind: str) -> TaskState:
+    """An attempt of a timer or event task began waiting: as task.started, for that kind of task."""
+    _require_running(state, e, seq)
+    task = _task(state, e, seq, e.task_id)
+    if task.status is not _TASK_SCHEDULED or e.attempt != task.attempt:
+        _fail(seq, e, f"task {e.task_id!r} attempt {e.attempt} began waiting while {task.status} "
+                      f"(attempt {task.attempt})")
+    if task.wait is not None and task.wait.kind != kind:
+        _fail(seq, e, f"task {e.task_id!r} is a {task.wait.kind} wait, not a {kind} wait")
+    if task.wait is None and task.spans:
+        _fail(seq, e, f"task {e.task_id!r} ran as a plain task before; it cannot wait now")
+    task.status = _TASK_RUNNING
+    task.started_at = e.ts
+    task.spans += ((e.attempt, e.ts, None),)
+    return task
+
+
+def _timer_set(state: WorkflowState, e: ev.TimerSet, seq: int) -> None:
+    task = _wait_began(state, e, seq, "timer")
+    if task.wait is None:
+        task.wait = WaitState("timer", since=e.ts, deadline=e.deadline)
+    else:  # a later attempt: the engine keeps the first deadline; the log says what it kept
+        task.wait.deadline = e.deadline
+
+
+def _event_awaited(state: WorkflowState, e: ev.EventAwaited, seq: int) -> None:
+    task = _wait_began(state, e, seq, "event")
+    if task.wait is None:
+        task.wait = WaitState("event", since=e.ts, event_key=e.event_key, listener=e.listener)
+    elif task.wait.event_key != e.event_key:
+        _fail(seq, e, f"task {e.task_id!r} waited for event key {task.wait.event_key!r}, now {e.event_key!r}")
+
+
+def _event_received(state: WorkflowState, e: ev.EventReceived, seq: int) -> None:
+    """Exactly once: a wait receives one event, and a mailbox key goes to one task."""
+    _require_running(state, e, seq)
+    task = _task(state, e, seq, e.task_id)
+    wait = task.wait
+    if wait is None or wait.kind != "event":
+        _fail(seq, e, f"task {e.task_id!r} does not wait for an event")
+    if task.status is not _TASK_RUNNING or e.attempt != task.attempt:
+        _fail(seq, e, f"task {e.task_id!r} attempt {e.attempt} received an event while {task.status} "
+                      f"(attempt {task.attempt})")
+    if wait.received is not None:
+        _fail(seq, e, f"task {e.task_id!r} already received its event (at {wait.received_at})")
+    if e.event_key != wait.event_key:
+        _fail(seq, e, f"task {e.task_id!r} waits for event key {wait.event_key!r}, not {e.event_key!r}")
+    if e.event_key is not None:
+        holder = state.event_keys.get(e.event_key)
+        if holder is not None and holder != e.task_id:
+            _fail(seq, e, f"event key {e.event_key!r} was already delivered to task {holder!r}")
+        state.event_keys[e.event_key] = e.task_id
+    wait.received = e.payload
+    wait.received_at = e.ts
+    wait.mailbox_seq = e.mailbox_seq
+
+
+def _mailbox_record(state: WorkflowState, e: ev.EventSent, seq: int) -> None:
+    _fail(seq, e, "a mailbox record (mailbox.event_sent) belongs in a mailbox log, not a workflow's log")
+
+
 def _cancel_requested(state: WorkflowState, e: ev.CancelRequested, seq: int) -> None:
     state.cancel_requested = True
 
@@ -331,4 +394,8 @@ _HANDLERS = {
     ev.WorkflowSucceeded: _succeeded,
     ev.WorkflowFailed: _workflow_failed,
     ev.WorkflowCanceled: _canceled,
+    ev.TimerSet: _timer_set,
+    ev.EventAwaited: _event_awaited,
+    ev.EventReceived: _event_received,
+    ev.EventSent: _mailbox_record,
 }

@@ -18,6 +18,7 @@ from ._events import Event
 from ._format import compact_json, fmt_duration, fmt_payload, fmt_ts, short
 from ._spans import MAX_ROWS, LaneGroup, TaskLane, Timeline, build_timeline, group_lanes
 from ._state import TaskStatus, WorkflowState
+from ._waits import describe_wait
 
 CROSS = "\u2717"  # the failed-attempt mark
 OUTCOME_NAMES = ("ok", "failed", "continued", "running", "interrupted")
@@ -221,6 +222,8 @@ def tasks_table(timeline: Timeline) -> str:
             output = f"continued &rarr; <code>{e(task.continuation_output_task_id)}</code>; {e(output)}"
         else:
             output = e(output)
+        if task.wait is not None:  # a timer or an event wait: what it waited for, and how it ended
+            output = f"{e(describe_wait(state, task))}; {output}"
         wait = lane.wait
         options = f" title='{e(compact_json(task.task_options))}'" if task.task_options else ""
         out.append(f"<tr class='{'failed' if failed else 'ok'}' data-task='{e(task.task_id)}' "

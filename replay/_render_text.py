@@ -19,6 +19,7 @@ from ._inspect import Entry
 from ._runs import Run
 from ._spans import LaneGroup, TaskLane, attempts_run, build_timeline, group_lanes
 from ._state import TaskState, TaskStatus, WorkflowState, WorkflowStatus
+from ._waits import describe_wait
 
 # --- show / at ----------------------------------------------------------------------------
 
@@ -132,7 +133,7 @@ def _task_duration(state: WorkflowState, task: TaskState) -> str:
 
 
 def _task_result(state: WorkflowState, task: TaskState) -> str:
-    parts = []
+    parts = [describe_wait(state, task)] if task.wait is not None else []
     if task.continuation_output_task_id is not None:
         parts.append("continued -> " + " -> ".join(state.continuation_chain(task.task_id)[1:]))
     if task.status is TaskStatus.SUCCESSFUL:
@@ -235,7 +236,10 @@ def render_timeline(state: WorkflowState, events: Sequence[Event] = (), width: i
                 cells[c] = "/"
         for lane in (row.lanes if isinstance(row, LaneGroup) else [row]):
             _draw_lane(cells, lane, col)
-        lines.append(f"{label:<{label_w}}  {''.join(cells)}   {_attempts_text(row)}".rstrip())
+        text = _attempts_text(row)
+        if isinstance(row, TaskLane) and row.task.wait is not None:  # a timer or an event wait
+            text += f"; {describe_wait(state, row.task)}"
+        lines.append(f"{label:<{label_w}}  {''.join(cells)}   {text}".rstrip())
     lines.append("")
     lines.extend(f"  {'+' + fmt_duration(m.ts - timeline.t0):>10}  {m.label}" for m in timeline.marks)
     if len(rows) < len(timeline.lanes):

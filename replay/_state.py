@@ -57,6 +57,19 @@ class TaskError(msgspec.Struct, gc=False):
     payload: PayloadRef | None = None
 
 
+class WaitState(msgspec.Struct, gc=False):
+    """What a waiting task (a timer or an event wait) waits for, and what it got."""
+
+    kind: str  # "timer" | "event"
+    since: float  # when its first attempt began waiting
+    deadline: float | None = None  # timer: when it fires (absolute Unix seconds)
+    event_key: str | None = None  # mailbox wait: the key it takes
+    listener: str = ""  # event wait: the listener type
+    received: PayloadRef | None = None  # event wait: the event, once received (durable)
+    received_at: float | None = None
+    mailbox_seq: int | None = None
+
+
 class TaskState(msgspec.Struct, gc=False):
     """Everything the log says about one task."""
 
@@ -78,6 +91,7 @@ class TaskState(msgspec.Struct, gc=False):
     continuation_task_ids: dict[str, str] = {}  # the sub-DAG's stored ids -> the ids it runs under
     caught_from: str | None = None  # it caught this task's failure (catch_exceptions)
     spans: tuple[tuple[int, float, float | None], ...] = ()  # (attempt, start, end) per start
+    wait: WaitState | None = None  # set for timers and event waits
 
     @property
     def error(self) -> TaskError | None:
@@ -114,6 +128,7 @@ class WorkflowState(msgspec.Struct, gc=False):
     last_ts: float | None = None  # the ts of the event at last_seq ("now", as far as the log knows)
     # continuation bookkeeping: sub-DAG output task id -> the task waiting on it
     waiting_on: dict[str, str] = {}
+    event_keys: dict[str, str] = {}  # mailbox event key received -> the task that received it
 
     @property
     def next_seq(self) -> int:

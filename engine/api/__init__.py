@@ -1,2 +1,3 @@
-"""The ray.workflow functions a driver calls: ``init`` (``_init``) and run, resume, outputs,
-status, metadata and continuation (``_workflows``). Re-exported by :mod:`engine`."""
+"""The ray.workflow functions a driver calls: ``init`` (``_init``), run, resume, outputs,
+status, metadata and continuation (``_workflows``), and ``send_event`` (``_events``).
+Re-exported by :mod:`engine`."""

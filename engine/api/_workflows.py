@@ -33,6 +33,7 @@ from ..exceptions import (
 from ..graph._build import build_graph
 from ..graph._options import check_json_metadata
 from ..runtime import _worker
+from ..runtime._http_deploy import deploy_once, report
 from ..store import _payloads
 from ..store._leases import read_lease
 from ..store._outputs import output_from_state
@@ -91,6 +92,8 @@ def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any],
         None if the workflow already existed (nothing was written).
     """
     graph = build_graph(dag, inputs=inputs)
+    if any(spec.wait is not None and spec.wait.kind == "mailbox" for spec in graph.tasks.values()):
+        _deploy_http_provider()
     data = graph.to_bytes()
     storage = context().storage
     if len(data) <= _payloads.INLINE_LIMIT:
@@ -115,6 +118,16 @@ def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any],
     except AppendConflictError:
         return None
     return record
+
+
+def _deploy_http_provider() -> None:
+    """The workflow waits on an HTTPListener: its endpoint is to answer from the moment run returns."""
+    ref = deploy_once(context().storage_url, context().storage_options)
+    if ref is not None:
+        try:
+            ray.get(ref)
+        except Exception as exc:
+            report(exc)
 
 
 def _inputs_ref(inputs: tuple[tuple, dict]) -> PayloadRef | None:

@@ -2,8 +2,10 @@
 
 ``list``, ``status``, ``show``, ``reindex``, ``ui`` and ``ray-durable replay ...`` read storage
 directly and never start or join Ray (:mod:`._storage_commands`, :mod:`replay._cli`,
-:mod:`engine.ui`). ``resume``, ``resume-all``, ``cancel`` and ``delete`` look at storage first and
-connect to a Ray cluster only when the workflow needs a live manager (:mod:`._cluster_commands`).
+:mod:`engine.ui`); ``send-event`` writes to storage and joins a cluster only if one is up, to
+tell its manager (:mod:`._event_commands`). ``resume``, ``resume-all``, ``cancel`` and ``delete``
+look at storage first and connect to a Ray cluster only when the workflow needs a live manager
+(:mod:`._cluster_commands`).
 Nothing imports Ray unless it is needed, so this module stays cheap to import.
 
 Exit status: 0 success; 1 the operation failed (unknown workflow, a workflow that failed,
@@ -136,6 +138,13 @@ def _parser() -> argparse.ArgumentParser:
     command("reindex", "rebuild the derived status index from the logs (progress on stderr)",
             json_help='{"workflows", "final", "failed"} counts')
 
+    p = command("send-event", "send an event to a workflow: durable when this returns; the workflow's "
+                              "wait on KEY takes it, now or when it waits (needs only storage)", cluster=True)
+    p.add_argument("workflow_id", metavar="WID")
+    p.add_argument("event_key", metavar="KEY")
+    p.add_argument("--json", dest="payload", metavar="PAYLOAD", default="null",
+                   help="the payload, as JSON (default: null); '-' reads it from stdin")
+
     p = command("ui", "a local web UI over a storage: workflows, their timelines, tasks and events "
                       "(reads storage only)", json_help='print {"url": ...} once it is serving')
     p.add_argument("--host", default="127.0.0.1", help="interface to serve on (default 127.0.0.1)")
@@ -198,6 +207,8 @@ def _run(args: argparse.Namespace) -> int:
 def _handler(command: str):
     if command in ("list", "status", "reindex", "ui"):
         from . import _storage_commands as module
+    elif command == "send-event":
+        from . import _event_commands as module
     else:
         from . import _cluster_commands as module
     return getattr(module, "cmd_" + command.replace("-", "_"))

@@ -33,6 +33,7 @@ from ray.dag.input_node import DAGInputData
 from ..store._payloads import dumps
 from . import _pickle
 from ._options import TaskOptions, node_options
+from ._waits import WaitSpec, wait_spec
 
 # Ray options the engine sets itself on every task it submits.
 _ENGINE_RAY_OPTIONS = ("num_returns", "max_retries", "retry_exceptions")
@@ -87,6 +88,7 @@ class TaskSpec:
     base_id: str = ""  # the id asked for, before de-duplication ("" in 0.1 graphs)
     value_deps: tuple[int, ...] | None = None  # indexes of deps passed as values (None: 0.1, all)
     ref_deps: tuple[int, ...] = ()  # indexes of deps passed as ObjectRefs
+    wait: WaitSpec | None = None  # a timer or an event wait (workflow.sleep / wait_for_event)
 
     def passed_by_value(self) -> tuple[int, ...]:
         return tuple(range(len(self.deps))) if self.value_deps is None else self.value_deps
@@ -257,6 +259,7 @@ def build_graph(root: Any, inputs: tuple[tuple, dict] | None = None,
     fn_keys: dict[int, str] = {}
     for node in order:
         given_options, ray_options = node_options(node)
+        wait_marker = given_options.pop("wait", None)
         func = node._body
         base_id = given_options.get("task_id") or default_task_id(func)
         task_id = _first_free(base_id, used, last_suffix)
@@ -289,6 +292,7 @@ def build_graph(root: Any, inputs: tuple[tuple, dict] | None = None,
 
         args = [substitute(a, False) for a in node._bound_args]
         kwargs = {k: substitute(v, False) for k, v in node._bound_kwargs.items()}
+        wait = wait_spec(wait_marker, args, _dep_index) if wait_marker else None
         opts = _task_options(given_options, ray_options, inherited, is_root=node is root)
         for key in _ENGINE_RAY_OPTIONS:
             ray_options.pop(key, None)
@@ -303,11 +307,15 @@ def build_graph(root: Any, inputs: tuple[tuple, dict] | None = None,
         stored_opts = opts.merged(retry_exceptions=bool(opts.retry_exceptions))
         tasks[task_id] = TaskSpec(task_id, function_name(func), tuple(deps), fn_keys[id(func)], call,
                                   ray_options, stored_opts, base_id, tuple(sorted(by_value)),
-                                  tuple(sorted(by_ref)))
+                                  tuple(sorted(by_ref)), wait)
     if given and not run_inputs.used:
         raise ValueError("workflow.run was given inputs, but the DAG has no InputNode to read them; "
                          "build it inside `with InputNode() as inp:` or drop the inputs")
     return WorkflowGraph(tasks, ids[id(root)], functions, GRAPH_FORMAT)
+
+
+def _dep_index(value: Any) -> int | None:
+    return value.index if isinstance(value, Dep) and not isinstance(value, DepRef) else None
 
 
 def _task_options(given: dict[str, Any], ray_options: dict[str, Any], inherited: TaskOptions | None,

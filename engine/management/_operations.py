@@ -90,7 +90,7 @@ def cancel(workflow_id: str) -> None:
 
 
 def delete(workflow_id: str) -> None:
-    """Delete a workflow's log, payloads and index entry. Refuses while it is running or queued."""
+    """Delete a workflow's log, payloads, mailbox and index entry. Refuses while it is running or queued."""
     ctx = context()
     state = _existing_state(workflow_id)
     status = _live_status(workflow_id, state)

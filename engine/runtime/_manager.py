@@ -352,6 +352,13 @@ class WorkflowManager:
         if run is not None and run.run_id == run_id:
             run.on_started(task_id, attempt, ts, pid, node)
 
+    def notify_event(self, workflow_id: str) -> None:
+        """A sender put an event in the workflow's mailbox: its open waits look now (else they
+        see it at their next poll)."""
+        run = self.runs.get(workflow_id)
+        if run is not None:
+            run.waits.notify()
+
     async def live_status(self, workflow_id: str) -> str | None:
         """"RUNNING" if driven here, "PENDING" if queued here, None if this manager does not hold
         it (asked once the workflows it takes on at start are under way)."""

@@ -47,6 +47,7 @@ from ..store import _payloads
 from ..store._spec import StorageSpec
 from ._arrivals import Arrivals
 from ._log_writer import LogWriter
+from ._waits import Waits
 from ._worker import Outcome, RunContext, TaskCall, decode_outcome, remote_run_task
 
 OK, CONTINUED, FAILED, DEFERRED = "ok", "continued", "failed", "deferred"
@@ -103,6 +104,7 @@ class WorkflowRun:
         self.arrivals = Arrivals(asyncio.get_running_loop(), self._outcome_arrived)
         self.result.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._remotes: dict[Any, Any] = {}  # Ray options -> remote_run_task with them
+        self.waits = Waits(self)  # timers and event waits: on this actor, never Ray tasks
         self.finished = False
 
     # --- start ----------------------------------------------------------------
@@ -265,7 +267,7 @@ class WorkflowRun:
             if source.settled.done():
                 if source.settled.result() != OK:
                     return None
-            elif index in by_ref:
+            elif index in by_ref or source.value_ref is None:  # (a wait has no value until it ends)
                 return None
             deps.append(source)
         return deps
@@ -293,6 +295,11 @@ class WorkflowRun:
         """Submit the task's scheduled attempt as a Ray task and watch for its outcome."""
         spec = self.tasks[task_id]
         attempt = self.state.tasks[task_id].attempt
+        if spec.wait is not None:
+            source = Source(task_id, None, asyncio.get_running_loop().create_future(), deps, None, attempt)
+            self.sources[task_id] = source
+            self.waits.start(source, spec.wait)
+            return
         by_value = spec.passed_by_value()
         call = TaskCall(self.context, task_id, attempt, spec.fn_key, self.functions[spec.fn_key], spec.call,
                         spec.options.catch_exceptions, spec.options.checkpoint, by_value, spec.ref_deps)
@@ -449,7 +456,8 @@ class WorkflowRun:
         """
         try:
             if error_ref is not None:
-                error: Any = _Pickled(await _payloads.load_bytes(self.storage, self.workflow_id, error_ref))
+                data = await _payloads.load_bytes(self.storage, self.workflow_id, error_ref)
+                error: Any = _payloads.Pickled(data)
             else:  # the exception could not be pickled: say what it was
                 error = WorkflowExecutionError(self.workflow_id, failed_task_id, None, f"{error_type}: {message}")
             value = (None, error)
@@ -555,7 +563,8 @@ class WorkflowRun:
             self._finish_with(WorkflowCancellationError(self.workflow_id))
 
     def _cancel_inflight(self) -> None:
-        """Cancel the attempts still on Ray, except those that end by themselves at once."""
+        """Cancel the attempts still on Ray, except those that end by themselves at once, and the waits."""
+        self.waits.cancel_all()
         for source in list(self.inflight.values()):
             if _ends_by_itself(source):
                 continue
@@ -607,14 +616,3 @@ def _error_type(error: BaseException) -> str:
         return "ray.exceptions.TaskCancelledError"
     return f"{type(cause).__module__}.{type(cause).__qualname__}"
 
-
-class _Pickled:
-    """A value kept pickled until it is unpickled where it is used (a worker, or the driver)."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes):
-        self.data = data
-
-    def __reduce__(self):
-        return (_payloads.loads, (self.data,))

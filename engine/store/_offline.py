@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from replay import WorkflowCanceled, WorkflowState, WorkflowStatus, append_events, load_state
+from replay import WorkflowCanceled, WorkflowState, WorkflowStatus, append_events, load_state, mailbox_log_id
 from storage_backends import AppendConflictError, Storage
 
 from ..exceptions import WorkflowError, WorkflowNotFoundError
@@ -43,7 +43,7 @@ async def cancel_in_storage(storage: Storage, workflow_id: str, state: WorkflowS
 
 
 async def delete_from_storage(storage: Storage, workflow_id: str, storage_url: str = "") -> None:
-    """Delete a workflow's log, payloads and index entry (the caller checked nobody drives it).
+    """Delete a workflow's log, payloads, mailbox and index entry (the caller checked nobody drives it).
 
     Raises:
         WorkflowNotFoundError: there was no such log.
@@ -52,3 +52,4 @@ async def delete_from_storage(storage: Storage, workflow_id: str, storage_url: s
     await _index.append(storage, deleted=[workflow_id])
     if not await storage.delete(workflow_id):
         raise WorkflowNotFoundError(workflow_id, storage_url)
+    await storage.delete(mailbox_log_id(workflow_id))

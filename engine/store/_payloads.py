@@ -71,3 +71,16 @@ def loads(data: bytes) -> Any:
 
 async def load_value(storage, workflow_id: str, ref: PayloadRef) -> Any:
     return loads(await load_bytes(storage, workflow_id, ref))
+
+
+class Pickled:
+    """A value kept pickled until it is unpickled where it is used (a worker, or the driver),
+    so the driving actor can hand values on without importing the modules they need."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def __reduce__(self):
+        return (loads, (self.data,))

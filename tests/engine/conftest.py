@@ -18,7 +18,8 @@ from engine._names import NAMESPACE
 
 @pytest.fixture(scope="session")
 def ray_runtime(moto_server):
-    ray.init(include_dashboard=False, num_cpus=2, log_to_driver=False,
+    # address="local": a Ray of this session's own, never a cluster some other run left recorded
+    ray.init(address="local", include_dashboard=False, num_cpus=2, log_to_driver=False,
              runtime_env={"env_vars": {"RAY_DURABLE_TEST": "1"}})
     yield
     ray.shutdown()
@@ -89,3 +90,21 @@ def kill_manager():
             time.sleep(0.1)
         workflow.init(backend["url"], storage_options=backend["options"])
     return kill
+
+
+@pytest.fixture(scope="session")
+def serve_url(ray_runtime):
+    """Ray Serve's HTTP proxy on this session's cluster, on a free port (never Serve's default
+    8000, which another cluster on the machine may hold): ``http://127.0.0.1:PORT``. Tests
+    whose workflows wait on an HTTPListener ask for it, so the provider those waits deploy
+    lands on this proxy."""
+    import socket
+
+    from ray import serve
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    yield f"http://127.0.0.1:{port}"
+    serve.shutdown()

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from replay import (
     CancelRequested,
     Event,
+    EventAwaited,
+    EventReceived,
     PayloadRef,
     TaskCompleted,
     TaskContinued,
@@ -21,6 +23,7 @@ from replay import (
     TaskRetried,
     TaskScheduled,
     TaskStarted,
+    TimerSet,
     WorkflowCanceled,
     WorkflowFailed,
     WorkflowRunStarted,
@@ -163,11 +166,34 @@ def running(workflow_id: str = "golden-running") -> LogBuilder:
     return b
 
 
+def waits(workflow_id: str = "golden-waits") -> LogBuilder:
+    """A sleep that fired, an HTTP event received from the mailbox, and a listener still waiting
+    when the run stopped (a crash), then resumed and received."""
+    b = LogBuilder(workflow_id)
+    b.submit()
+    b.run("run-1")
+    b.schedule("engine.sleep").schedule("engine.wait_for_event").schedule("engine.wait_for_event_1")
+    b._add(TimerSet, 0.01, task_id="engine.sleep", deadline=round(b.t + 2.0, 6))
+    b._add(EventAwaited, 0.01, task_id="engine.wait_for_event", event_key="approval",
+           listener="engine.http_event_provider.HTTPListener")
+    b._add(EventAwaited, 0.01, task_id="engine.wait_for_event_1", listener="tests.FileListener")
+    b._add(EventReceived, 0.7, task_id="engine.wait_for_event", payload=payload({"by": "ops"}),
+           event_key="approval", mailbox_seq=0)
+    b.complete("engine.wait_for_event", ("approval", {"by": "ops"}), dt=0.01)
+    b.complete("engine.sleep", ref=payload(None), dt=1.3)
+    b.run("run-2", resumed=True, dt=4.0).schedule("engine.wait_for_event_1", attempt=2)
+    b._add(EventAwaited, 0.01, task_id="engine.wait_for_event_1", attempt=2, listener="tests.FileListener")
+    b._add(EventReceived, 0.5, task_id="engine.wait_for_event_1", attempt=2, payload=payload("file content"))
+    b.complete("engine.wait_for_event_1", "file content", attempt=2, dt=0.01)
+    return b
+
+
 SCENARIOS = {
     "retry_and_continuation": retry_and_continuation,
     "resumed_after_failure": resumed_after_failure,
     "failed": failed,
     "running": running,
+    "waits": waits,
 }
 
 

@@ -24,7 +24,10 @@ from replay import (
     EVENT_TYPES,
     FORMAT_VERSION,
     CancelRequested,
+    EventAwaited,
     EventDecodeError,
+    EventReceived,
+    EventSent,
     PayloadRef,
     TaskCaught,
     TaskCompleted,
@@ -33,6 +36,7 @@ from replay import (
     TaskRetried,
     TaskScheduled,
     TaskStarted,
+    TimerSet,
     UnknownEventError,
     WorkflowCanceled,
     WorkflowFailed,
@@ -99,6 +103,11 @@ _SPECS = [
     _event(WorkflowSucceeded, output=payload_refs),
     _event(WorkflowFailed, task_id=ids, error_type=text, message=text),
     _event(WorkflowCanceled),
+    _event(TimerSet, task_id=ids, deadline=timestamps, attempt=ints),
+    _event(EventAwaited, task_id=ids, attempt=ints, event_key=st.none() | text, listener=text),
+    _event(EventReceived, task_id=ids, payload=payload_refs, attempt=ints, event_key=st.none() | text,
+           mailbox_seq=st.none() | ints),
+    _event(EventSent, workflow_id=ids, event_key=text, payload=payload_refs, sender=text),
 ]
 STRATEGIES = {cls: strategy for cls, _fields, strategy in _SPECS}
 any_event = st.one_of([STRATEGIES[cls] for cls in EVENT_TYPES if cls in STRATEGIES])

@@ -3,7 +3,8 @@
 ``legal_logs`` drives a small model of a workflow (independent of the fold:
 it knows only which moves are allowed) through submission, runs, tasks
 scheduled / started / completed / failed / retried / rescheduled, continuations,
-failure and resume, cancellation and success. The fold must accept every
+waits (timers set, events awaited and received), failure and resume,
+cancellation and success. The fold must accept every
 such sequence, agree with itself on every prefix and whatever the batching
 on disk, and reject each kind of injected illegal event at exactly its seq.
 """
@@ -19,6 +20,8 @@ from hypothesis import strategies as st
 
 from replay import (
     CancelRequested,
+    EventAwaited,
+    EventReceived,
     IllegalTransitionError,
     PayloadRef,
     TaskCompleted,
@@ -27,6 +30,7 @@ from replay import (
     TaskRetried,
     TaskScheduled,
     TaskStarted,
+    TimerSet,
     WorkflowCanceled,
     WorkflowFailed,
     WorkflowRunStarted,
@@ -63,6 +67,7 @@ def legal_logs(draw, max_steps: int = 60, end: bool | None = None):
                                 user_metadata=draw(st.sampled_from([{}, {"k": "v"}])))]
     status = "PENDING"
     tasks: dict[str, list] = {}  # task id -> [status, attempt]
+    waits: dict[str, list] = {}  # wait task id -> [kind ("timer" / "event"), event key, received?]
     unscheduled_subs: list[str] = []  # continuation output tasks not scheduled yet
     counter = [0]
 
@@ -79,12 +84,19 @@ def legal_logs(draw, max_steps: int = 60, end: bool | None = None):
             if end is not True:
                 drastic.append("canceled")
         if status == "RUNNING":
-            normal += ["schedule_new"] * 2 + ["schedule_sub"] * 2 * bool(unscheduled_subs)
+            normal += ["schedule_new"] * 2 + ["schedule_sub"] * 2 * bool(unscheduled_subs) + ["schedule_wait"]
             drastic += ["run", "succeed", "workflow_failed"]
             for task_id, (t_status, _) in tasks.items():
+                wait = waits.get(task_id)
                 if t_status == "scheduled":
-                    normal.append(("start", task_id))
-                if t_status in OPEN:
+                    normal.append(("begin_wait" if wait else "start", task_id))
+                if wait is not None and t_status == "running" and wait[0] == "event" and not wait[2]:
+                    normal.append(("receive", task_id))
+                if wait is not None and t_status in OPEN:
+                    if wait[0] == "timer" or (wait[2] and t_status == "running"):
+                        normal.append(("complete", task_id))
+                    normal.append(("fail", task_id))
+                elif t_status in OPEN:
                     normal += [("complete", task_id), ("fail", task_id), ("continue", task_id)]
                 if t_status == "failed":
                     normal.append(("retry", task_id))
@@ -115,6 +127,12 @@ def legal_logs(draw, max_steps: int = 60, end: bool | None = None):
             events.append(WorkflowFailed(ts=t, task_id=draw(st.sampled_from(sorted(tasks) or ["none"])),
                                          error_type="E", message="m"))
             status = "FAILED"
+        elif kind == "schedule_wait":
+            new_id = fresh()
+            waits[new_id] = [draw(st.sampled_from(["timer", "event"])), draw(st.sampled_from([None, f"k-{new_id}"])),
+                             False]
+            events.append(TaskScheduled(ts=t, task_id=new_id, name="engine.wait"))
+            tasks[new_id] = ["scheduled", 1]
         elif kind in ("schedule_new", "schedule_sub"):
             parent = None
             if kind == "schedule_sub":
@@ -129,6 +147,17 @@ def legal_logs(draw, max_steps: int = 60, end: bool | None = None):
             if kind == "start":
                 events.append(TaskStarted(ts=t, task_id=task_id, attempt=task[1]))
                 task[0] = "running"
+            elif kind == "begin_wait":
+                wait_kind, key, _ = waits[task_id]
+                if wait_kind == "timer":
+                    events.append(TimerSet(ts=t, task_id=task_id, deadline=T0 + 100, attempt=task[1]))
+                else:
+                    events.append(EventAwaited(ts=t, task_id=task_id, attempt=task[1], event_key=key))
+                task[0] = "running"
+            elif kind == "receive":
+                waits[task_id][2] = True
+                events.append(EventReceived(ts=t, task_id=task_id, payload=_ref(len(events)), attempt=task[1],
+                                            event_key=waits[task_id][1]))
             elif kind == "complete":
                 events.append(TaskCompleted(ts=t, task_id=task_id, output=_ref(len(events)), attempt=task[1]))
                 task[0] = "done"
@@ -141,7 +170,8 @@ def legal_logs(draw, max_steps: int = 60, end: bool | None = None):
                 task[0] = "scheduled"
             elif kind == "reschedule":  # a new run picks up an unfinished task
                 task[1] += 1
-                events.append(TaskScheduled(ts=t, task_id=task_id, name=f"fn.{task_id}", attempt=task[1]))
+                name = "engine.wait" if task_id in waits else f"fn.{task_id}"
+                events.append(TaskScheduled(ts=t, task_id=task_id, name=name, attempt=task[1]))
                 task[0] = "scheduled"
             elif kind == "continue":
                 sub = fresh()
@@ -233,6 +263,34 @@ def test_a_duplicate_completion_is_rejected_at_its_seq(events, data):
     at = data.draw(st.integers(original + 1, len(events)))
     injected = events[:at] + [events[original]] + events[at:]
     _rejected_at(injected, at)
+
+
+@SETTINGS
+@given(legal_logs(max_steps=80), st.data())
+def test_an_event_is_received_once(events, data):
+    """Exactly once: a second event.received, for the same wait or for its key by another
+    wait, is rejected at its seq."""
+    received = [i for i, e in enumerate(events) if isinstance(e, EventReceived)]
+    if not received:
+        events = events[:1] + [WorkflowRunStarted(ts=T0, run_id="r"), TaskScheduled(ts=T0, task_id="x", name="f"),
+                               EventAwaited(ts=T0, task_id="x", event_key="k"),
+                               EventReceived(ts=T0, task_id="x", payload=_ref(1), event_key="k")]
+        received = [4]
+    original = events[data.draw(st.sampled_from(received))]
+    state = fold(events)
+    if state.status.value != "RUNNING":
+        return
+    if original.event_key is not None and data.draw(st.booleans()):  # the same key, to another wait
+        extra = [TaskScheduled(ts=T0 + 1e4, task_id="other", name="engine.wait"),
+                 EventAwaited(ts=T0 + 1e4, task_id="other", event_key=original.event_key),
+                 EventReceived(ts=T0 + 1e4, task_id="other", payload=_ref(2), event_key=original.event_key)]
+        _rejected_at(events + extra, len(events) + 2)
+        return
+    task = state.tasks[original.task_id]
+    if task.status.value == "RUNNING":
+        again = EventReceived(ts=T0 + 1e4, task_id=original.task_id, payload=_ref(3), attempt=task.attempt,
+                              event_key=original.event_key)
+        _rejected_at(events + [again], len(events))
 
 
 @SETTINGS
