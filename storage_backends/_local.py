@@ -141,13 +141,15 @@ class _IoThreads:
     def _work(self, work: queue.SimpleQueue) -> None:
         lock = self._lock
         while True:
-            with lock:
-                self._idle += 1
+            with lock:  # (a thread of a generation shut down meanwhile must not count in the new one)
+                if self._queue is work:
+                    self._idle += 1
             item = work.get()
             if item is None:  # shut down: the counters were reset with the queue, leave them be
                 return
             with lock:
-                self._idle -= 1
+                if self._queue is work:
+                    self._idle -= 1
             loop, future, fn, args = item
             try:
                 result, error = fn(*args), None

@@ -17,9 +17,12 @@ last batch as last seen, so one request however long the log, see
 the whole log), so the cache can be stale but never wrong about one.
 
 Throttling and 5xx answers are retried by botocore (standard mode, backoff
-with jitter). A retried conditional put whose first attempt did land comes
-back 412; each put carries a random write id in its metadata, so that case is
-recognised as our own write rather than reported as a conflict.
+with jitter). A put whose answer was lost may have landed: re-sent (by
+botocore, or by the HTTP client on its own) it comes back 412, and if every
+try failed, the error does not say either way. Each put carries a random
+write id in its metadata, so after any 412 and any failed put the backend
+looks at the key: the batch found there under its own write id is its own
+write, returned as a success, never reported as a conflict or an error.
 
 Logs and blobs live under separate top-level prefixes, ``<prefix>/logs/<log_id>/``
 and ``<prefix>/blobs/<log_id>/`` (see :mod:`._s3_chain`), so ``list_logs`` is
@@ -62,7 +65,7 @@ from ._s3_chain import (
     stray_error,
 )
 from ._s3_client import LoopBoundClient
-from ._s3_errors import S3Errors, error_code, retry_attempts, strip_userinfo
+from ._s3_errors import S3Errors, error_code, strip_userinfo
 
 OPTIONS = frozenset({
     "endpoint_url",          # S3-compatible store; else $AWS_ENDPOINT_URL_S3 / $AWS_ENDPOINT_URL / AWS
@@ -201,36 +204,62 @@ class S3Storage(Storage):
         key = self._batch_key(log_id, expected)
         frame = encode_batch(expected, records)
         write_id = uuid.uuid4().hex
-        conflict = None
+        conflict = False
         unsure = "; the batch may or may not have been written: read the log before appending again"
-        with self._errors.translate("append", log_id, key, note=unsure):
-            try:
-                await s3.put_object(
-                    Bucket=self.bucket, Key=key, Body=frame, IfNoneMatch="*",
-                    Metadata={_WRITE_ID: write_id}, ContentType="application/octet-stream",
-                )
-            except ClientError as err:
-                if error_code(err) not in _CONFLICT_CODES:
-                    raise
-                conflict = err
-        if conflict is not None:
-            # A 412 on the first attempt is a plain conflict; after a retry it may be our own write.
-            ours = retry_attempts(conflict) > 0 and await self._is_own_write(s3, log_id, key, write_id, frame)
-            if not ours:
-                actual = await self._tail_after_conflict(s3, log_id, expected)
-                raise AppendConflictError(log_id, expected, actual)
+        try:
+            with self._errors.translate("append", log_id, key, note=unsure):
+                try:
+                    await s3.put_object(
+                        Bucket=self.bucket, Key=key, Body=frame, IfNoneMatch="*",
+                        Metadata={_WRITE_ID: write_id}, ContentType="application/octet-stream",
+                    )
+                except ClientError as err:
+                    if error_code(err) not in _CONFLICT_CODES:
+                        raise
+                    conflict = True
+        except StorageError:
+            # Failed after botocore's retries, without saying whether the batch landed: a
+            # response lost after the PUT reached S3 looks just like a PUT that never did.
+            found = await self._whose_batch(s3, log_id, key, write_id, frame, quiet=True)
+            if found == "theirs":
+                conflict = True
+            elif found != "ours":
+                raise
+        if conflict and await self._whose_batch(s3, log_id, key, write_id, frame) != "ours":
+            # (Never judged by botocore's retry count: the HTTP client can re-send a request on
+            # its own, so a 412 on what botocore calls the first attempt may still be our write.)
+            actual = await self._tail_after_conflict(s3, log_id, expected)
+            raise AppendConflictError(log_id, expected, actual)
         end = expected + len(records)
         self._tails[log_id] = (expected, end)
         return end
 
-    async def _is_own_write(self, s3, log_id: str, key: str, write_id: str, frame: bytes) -> bool:
-        """After a 412 on a retried put: did an earlier attempt of this very call land?"""
-        with self._errors.translate("append (checking a retried write)", log_id, key):
-            response = await s3.get_object(Bucket=self.bucket, Key=key)
-            async with response["Body"] as stream:
-                body = await stream.read()
-        stored_id = response.get("Metadata", {}).get(_WRITE_ID)
-        return body == frame and stored_id in (write_id, None)
+    async def _whose_batch(self, s3, log_id: str, key: str, write_id: str, frame: bytes,
+                           quiet: bool = False) -> str | None:
+        """Whose batch is at ``key``: "ours" (this append call's write id or, from a store that
+        drops object metadata, its very bytes), "theirs", "none"; or None if ``quiet`` and S3
+        could not be asked (the caller then keeps its own error).
+        """
+        try:
+            with self._errors.translate("append (checking whose batch is there)", log_id, key):
+                try:
+                    head = await s3.head_object(Bucket=self.bucket, Key=key)
+                except ClientError as err:
+                    if error_code(err) in _NOT_FOUND_CODES:
+                        return "none"
+                    raise
+                stored_id = head.get("Metadata", {}).get(_WRITE_ID)
+                if stored_id is None:
+                    response = await s3.get_object(Bucket=self.bucket, Key=key)
+                    async with response["Body"] as stream:
+                        same = await stream.read() == frame
+                else:
+                    same = stored_id == write_id
+                return "ours" if same else "theirs"
+        except StorageError:
+            if quiet:
+                return None
+            raise
 
     async def _tail_after_conflict(self, s3, log_id: str, expected: int) -> int | None:
         """The log's next seq for a conflict message: lists only keys >= the contested one."""

@@ -3,6 +3,7 @@
 Joins the cluster in $RAY_ADDRESS (started with ``ray start --head``).
 """
 
+import os
 import sys
 
 import ray
@@ -13,7 +14,7 @@ from tests.engine import tasks
 
 def main() -> None:
     mode, storage, counter = sys.argv[1:4]
-    ray.init(log_to_driver=False)
+    ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)  # the test's `ray start` cluster, on purpose
     workflow.init(storage)
     if mode == "run":
         node = 0

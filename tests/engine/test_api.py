@@ -120,10 +120,13 @@ def test_failure_carries_task_id_and_original_exception(backend, wid):
         workflow.get_output(wid)
 
 
-def test_get_output_waits_for_a_running_workflow(backend, wid):
-    ref = workflow.run_async(tasks.slow.bind("done", 1.5), workflow_id=wid)
+def test_get_output_waits_for_a_running_workflow(backend, wid, tmp_path):
+    gate = str(tmp_path / "gate")
+    ref = workflow.run_async(tasks.gated.bind("done", gate), workflow_id=wid)
     waiting = workflow.get_output_async(wid)
     assert workflow.get_status(wid) == workflow.RUNNING
+    assert not ray.wait([waiting], timeout=0.5)[0]
+    open(gate, "w").close()
     assert ray.get(waiting) == "done"
     assert ray.get(ref) == "done"
 
@@ -219,19 +222,21 @@ def test_continuation_outside_a_workflow_runs_the_dag(ray_runtime):
         workflow.continuation(5)
 
 
-def test_long_task_start_is_logged_while_it_runs(backend, wid):
+def test_long_task_start_is_logged_while_it_runs(backend, wid, tmp_path):
     from engine.api._init import context
     from engine.store._sync import run_sync
     from replay import TaskStatus, load_state
 
-    ref = workflow.run_async(tasks.slow.bind("x", 2.0), workflow_id=wid)
-    deadline = time.monotonic() + 10
+    gate = str(tmp_path / "gate")  # the task runs until the test has seen it RUNNING
+    ref = workflow.run_async(tasks.gated.bind("x", gate), workflow_id=wid)
+    deadline = time.monotonic() + 120  # a bound for a stuck engine, not a speed requirement
     while True:
         state = run_sync(load_state(context().storage, wid))
-        task = state.tasks.get("slow")
+        task = state.tasks.get("gated")
         if task is not None and task.status is TaskStatus.RUNNING:
             break
         assert time.monotonic() < deadline, state.tasks
         time.sleep(0.1)
     assert task.started_at is not None and task.ended_at is None
+    open(gate, "w").close()
     assert ray.get(ref) == "x"
