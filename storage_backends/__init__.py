@@ -10,11 +10,13 @@ from ._errors import (
     BlobNotFoundError,
     BucketNotFoundError,
     InvalidIdError,
+    InvalidStorageUrlError,
     LogCorruptedError,
     StorageError,
+    StorageIOError,
     UnknownSchemeError,
 )
-from ._framing import Batch, Record
+from ._framing import Batch, Record, TornTail
 from ._ids import MAX_LOG_ID_LENGTH, is_system_id, validate_blob_name, validate_log_id
 from ._local import LocalStorage
 from ._registry import (
@@ -37,6 +39,7 @@ __all__ = [
     "BucketNotFoundError",
     "DEFAULT_STORAGE",
     "InvalidIdError",
+    "InvalidStorageUrlError",
     "LocalStorage",
     "LogCorruptedError",
     "MAX_LOG_ID_LENGTH",
@@ -45,6 +48,8 @@ __all__ = [
     "STORAGE_ENV_VAR",
     "Storage",
     "StorageError",
+    "StorageIOError",
+    "TornTail",
     "UnknownSchemeError",
     "default_storage_url",
     "is_system_id",
