@@ -26,7 +26,8 @@ from storage_backends import (
 )
 
 from ._codec import EventDecodeError, UnknownEventError, decode_event, decode_raw
-from ._events import Event, PayloadRef
+from . import _runtime_env
+from ._events import Event, PayloadRef, TaskScheduled, WorkflowSubmitted
 from ._fold import IllegalTransitionError, apply
 from ._format import tag_of
 from ._state import WorkflowState
@@ -175,13 +176,21 @@ def torn_tail_problem(workflow_id: str, tail: TornTail) -> Problem:
 
 def _entry(seq: int, offset: int, data: bytes) -> Entry:
     try:
-        return Entry(seq, offset, decode_event(data))
+        event = decode_event(data)
     except EventDecodeError as exc:
         try:
             raw = decode_raw(data)
         except Exception:  # not msgpack at all: nothing more to show than the error
             raw = None
+        if isinstance(raw, dict) and isinstance(raw.get("runtime_env"), dict):
+            raw["runtime_env"] = _runtime_env.recorded(raw["runtime_env"])
         return Entry(seq, offset, None, raw, exc)
+    if isinstance(event, WorkflowSubmitted):  # a log from before secrets were left out: never show them
+        event.runtime_env = _runtime_env.recorded(event.runtime_env)
+    elif isinstance(event, TaskScheduled) and isinstance(event.task_options.get("runtime_env"), dict):
+        event.task_options = {**event.task_options,
+                              "runtime_env": _runtime_env.recorded(event.task_options["runtime_env"])}
+    return Entry(seq, offset, event)
 
 
 async def require_log(storage: Storage, workflow_id: str) -> Log:

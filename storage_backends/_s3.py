@@ -13,8 +13,11 @@ second object in; so a put only ever targets the end of the chain (see
 :mod:`._s3_chain`), checked against a per-log cache of the chain's tail and
 re-listed whenever the caller's seq is not the cached tail (from the log's
 last batch as last seen, so one request however long the log, see
-``_find_tail``). A boundary stays a boundary (objects are only removed with
-the whole log), so the cache can be stale but never wrong about one.
+``_find_tail``). A boundary stays a boundary while the log lives (objects are
+only removed with the whole log); but another writer may delete the log and
+begin it again, so an append at a cached boundary also asks, alongside its
+put, whether the batch that ended there is still the one seen (its ETag), and
+takes its put back as a conflict if not.
 
 Throttling and 5xx answers are retried by botocore (standard mode, backoff
 with jitter). A put whose answer was lost may have landed: re-sent (by
@@ -49,7 +52,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from urllib.parse import unquote, urlsplit
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ._base import Storage
 from ._errors import AppendConflictError, BlobNotFoundError, StorageError
@@ -124,9 +127,10 @@ class S3Storage(Storage):
         self._errors = S3Errors(self.bucket, self.url, self._options.get("endpoint_url"),
                                 [self._options.get(k) for k in _CREDENTIAL_OPTIONS])
         self._client = LoopBoundClient(self.bucket, self._options, self._errors)
-        # log_id -> (first seq of the log's last batch or None, the seq that batch ends at),
-        # as last seen: the end is a boundary of the chain, the start a hint for _find_tail.
-        self._tails: dict[str, tuple[int | None, int]] = {}
+        # log_id -> (first seq of the log's last batch or None, the seq that batch ends at, that
+        # batch's ETag or None), as last seen: the end is a boundary of the chain as long as that
+        # very batch is still there (another writer may have deleted the log and begun it again).
+        self._tails: dict[str, tuple[int | None, int, str | None]] = {}
 
     def __getstate__(self) -> dict:
         # Picklable for child processes / Ray tasks: the configuration travels,
@@ -196,23 +200,63 @@ class S3Storage(Storage):
             raise ValueError(f"expected_next_seq must be a non-negative int, got {expected_next_seq!r}")
         s3 = await self._s3()
         expected = expected_next_seq
-        if expected != 0 and self._tails.get(log_id, (None, 0))[1] != expected:
+        cached = self._tails.get(log_id)
+        recheck = None
+        if expected != 0 and (cached is None or cached[1] != expected or cached[2] is None):
             # Not a boundary we know of: writing there could fork the log, so look first.
             tail = await self._find_tail(s3, log_id)
             if tail != expected:
                 raise AppendConflictError(log_id, expected, tail)
+        elif expected != 0:
+            # A boundary as last seen; still one only if the batch ending there is the one we saw
+            # (the log may have been deleted, and begun again, by another writer). Asked alongside
+            # the put, so it costs a request but no time; a put it proves wrong is taken back.
+            recheck = asyncio.ensure_future(self._unchanged(s3, log_id, cached[0], cached[2]))
+        try:
+            end = await self._put_batch(s3, log_id, records, expected)
+        except BaseException:
+            if recheck is not None:
+                recheck.cancel()
+            raise
+        if recheck is not None and not await recheck:
+            await self._take_back(s3, log_id, expected)
+            self._tails.pop(log_id, None)
+            raise AppendConflictError(log_id, expected, await self._tail_after_conflict(s3, log_id, 0))
+        return end
+
+    async def _unchanged(self, s3, log_id: str, start: int | None, etag: str) -> bool:
+        """Whether the batch at ``start`` still has ``etag`` (a failed question counts as yes)."""
+        key = self._batch_key(log_id, start or 0)
+        try:
+            await s3.head_object(Bucket=self.bucket, Key=key, IfMatch=etag)
+            return True
+        except ClientError as err:
+            return error_code(err) not in _NOT_FOUND_CODES | {"412", "PreconditionFailed"}
+        except BotoCoreError:
+            return True
+
+    async def _take_back(self, s3, log_id: str, seq: int) -> None:
+        """Remove the batch this call just put at ``seq`` of a log that turned out to be gone."""
+        key = self._batch_key(log_id, seq)
+        with self._errors.translate("append (taking back a batch put on a deleted log)", log_id, key):
+            await s3.delete_object(Bucket=self.bucket, Key=key)
+
+    async def _put_batch(self, s3, log_id: str, records: Sequence[bytes], expected: int) -> int:
+        """The conditional put of one batch at ``expected``, and whose batch is there if that is unclear."""
         key = self._batch_key(log_id, expected)
         frame = encode_batch(expected, records)
         write_id = uuid.uuid4().hex
         conflict = False
+        etag = None
         unsure = "; the batch may or may not have been written: read the log before appending again"
         try:
             with self._errors.translate("append", log_id, key, note=unsure):
                 try:
-                    await s3.put_object(
+                    response = await s3.put_object(
                         Bucket=self.bucket, Key=key, Body=frame, IfNoneMatch="*",
                         Metadata={_WRITE_ID: write_id}, ContentType="application/octet-stream",
                     )
+                    etag = response.get("ETag")
                 except ClientError as err:
                     if error_code(err) not in _CONFLICT_CODES:
                         raise
@@ -231,7 +275,7 @@ class S3Storage(Storage):
             actual = await self._tail_after_conflict(s3, log_id, expected)
             raise AppendConflictError(log_id, expected, actual)
         end = expected + len(records)
-        self._tails[log_id] = (expected, end)
+        self._tails[log_id] = (expected, end, etag)  # (no ETag when the answer was lost: look next time)
         return end
 
     async def _whose_batch(self, s3, log_id: str, key: str, write_id: str, frame: bytes,
@@ -279,7 +323,7 @@ class S3Storage(Storage):
             while True:
                 page = await s3.list_objects_v2(**kwargs)
                 for item in page.get("Contents", ()):
-                    listing.add(item["Key"], item["Key"][len(prefix):])
+                    listing.add(item["Key"], item["Key"][len(prefix):], item.get("ETag"))
                 if not page.get("IsTruncated"):
                     return listing
                 kwargs["ContinuationToken"] = page["NextContinuationToken"]
@@ -313,7 +357,7 @@ class S3Storage(Storage):
         from 0 to report.)
         """
         listing = None
-        hint = self._tails.get(log_id, (None, 0))[0] if from_seq == 0 else None
+        hint = self._tails.get(log_id, (None, 0, None))[0] if from_seq == 0 else None
         if hint:
             listing = await self._list_batches(s3, log_id, hint)
         if listing is None or not listing.keys:
@@ -324,7 +368,7 @@ class S3Storage(Storage):
             return 0 if from_seq == 0 else None
         seq, key = listing.seqs[-1], listing.keys[-1]
         _batch, tail = decode_batch(log_id, key, await self._get(s3, "read", log_id, key), seq, 1 << 62)
-        self._tails[log_id] = (seq, tail)
+        self._tails[log_id] = (seq, tail, listing.etags[-1])
         return tail
 
     async def read(self, log_id: str, from_seq: int = 0) -> AsyncIterator[Record]:
@@ -361,7 +405,8 @@ class S3Storage(Storage):
                 await asyncio.gather(*window, return_exceptions=True)
         if listing.strays:
             raise stray_error(log_id, listing.strays)
-        self._tails[log_id] = (listing.seqs[-1] if listing.seqs else None, expected)
+        self._tails[log_id] = ((listing.seqs[-1], expected, listing.etags[-1]) if listing.seqs
+                               else (None, 0, None))
 
     async def _list_for_read(self, s3, log_id: str, from_seq: int) -> tuple[BatchListing, bool]:
         """The batch keys a read from ``from_seq`` needs, and whether the listing is partial.

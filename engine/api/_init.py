@@ -10,9 +10,8 @@ import ray
 
 from storage_backends import Storage, default_storage_url, open_storage
 
-from .._names import NAMESPACE, manager_name
-from ..runtime._manager import WorkflowManager
 from ..store._sync import run_sync, storage_for
+from ._manager_client import start_manager
 
 
 @dataclass
@@ -48,16 +47,14 @@ def init(storage: str | None = None, *, storage_options: dict[str, Any] | None =
             raise ValueError(f"{name} must be a non-negative int or None, got {limit!r}")
     if max_running_workflows == 0:
         raise ValueError("max_running_workflows must be at least 1 (None: no limit)")
-    url = storage or default_storage_url()
+    url = default_storage_url() if storage is None else storage  # "" is an error, not the default
     options = dict(storage_options or {})
     store = open_storage(url, **options)  # unknown scheme / bad path fail here, before Ray starts
     if not ray.is_initialized():
         ray_init_kwargs.setdefault("include_dashboard", False)
         ray.init(**ray_init_kwargs)
-    run_sync(store.list_logs())  # fail fast: unreadable storage, missing bucket
-    manager = WorkflowManager.options(
-        name=manager_name(url), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
-    ).remote(url, options, max_running_workflows, max_pending_workflows)
+    run_sync(store.check())  # fail fast: a root that is a file, read-only storage, missing bucket
+    manager = start_manager(url, options, max_running_workflows, max_pending_workflows)
     if max_running_workflows is not None or max_pending_workflows is not None:
         ray.get(manager.configure.remote(max_running_workflows, max_pending_workflows))
     with _lock:

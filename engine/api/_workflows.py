@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.metadata
+import logging
+import os
 import platform
 import time
 import uuid
@@ -17,21 +19,22 @@ from typing import Any
 
 import ray
 from ray.dag import DAGNode
-from ray.exceptions import RayTaskError
 
-from replay import WorkflowState, WorkflowStatus, WorkflowSubmitted, encode_event, load_state
+from replay import WorkflowState, WorkflowStatus, WorkflowSubmitted, encode_event, load_state, runtime_envs
 from storage_backends import AppendConflictError, InvalidIdError, validate_log_id
 
-from ..exceptions import WorkflowError, WorkflowNotFoundError, WorkflowNotResumableError, WorkflowQueueFullError
+from ..exceptions import WorkflowNotFoundError, WorkflowNotResumableError, WorkflowQueueFullError
 from ..graph._build import build_graph
 from ..graph._options import check_json_metadata
 from ..runtime import _worker
 from ..store import _payloads
 from ..store._outputs import output_from_state
 from ..store._sync import run_sync
+from . import _manager_client
 from ._init import context
 
 ENGINE_VERSION = "0.1.0"
+logger = logging.getLogger(__name__)
 
 
 def validate_workflow_id(workflow_id: object) -> str:
@@ -59,22 +62,18 @@ def _stored_output(workflow_id: str, state: WorkflowState) -> Any:
     return run_sync(_payloads.load_value(context().storage, workflow_id, state.output))
 
 
-def _unwrap(ref: ray.ObjectRef) -> Any:
-    """ray.get, raising our own workflow errors rather than Ray's wrapper around them."""
-    try:
-        return ray.get(ref)
-    except RayTaskError as exc:
-        if isinstance(exc.cause, WorkflowError):
-            raise exc.cause from None
-        raise
+def _unwrap(ref: ray.ObjectRef, workflow_id: str | None = None, manager: Any = None) -> Any:
+    """ray.get, raising our own workflow errors rather than Ray's (see _manager_client.result)."""
+    return _manager_client.result(ref, workflow_id, manager)
 
 
-def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any]) -> bytes | None:
+def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any]) -> tuple[bytes | None, dict]:
     """Write the submission event (the DAG as a payload) at seq 0.
 
     Returns:
-        the record written, for the manager to start from without reading it back;
-        None if the workflow already existed (nothing was written).
+        the record written, for the manager to start from without reading it back, or None if
+        the workflow already existed (nothing was written); and the values of the runtime env
+        that the record leaves out (secrets), for the manager's run of it, never stored.
     """
     graph = build_graph(dag)
     data = graph.to_bytes()
@@ -83,24 +82,26 @@ def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any]) -> bytes |
         dag_ref = _payloads.make_ref(data, graph, None)
     else:
         if run_sync(storage.next_seq(workflow_id)) > 0:
-            return None  # (a blob written now would sit in another workflow's directory)
+            return None, {}  # (a blob written now would sit in another workflow's directory)
         # Named by its content: a driver racing this one with the same id can only ever
         # overwrite it with the same bytes, whichever of the two submissions wins.
         name = f"dag-{_payloads.digest(data)}"
         run_sync(storage.put_blob(workflow_id, name, data))
         dag_ref = _payloads.make_ref(data, graph, name)
+    job_env = _runtime_env()
+    recorded = runtime_envs.recorded(job_env)
     event = WorkflowSubmitted(
         ts=time.time(), workflow_id=workflow_id, dag=dag_ref, user_metadata=metadata,
         ray_version=ray.__version__, engine_version=ENGINE_VERSION,
-        python_version=platform.python_version(), runtime_env=_runtime_env(),
+        python_version=platform.python_version(), runtime_env=recorded,
         packages=_package_versions(),
     )
     record = encode_event(event)
     try:
         run_sync(storage.append(workflow_id, [record], 0))
     except AppendConflictError:
-        return None
-    return record
+        return None, {}
+    return record, runtime_envs.supplied(recorded, job_env, {})[0]
 
 
 @functools.lru_cache(maxsize=1)
@@ -129,11 +130,11 @@ def run_async(dag: DAGNode, *args: Any, workflow_id: str | None = None,
     Returns:
         an ObjectRef to the workflow's output.
     """
-    workflow_id, submission = _submit_new(dag, args, kwargs, workflow_id, metadata)
+    workflow_id, submission, env_values = _submit_new(dag, args, kwargs, workflow_id, metadata)
     if submission is None:
         return resume_async(workflow_id)
     with _refused_leaves_no_trace(workflow_id):
-        return _start(workflow_id, submission)
+        return _start(workflow_id, submission, env_values)
 
 
 def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
@@ -143,17 +144,19 @@ def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
     One call to the manager starts the workflow and waits for its output (run_async
     takes two: it must say at once whether the workflow was accepted).
     """
-    workflow_id, submission = _submit_new(dag, args, kwargs, workflow_id, metadata)
+    workflow_id, submission, env_values = _submit_new(dag, args, kwargs, workflow_id, metadata)
     if submission is None:
         return resume(workflow_id)
     with _refused_leaves_no_trace(workflow_id):
-        return _unwrap(context().manager.run.remote(workflow_id, submission))
+        manager = _manager_client.live_manager(context())
+        return _unwrap(manager.run.remote(workflow_id, submission, env_values), workflow_id, manager)
 
 
 def _submit_new(dag: Any, args: tuple, kwargs: dict, workflow_id: str | None,
-                metadata: dict[str, Any] | None) -> tuple[str, bytes | None]:
-    """Check run's arguments and record the submission; (id, its record), or (id, None) if the
-    id already existed (then the append at seq 0 found it: no read first)."""
+                metadata: dict[str, Any] | None) -> tuple[str, bytes | None, dict]:
+    """Check run's arguments and record the submission; (id, its record, the runtime env values
+    it leaves out), or (id, None, {}) if the id already existed (then the append at seq 0 found
+    it: no read first)."""
     if args or kwargs:
         raise TypeError("workflow.run takes the DAG's inputs through .bind(...); "
                         f"unexpected arguments {args!r} {sorted(kwargs)!r}")
@@ -161,7 +164,7 @@ def _submit_new(dag: Any, args: tuple, kwargs: dict, workflow_id: str | None,
         raise TypeError(f"workflow.run needs a DAG made with f.bind(...), got {type(dag).__name__}")
     workflow_id = validate_workflow_id(workflow_id) if workflow_id is not None else _new_id()
     metadata = check_json_metadata(metadata, "workflow")
-    return workflow_id, _submit(dag, workflow_id, metadata)
+    return (workflow_id, *_submit(dag, workflow_id, metadata))
 
 
 @contextlib.contextmanager
@@ -174,10 +177,10 @@ def _refused_leaves_no_trace(workflow_id: str) -> Iterator[None]:
         raise
 
 
-def _start(workflow_id: str, submission: bytes | None = None) -> ray.ObjectRef:
+def _start(workflow_id: str, submission: bytes | None, env_values: dict) -> ray.ObjectRef:
     """Hand the workflow to the manager (which claims its log, or queues it) and return a ref to its output."""
-    manager = context().manager
-    _unwrap(manager.start.remote(workflow_id, submission))
+    manager = _manager_client.live_manager(context())
+    _unwrap(manager.start.remote(workflow_id, submission, env_values), workflow_id, manager)
     return manager.wait_output.remote(workflow_id)
 
 
@@ -194,12 +197,32 @@ def resume_async(workflow_id: str) -> ray.ObjectRef:
         raise WorkflowNotResumableError(workflow_id, "it was canceled")
     if state.status is WorkflowStatus.SUCCESSFUL:
         return ray.put(_stored_output(workflow_id, state))
-    return _start(workflow_id)
+    return _start(workflow_id, None, _env_values_for_resume(workflow_id, state))
+
+
+def _env_values_for_resume(workflow_id: str, state: WorkflowState) -> dict:
+    """What the recorded runtime env left out (env var values, URL credentials), from this
+    driver's job runtime env, else (env vars) its own environment.
+
+    What neither has is left to the cluster: tasks inherit the env vars of the job that
+    started the manager (Ray merges env_vars into children), which on the cluster that ran
+    the workflow are the ones it had. A warning names them.
+    """
+    recorded = state.submission.runtime_env if state.submission is not None else None
+    values, missing = runtime_envs.supplied(recorded, _runtime_env(), os.environ)
+    if missing:
+        logger.warning(
+            "resuming workflow %s: its runtime_env's %s %s not stored in its log (secrets never are) "
+            "and this driver has none, so its tasks get what the cluster's manager was started with, "
+            "if anything; supply them in ray.init(runtime_env=...) or, for env vars, this driver's "
+            "environment", workflow_id, ", ".join(p.removeprefix("env_vars.") for p in missing),
+            "is" if len(missing) == 1 else "are")
+    return values
 
 
 def resume(workflow_id: str) -> Any:
     """Continue a workflow from its last durable point and return its output."""
-    return _unwrap(resume_async(workflow_id))
+    return _unwrap(resume_async(workflow_id), workflow_id, context().manager)
 
 
 def get_output_async(workflow_id: str, *, task_id: str | None = None) -> ray.ObjectRef:
@@ -207,7 +230,7 @@ def get_output_async(workflow_id: str, *, task_id: str | None = None) -> ray.Obj
     state = _existing_state(workflow_id)
     ctx = context()
     if state.status not in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
-        if ray.get(ctx.manager.live_status.remote(workflow_id)) is not None:
+        if _manager_client.ask(ctx, "live_status", workflow_id) is not None:
             return ctx.manager.wait_output.remote(workflow_id, task_id)
     return ray.put(_output_from_log(workflow_id, state, task_id))
 
@@ -218,7 +241,7 @@ def _output_from_log(workflow_id: str, state: WorkflowState, task_id: str | None
 
 def get_output(workflow_id: str, *, task_id: str | None = None) -> Any:
     """The workflow's (or one task's) output; waits if the workflow is still running."""
-    return _unwrap(get_output_async(workflow_id, task_id=task_id))
+    return _unwrap(get_output_async(workflow_id, task_id=task_id), workflow_id, context().manager)
 
 
 def get_status(workflow_id: str) -> WorkflowStatus:
@@ -229,7 +252,7 @@ def get_status(workflow_id: str) -> WorkflowStatus:
 def _live_status(workflow_id: str, state: WorkflowState) -> WorkflowStatus:
     if state.status in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
         return state.status
-    live = ray.get(context().manager.live_status.remote(workflow_id))
+    live = _manager_client.ask(context(), "live_status", workflow_id)
     return combine_status(state.status, live)
 
 
@@ -252,7 +275,7 @@ def get_metadata(workflow_id: str, task_id: str | None = None) -> dict[str, Any]
             "status": str(_live_status(workflow_id, state)),
             "user_metadata": dict(state.user_metadata),
             "stats": {"start_time": state.start_time, "end_time": state.end_time},
-            "runtime_env": submission.runtime_env,
+            "runtime_env": runtime_envs.recorded(submission.runtime_env),  # names, never values
             "packages": dict(submission.packages),
             "ray_version": submission.ray_version,
             "engine_version": submission.engine_version,

@@ -16,6 +16,8 @@ import cloudpickle
 import ray
 from ray.dag import DAGNode, FunctionNode
 
+from replay import runtime_envs
+
 from . import _pickle
 from ._options import TaskOptions, node_options
 from ..store._payloads import dumps
@@ -58,6 +60,8 @@ class TaskSpec:
             "checkpoint": opts.checkpoint,
         }
         for key, value in self.ray_options.items():
+            if key == "runtime_env" and isinstance(value, dict):
+                value = runtime_envs.recorded(value)  # env var names, never values (secrets)
             recorded[key] = value if _is_plain(value) else repr(value)
         return recorded
 

@@ -19,6 +19,7 @@ import ray
 from replay import WorkflowCanceled, WorkflowStatus, append_events
 from storage_backends import AppendConflictError
 
+from ..api import _manager_client
 from ..api._init import context
 from ..api._workflows import _existing_state, _live_status, combine_status, resume_async
 from ..exceptions import WorkflowError, WorkflowNotFoundError
@@ -49,7 +50,7 @@ def list_all(status_filter: Any = None) -> list[tuple[str, WorkflowStatus]]:
     """``[(workflow_id, status)]`` for every workflow, optionally only those with the given status(es)."""
     wanted = _as_status_set(status_filter)
     ctx = context()
-    live = ray.get(ctx.manager.live_statuses.remote())
+    live = _manager_client.ask(ctx, "live_statuses")
 
     async def logged() -> dict[str, WorkflowStatus | None]:
         return await _index.statuses(ctx.storage, await ctx.storage.list_logs())
@@ -81,7 +82,7 @@ def cancel(workflow_id: str) -> None:
     if state.status in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
         logger.warning("workflow %s is already %s; cancel does nothing", workflow_id, state.status)
         return
-    if ray.get(ctx.manager.cancel.remote(workflow_id)):
+    if _manager_client.ask(ctx, "cancel", workflow_id):
         return
     for _ in range(5):  # not driven here: append the canceled event ourselves
         seq = state.next_seq

@@ -18,7 +18,7 @@ from typing import Any
 import ray
 
 from replay import WorkflowState, WorkflowStatus, WorkflowSubmitted, apply, decode_event, load_state
-from storage_backends import AppendConflictError, open_storage
+from storage_backends import AppendConflictError, StorageError, open_storage
 
 from .._names import NAMESPACE, manager_name
 from ..exceptions import (
@@ -31,6 +31,7 @@ from ..exceptions import (
 from ..store._index import IndexWriter
 from ..store._outputs import output_from_state
 from ._run import WorkflowRun
+from ._storage_faults import storage_interruption
 
 @ray.remote(num_cpus=0, max_concurrency=100_000)
 class WorkflowManager:
@@ -53,6 +54,7 @@ class WorkflowManager:
         self._claiming: set[str] = set()
         self._finished: dict[str, WorkflowRun] = {}
         self._queue: OrderedDict[str, asyncio.Future] = OrderedDict()  # PENDING, in submission order
+        self._env_values: dict[str, dict] = {}  # queued workflow -> what its recorded runtime env left out
 
     @property
     def storage(self):
@@ -67,13 +69,16 @@ class WorkflowManager:
         self.max_pending = max_pending
         self._drain_queue()
 
-    async def start(self, workflow_id: str, submission: bytes | None = None) -> str:
+    async def start(self, workflow_id: str, submission: bytes | None = None,
+                    env_values: dict | None = None) -> str:
         """Claim and start driving a workflow, or queue it if ``max_running`` are running.
 
         Args:
             submission: the record a driver has just appended at seq 0 of a new workflow.
                 Folded instead of reading the log back; if anything was appended after
                 it meanwhile, the claim's append at seq 1 conflicts.
+            env_values: what the recorded runtime env leaves out (env var values, URL
+                credentials), from the driver's job: the run's tasks get them, the log never.
 
         Returns:
             "started", "queued", or "finished" (it had already succeeded).
@@ -101,8 +106,9 @@ class WorkflowManager:
                 raise WorkflowQueueFullError(workflow_id, self.max_pending)
             self._queue[workflow_id] = asyncio.get_running_loop().create_future()
             self._queue[workflow_id].add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._env_values[workflow_id] = env_values or {}
             return "queued"
-        await self._launch(workflow_id, state)  # (no await since the read: the state is current here)
+        await self._launch(workflow_id, state, env_values)  # (no await since the read: the state is current)
         return "started"
 
     def _active(self) -> int:
@@ -111,19 +117,22 @@ class WorkflowManager:
     def _full(self) -> bool:
         return self.max_running is not None and self._active() >= self.max_running
 
-    async def _launch(self, workflow_id: str, state: WorkflowState | None = None) -> None:
+    async def _launch(self, workflow_id: str, state: WorkflowState | None = None,
+                      env_values: dict | None = None) -> None:
         self._claiming.add(workflow_id)
         try:
             if state is None:
                 state = await load_state(self.storage, workflow_id)
             run = WorkflowRun(self.storage, self.storage_url, self.storage_options, state,
-                              manager_name(self.storage_url), index=self._index)
+                              manager_name(self.storage_url), index=self._index, env_values=env_values)
             try:
                 await run.start()
             except AppendConflictError:
                 raise WorkflowRunningError(
                     workflow_id, "another driver appended to its log first (it is running elsewhere)"
                 ) from None
+            except StorageError as exc:  # the claim's append failed: nothing was written
+                raise storage_interruption(workflow_id, exc) or exc
             if not run.result.done():
                 self.runs[workflow_id] = run
                 run.result.add_done_callback(lambda _f: self._forget(workflow_id, run))
@@ -147,7 +156,7 @@ class WorkflowManager:
     async def _launch_queued(self, workflow_id: str, started: asyncio.Future) -> None:
         self._claiming.discard(workflow_id)
         try:
-            await self._launch(workflow_id)
+            await self._launch(workflow_id, env_values=self._env_values.pop(workflow_id, None))
         except BaseException as exc:
             if not started.done():
                 started.set_exception(exc)
@@ -155,9 +164,10 @@ class WorkflowManager:
         if not started.done():
             started.set_result(None)
 
-    async def run(self, workflow_id: str, submission: bytes | None = None) -> Any:
+    async def run(self, workflow_id: str, submission: bytes | None = None,
+                  env_values: dict | None = None) -> Any:
         """:meth:`start` then :meth:`wait_output`, in one call from the driver (``workflow.run``)."""
-        await self.start(workflow_id, submission)
+        await self.start(workflow_id, submission, env_values)
         return await self.wait_output(workflow_id)
 
     async def wait_output(self, workflow_id: str, task_id: str | None = None) -> Any:
@@ -211,6 +221,7 @@ class WorkflowManager:
         A queued workflow is taken off the queue (False: the caller records the cancel).
         """
         queued = self._queue.pop(workflow_id, None)
+        self._env_values.pop(workflow_id, None)
         if queued is not None:
             queued.set_exception(WorkflowCancellationError(workflow_id))
             return False

@@ -36,6 +36,7 @@ from replay import (
     WorkflowState,
     WorkflowStatus,
     WorkflowSucceeded,
+    runtime_envs,
 )
 from storage_backends import AppendConflictError, Storage
 
@@ -44,6 +45,7 @@ from ..graph._build import TaskSpec, WorkflowGraph
 from ..store import _payloads
 from ._arrivals import Arrivals
 from ._log_writer import LogWriter
+from ._storage_faults import storage_interruption
 from ._worker import DependencyUnavailable, Outcome, RunContext, TaskCall, decode_outcome, remote_run_task
 
 OK, CONTINUED, FAILED, DEFERRED = "ok", "continued", "failed", "deferred"
@@ -71,7 +73,8 @@ class Source:
 
 class WorkflowRun:
     def __init__(self, storage: Storage, storage_url: str, storage_options: dict, state: WorkflowState,
-                 manager_name: str, index: StatusIndex, run_id: str | None = None):
+                 manager_name: str, index: StatusIndex, run_id: str | None = None,
+                 env_values: dict | None = None):
         self.storage = storage
         self.storage_url = storage_url
         self.storage_options = storage_options
@@ -81,7 +84,8 @@ class WorkflowRun:
         self.manager_name = manager_name
         self.index = index
         submitted = state.submission
-        self.runtime_env = submitted.runtime_env if submitted is not None else None
+        # As recorded (no secret values), completed with the values the starting driver gave.
+        self.runtime_env = runtime_envs.completed(submitted.runtime_env if submitted else None, env_values)
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.context = RunContext(self.workflow_id, self.run_id, storage_url, storage_options,
                                   manager_name).to_bytes()
@@ -340,6 +344,9 @@ class WorkflowRun:
             self.waiting.add(task_id)
             self._advance([task_id])
             return
+        if error is not None and storage_interruption(self.workflow_id, _cause(error)) is not None:
+            self._finish_with(_cause(error))  # the worker could not checkpoint: not the task's fault
+            return
         if error is not None:
             self._record_started(task_id, source.attempt, None)
             self._fail(source, _error_type(error), str(_cause(error)), "", None, True, _cause(error))
@@ -435,6 +442,7 @@ class WorkflowRun:
         self._cancel_inflight()
         if isinstance(exc, AppendConflictError):  # our writer lost the log to another driver
             exc = WorkflowRunningError(self.workflow_id, "another driver took it over while this one ran it")
+        exc = storage_interruption(self.workflow_id, exc) or exc
         if not self.result.done():
             self.result.set_exception(exc)
 
