@@ -4,9 +4,10 @@ that turns Ray's actor-death errors into workflow errors.
 When the manager dies (its process killed, its node lost), Ray raises ``RayActorError`` for
 every call in flight and for every later call on the same handle. Here:
 
-* a call that drives or waits on a workflow (:func:`result`) raises
+* a call that waits on a workflow (:func:`result`) raises
   :class:`~engine.exceptions.WorkflowInterruptedError` naming the workflow (its log still says
-  RUNNING: it is RESUMABLE), and marks the handle lost;
+  RUNNING: it is RESUMABLE), and marks the handle lost; a call that hands a workflow over
+  (:func:`drive`) does so too if the manager had taken it on, else goes to a new manager;
 * a question or an idempotent order (:func:`ask`: live statuses, cancel) is asked again of a
   new manager;
 * :func:`live_manager` replaces a lost handle with a new manager for the same storage, so later
@@ -25,9 +26,12 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
+from replay import load_state
+
 from .._names import NAMESPACE, manager_name
 from ..exceptions import WorkflowError, WorkflowInterruptedError
 from ..runtime._manager import WorkflowManager
+from ..store._sync import run_sync
 
 ACTOR_LOST = (RayActorError,)  # ActorDiedError and ActorUnavailableError are both of these
 REPLACE_BOUND_S = 120.0  # a new manager not answering by then is an error, not a wait
@@ -63,6 +67,29 @@ def ask(ctx, method: str, *args: Any) -> Any:
     except ACTOR_LOST:
         _mark_lost(handle)
         return result(getattr(_replace(ctx, handle), method).remote(*args))
+
+
+def drive(ctx, workflow_id: str, runs_before: int, method: str, *args: Any) -> Any:
+    """``manager.method(*args)`` for a call that hands ``workflow_id`` to the manager (start, run).
+
+    If the manager dies, the log says whether it had taken the workflow on (a claim is durable
+    before any task runs): if not (it was dead already, or died first), the call goes to a new
+    manager; if it had, the workflow is RESUMABLE and WorkflowInterruptedError says so.
+
+    Args:
+        runs_before: how many runs the workflow's log held before this call.
+    """
+    handle = live_manager(ctx)
+    try:
+        return result(getattr(handle, method).remote(*args), workflow_id, handle)
+    except WorkflowInterruptedError:
+        if _runs(ctx, workflow_id) > runs_before:
+            raise
+    return result(getattr(_replace(ctx, handle), method).remote(*args), workflow_id, ctx.manager)
+
+
+def _runs(ctx, workflow_id: str) -> int:
+    return len(run_sync(load_state(ctx.storage, workflow_id)).run_ids)
 
 
 def result(ref: ray.ObjectRef, workflow_id: str | None = None, handle: Any = None) -> Any:

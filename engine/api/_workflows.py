@@ -134,7 +134,7 @@ def run_async(dag: DAGNode, *args: Any, workflow_id: str | None = None,
     if submission is None:
         return resume_async(workflow_id)
     with _refused_leaves_no_trace(workflow_id):
-        return _start(workflow_id, submission, env_values)
+        return _start(workflow_id, submission, env_values, 0)
 
 
 def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
@@ -148,8 +148,7 @@ def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
     if submission is None:
         return resume(workflow_id)
     with _refused_leaves_no_trace(workflow_id):
-        manager = _manager_client.live_manager(context())
-        return _unwrap(manager.run.remote(workflow_id, submission, env_values), workflow_id, manager)
+        return _manager_client.drive(context(), workflow_id, 0, "run", workflow_id, submission, env_values)
 
 
 def _submit_new(dag: Any, args: tuple, kwargs: dict, workflow_id: str | None,
@@ -177,11 +176,11 @@ def _refused_leaves_no_trace(workflow_id: str) -> Iterator[None]:
         raise
 
 
-def _start(workflow_id: str, submission: bytes | None, env_values: dict) -> ray.ObjectRef:
+def _start(workflow_id: str, submission: bytes | None, env_values: dict, runs_before: int) -> ray.ObjectRef:
     """Hand the workflow to the manager (which claims its log, or queues it) and return a ref to its output."""
-    manager = _manager_client.live_manager(context())
-    _unwrap(manager.start.remote(workflow_id, submission, env_values), workflow_id, manager)
-    return manager.wait_output.remote(workflow_id)
+    ctx = context()
+    _manager_client.drive(ctx, workflow_id, runs_before, "start", workflow_id, submission, env_values)
+    return ctx.manager.wait_output.remote(workflow_id)
 
 
 def _new_id() -> str:
@@ -197,7 +196,7 @@ def resume_async(workflow_id: str) -> ray.ObjectRef:
         raise WorkflowNotResumableError(workflow_id, "it was canceled")
     if state.status is WorkflowStatus.SUCCESSFUL:
         return ray.put(_stored_output(workflow_id, state))
-    return _start(workflow_id, None, _env_values_for_resume(workflow_id, state))
+    return _start(workflow_id, None, _env_values_for_resume(workflow_id, state), len(state.run_ids))
 
 
 def _env_values_for_resume(workflow_id: str, state: WorkflowState) -> dict:

@@ -29,5 +29,6 @@ def grow(prev: bytes, size: int, side: str, name: str) -> bytes:
 
 
 @ray.remote
-def env_value(name: str):
+def env_value(name: str, *_after):
+    """The value of env var ``name`` in the task's worker (after ``_after``, its inputs)."""
     return os.environ.get(name)

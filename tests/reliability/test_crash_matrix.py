@@ -10,7 +10,7 @@ within the run). Then a fresh driver process resumes. Every run must give:
   completion not durable), and every other task ran once;
 * a log that ``replay verify`` finds clean.
 
-``make test`` runs 12 seeds; ``make test-reliability`` runs 100.
+``make test`` runs 10 seeds; ``make test-reliability`` runs 100.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ import threading
 import time
 import uuid
 
-import psutil
 import pytest
-import ray
+import ray  # first: psutil comes from Ray's own third-party files (as in tests/engine)
+import psutil  # noqa: E402,I001
 
 from replay import TaskStatus, load_state
 from replay._verify import verify
@@ -39,7 +39,7 @@ from tests.reliability import crash_workflow
 from tests.reliability._figures import count, seeds
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-WINDOW_S = 3.0  # the kill falls uniformly in this long after the workflow is claimed (~its run time)
+WINDOW_S = 2.5  # the kill falls uniformly in this long after the workflow is claimed (~its run time)
 BOUND_S = 240  # for a process to get somewhere; a bound for a hang, not a speed requirement
 
 
@@ -108,7 +108,7 @@ def _lines(path: str) -> list[str]:
     return open(path).read().split() if os.path.exists(path) else []
 
 
-@pytest.mark.parametrize("seed", seeds(reduced=12, full=100))
+@pytest.mark.parametrize("seed", seeds(reduced=10, full=100))
 def test_crash_matrix(ray_runtime, tmp_path, seed, moto_server, s3_admin):
     rng = random.Random(seed)
     victim = ("driver", "manager")[seed % 2]

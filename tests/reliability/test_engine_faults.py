@@ -22,6 +22,7 @@ import ray
 
 import engine as workflow
 from engine.api._init import context
+from engine.graph._build import build_graph
 from engine.store._sync import run_sync
 from replay import TaskStatus, load_state
 from storage_backends import InvalidStorageUrlError, LogCorruptedError, StorageIOError
@@ -58,7 +59,16 @@ def _in_thread(call):
     return out, thread
 
 
+def _status(workflow_id: str):
+    try:
+        return workflow.get_status(workflow_id)
+    except workflow.WorkflowNotFoundError:  # not submitted yet
+        return None
+
+
 def _manager_pid() -> int:
+    """The pid of the live manager (after a list_all, which reaches a new one if it died)."""
+    workflow.list_all()
     return ray.get(context().manager.__ray_call__.remote(lambda self: os.getpid()))
 
 
@@ -68,7 +78,7 @@ def test_manager_killed_while_run_waits_names_the_workflow_and_later_calls_recov
     workflow.init(f"file://{tmp_path}/store")
     gate = str(tmp_path / "gate")
     out, thread = _in_thread(lambda: workflow.run(tasks.gated.bind(7, gate), workflow_id=wid))
-    _wait_for(lambda: workflow.get_status(wid) == workflow.RUNNING, "the workflow runs")
+    _wait_for(lambda: _status(wid) == workflow.RUNNING, "the workflow runs")
     os.kill(_manager_pid(), signal.SIGKILL)
     thread.join(BOUND_S)
     error = out.get("error")
@@ -114,9 +124,12 @@ def test_a_full_disk_interrupts_the_workflow_and_a_resume_finishes_it(ray_runtim
     workflow.init(f"file://{store}")
     side = str(tmp_path / "side")  # outside the tmpfs
     if what_fills == "log append":
-        node, expected, leave = 0, 400, 48 * 1024  # ~250 bytes of events per task: ~200 tasks fit
+        node, expected = 0, 400
         for i in range(400):
             node = workflow.options(task_id=f"s{i:03d}")(faulty_tasks.step).bind(node, side, f"s{i:03d}")
+        # Room for the submission (its DAG is a blob), the 400 tasks' scheduled events (pipelined
+        # at once, ~60 KiB) and the completions of about half of them.
+        leave = len(build_graph(node).to_bytes()) + 96 * 1024
     else:
         node, expected, leave = b"", None, 700 * 1024  # 200 KiB blobs: the fourth one does not fit
         for i in range(8):
