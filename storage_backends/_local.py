@@ -390,6 +390,8 @@ class LocalStorage(Storage):
     def _append_with(self, handle: _LogHandle, log_id: str, path: str, frame: bytes, expected: int,
                      count: int) -> int:
         if handle.fd < 0:
+            if expected != 0 and not os.path.exists(path):
+                raise AppendConflictError(log_id, expected, 0)  # (creating it would leave a trace)
             handle.fd = self._open_log_for_append(path)
         fd = handle.fd
         done = False

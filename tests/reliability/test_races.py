@@ -122,7 +122,7 @@ class StorageMachine(RuleBasedStateMachine):
             self.loop.close()
 
 
-MACHINE_SETTINGS = settings(max_examples=150 if FULL else 20, stateful_step_count=40, deadline=None,
+MACHINE_SETTINGS = settings(max_examples=200 if FULL else 12, stateful_step_count=40, deadline=None,
                             suppress_health_check=list(HealthCheck))
 
 
