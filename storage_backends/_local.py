@@ -409,6 +409,8 @@ class LocalStorage(Storage):
                     pass
                 handle.fd = -1
                 os.close(fd)  # (releases the flock)
+                if expected != 0 and not os.path.exists(path):  # deleted: creating it would leave a trace
+                    raise AppendConflictError(log_id, expected, 0)
                 fd = handle.fd = self._open_log_for_append(path)
             try:
                 valid_end, next_seq = self._tail(log_id, path, fd, stat)

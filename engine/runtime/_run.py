@@ -439,10 +439,17 @@ class WorkflowRun:
 
     def _finish_with(self, exc: BaseException) -> None:
         self.finished = True
-        self._cancel_inflight()
+        interrupted = storage_interruption(self.workflow_id, exc)
+        if interrupted is None:
+            self._cancel_inflight()
+        else:
+            # Left to end by themselves (their outcomes are ignored, a resume runs them as new
+            # attempts): cancelling a whole pipelined chain at once meets Ray's cancel race (see
+            # _ends_by_itself), which takes this actor down with every run it drives.
+            self.inflight.clear()
         if isinstance(exc, AppendConflictError):  # our writer lost the log to another driver
             exc = WorkflowRunningError(self.workflow_id, "another driver took it over while this one ran it")
-        exc = storage_interruption(self.workflow_id, exc) or exc
+        exc = interrupted or exc
         if not self.result.done():
             self.result.set_exception(exc)
 
