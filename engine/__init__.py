@@ -27,7 +27,8 @@ _LAZY = {
     "WorkflowCancellationError": ".exceptions", "WorkflowError": ".exceptions",
     "WorkflowExecutionError": ".exceptions", "WorkflowNotFoundError": ".exceptions",
     "WorkflowNotResumableError": ".exceptions", "WorkflowRunningError": ".exceptions",
-    "WorkflowQueueFullError": ".exceptions", "WorkflowInterruptedError": ".exceptions",
+    "WorkflowQueueFullError": ".exceptions", "WorkflowStillActiveError": ".exceptions",
+    "WorkflowTaskNotRecoverableError": ".exceptions", "WorkflowInterruptedError": ".exceptions",
     "WorkflowStorageError": ".exceptions",
     "cancel": ".management._operations", "delete": ".management._operations", "list_all": ".management._operations",
     "resume_all": ".management._operations", "reindex": ".management._operations",
@@ -38,7 +39,12 @@ __all__ = ["CANCELED", "FAILED", "PENDING", "RESUMABLE", "RUNNING", "SUCCESSFUL"
            *sorted(_LAZY)]
 
 
+_SUBMODULES = frozenset({"exceptions"})
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:  # engine.exceptions, as ray.workflow.exceptions
+        return importlib.import_module(f".{name}", __name__)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'engine' has no attribute {name!r}")
@@ -48,4 +54,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)

@@ -16,8 +16,9 @@ NAMESPACE = "ray_durable"
 # driver never hands work to a detached manager still running an older engine on its cluster.
 # 2: claim a FAILED workflow in the status index before resuming or canceling it.
 # 3: start and run take the submission record a driver has just written.
-# 4: start and run take the runtime env values the log does not record (secrets).
-PROTOCOL = 4
+# 4: queueing limits as one dict; continuations renamed in the actor; task.caught.
+# 5: start and run take the runtime env values the log does not record (secrets).
+PROTOCOL = 5
 
 
 @functools.lru_cache(maxsize=64)

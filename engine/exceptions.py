@@ -1,41 +1,85 @@
-"""The exceptions of the ray.workflow API, same names and meanings."""
+"""The workflow errors, as ``ray.workflow.exceptions`` (2.47) named them, plus ours.
+
+Every class 2.47 had is here with the same name and base classes, so code that caught them
+still does; each also keeps 2.47's ``.message`` attribute. Where ray-durable adds meaning, a
+class gains a base: a ``WorkflowRunningError`` is also a ``RuntimeError`` (2.47 raised a
+plain RuntimeError for "already running"), a ``WorkflowQueueFullError`` is also a
+``queue.Full`` (what 2.47 raised), ``WorkflowNotFoundError`` is also a ``ValueError``.
+
+The blocking API (``run``, ``resume``, ``get_output``) raises a failed or canceled workflow's
+error as an instance of both the error and ``ray.exceptions.RayTaskError`` (see
+:func:`as_ray_task_error`): 2.47's ``run`` was ``ray.get`` of an actor call, so its errors
+were those dual instances, and its documentation's error-handling examples catch
+``ray.exceptions.RayTaskError``.
+"""
 
 from __future__ import annotations
 
+import os
+import queue
+
+from ray.exceptions import RayTaskError
+
 from storage_backends import StorageError
+
+__all__ = [
+    "WorkflowCancellationError",
+    "WorkflowError",
+    "WorkflowExecutionError",
+    "WorkflowInterruptedError",
+    "WorkflowNotFoundError",
+    "WorkflowNotResumableError",
+    "WorkflowQueueFullError",
+    "WorkflowRunningError",
+    "WorkflowStillActiveError",
+    "WorkflowStorageError",
+    "WorkflowTaskNotRecoverableError",
+    "as_ray_task_error",
+]
 
 
 class WorkflowError(Exception):
     """Base class of every workflow error."""
 
+    def __init__(self, message: str = ""):
+        self.message = message
+        super().__init__(message)
+
 
 class WorkflowNotFoundError(WorkflowError, ValueError):
-    """No workflow with that id exists in this storage (a ValueError, as in ray.workflow)."""
+    """No workflow with that id exists in this storage (a ValueError, as 2.47's lookups raised)."""
 
     def __init__(self, workflow_id: str, storage_url: str = ""):
         self.workflow_id = workflow_id
+        self.storage_url = storage_url
         where = f" in storage {storage_url}" if storage_url else ""
         super().__init__(f"workflow {workflow_id!r} does not exist{where}")
-        self.storage_url = storage_url
 
     def __reduce__(self):
         return (type(self), (self.workflow_id, self.storage_url))
 
 
 class WorkflowExecutionError(WorkflowError):
-    """A task failed (after its retries); carries the task id and the original exception."""
+    """A task failed (after its retries) and nothing caught it.
+
+    Attributes:
+        workflow_id, task_id: the workflow and the task that failed.
+        cause: the task's exception, or None if it could not be pickled (then the message
+            still names its type and text).
+    """
 
     def __init__(self, workflow_id: str, task_id: str, cause: BaseException | None, message: str = ""):
         self.workflow_id = workflow_id
         self.task_id = task_id
         self.cause = cause
-        detail = message or (f"{type(cause).__name__}: {cause}" if cause is not None else "failed")
+        self.detail = message
+        detail = message or (f"{type(cause).__name__}: {cause}" if cause is not None else "an error")
         super().__init__(f"workflow {workflow_id!r} failed: task {task_id!r} raised {detail}")
         if cause is not None:
             self.__cause__ = cause
 
     def __reduce__(self):
-        return (type(self), (self.workflow_id, self.task_id, self.cause, ""))
+        return (type(self), (self.workflow_id, self.task_id, self.cause, self.detail))
 
 
 class WorkflowCancellationError(WorkflowError):
@@ -61,14 +105,39 @@ class WorkflowNotResumableError(WorkflowError):
         return (type(self), (self.workflow_id, self.reason))
 
 
-class WorkflowRunningError(WorkflowNotResumableError):
-    """Another driver is already running this workflow."""
+class WorkflowTaskNotRecoverableError(WorkflowNotResumableError):
+    """A task cannot be recovered from what storage holds (e.g. its checkpoint is gone)."""
+
+    def __init__(self, workflow_id: str, task_id: str, reason: str = ""):
+        self.task_id = task_id
+        super().__init__(workflow_id, f"task {task_id!r} cannot be recovered" + (f": {reason}" if reason else ""))
+
+    def __reduce__(self):
+        return (type(self), (self.workflow_id, self.task_id, self.reason))
+
+
+class WorkflowRunningError(WorkflowNotResumableError, RuntimeError):
+    """Another driver is already running this workflow (2.47 raised a RuntimeError here)."""
 
     def __init__(self, workflow_id: str, reason: str = "it is already running (another driver owns it)"):
         super().__init__(workflow_id, reason)
 
 
-class WorkflowQueueFullError(WorkflowError):
+class WorkflowStillActiveError(WorkflowError):
+    """An operation that needs a stopped workflow (``delete``) met a RUNNING or PENDING one."""
+
+    def __init__(self, operation: str, workflow_id: str, status: str = "running or pending"):
+        self.operation = operation
+        self.workflow_id = workflow_id
+        self.status = status
+        super().__init__(f"{operation} of workflow {workflow_id!r} refused: it is {status}; "
+                         "cancel it first (workflow.cancel) or wait for it to end")
+
+    def __reduce__(self):
+        return (type(self), (self.operation, self.workflow_id, self.status))
+
+
+class WorkflowQueueFullError(WorkflowError, queue.Full):
     """More workflows are waiting than ``max_pending_workflows`` allows; nothing was submitted."""
 
     def __init__(self, workflow_id: str, max_pending: int):
@@ -81,6 +150,57 @@ class WorkflowQueueFullError(WorkflowError):
 
     def __reduce__(self):
         return (type(self), (self.workflow_id, self.max_pending))
+
+
+_dual_classes: dict[type, type] = {}
+
+
+def as_ray_task_error(error: WorkflowError) -> WorkflowError:
+    """``error`` as an instance of both its class and ``ray.exceptions.RayTaskError``.
+
+    Its attributes, message and ``__cause__`` are ``error``'s; ``.cause`` stays what the
+    workflow error says (for WorkflowExecutionError, the task's exception). Named like Ray's
+    own dual classes: ``RayTaskError(WorkflowExecutionError)``.
+    """
+    cls = type(error)
+    dual = _dual_classes.get(cls)
+    if dual is None:
+        name = f"RayTaskError({cls.__name__})"
+        dual = _dual_classes[cls] = type(name, (cls, RayTaskError), {
+            "__module__": cls.__module__, "__qualname__": name, "__init__": _no_init,
+            "__str__": lambda self: self.message, "__reduce__": _reduce_as_plain,
+        })
+    instance = dual.__new__(dual)
+    instance.__dict__.update(error.__dict__)
+    instance.args = error.args
+    instance.__cause__ = error.__cause__
+    # What RayTaskError's own methods read; this error never ran as a Ray task of its own.
+    instance.__dict__.setdefault("cause", error)
+    instance.function_name = "workflow"
+    instance.traceback_str = error.message
+    instance.proctitle = ""
+    instance.pid = os.getpid()
+    instance.ip = ""
+    instance.actor_repr = None
+    instance._actor_id = None
+    return instance
+
+
+def _no_init(self, *args, **kwargs) -> None:  # instances are made by as_ray_task_error only
+    pass
+
+
+def _reduce_as_plain(self):
+    """Pickled (e.g. returned from a task), the dual instance travels as the plain error."""
+    plain_cls = next(c for c in type(self).__mro__[1:] if issubclass(c, WorkflowError))
+    plain = plain_cls.__new__(plain_cls)
+    plain.__dict__.update({k: v for k, v in self.__dict__.items() if k not in _RAY_FIELDS})
+    plain.args = self.args
+    return plain.__reduce__()
+
+
+_RAY_FIELDS = frozenset({"function_name", "traceback_str", "proctitle", "pid", "ip", "actor_repr",
+                         "_actor_id"})
 
 
 class WorkflowInterruptedError(WorkflowError):

@@ -12,6 +12,7 @@ from ._events import (
     CancelRequested,
     Event,
     PayloadRef,
+    TaskCaught,
     TaskCompleted,
     TaskContinued,
     TaskFailed,

@@ -54,6 +54,10 @@ class WorkflowSubmitted(Event, tag="workflow.submitted"):
     python_version: str = ""
     runtime_env: dict[str, Any] | None = None
     packages: dict[str, str] = {}
+    # What workflow.run(dag, *args, **kwargs) gave the DAG's InputNode, if anything: the
+    # pickled (args, kwargs) inline when small; larger ones only described (codec "none"),
+    # since their values are inside the DAG's calls already.
+    inputs: PayloadRef | None = None
 
 
 class WorkflowRunStarted(Event, tag="workflow.run_started"):
@@ -70,6 +74,7 @@ class TaskScheduled(Event, tag="task.scheduled"):
     task_options: dict[str, Any] = {}
     user_metadata: dict[str, Any] = {}
     parent_task_id: str | None = None  # set for tasks of a continuation
+    deps: tuple[str, ...] = ()  # the tasks whose outputs it takes (2.47's "workflow_refs")
 
 
 class TaskStarted(Event, tag="task.started"):
@@ -107,6 +112,19 @@ class TaskContinued(Event, tag="task.continued"):
     dag: PayloadRef
     output_task_id: str  # the sub-DAG's root task, whose output becomes this task's
     attempt: int = 1
+    # The sub-DAG's ids as stored in ``dag`` -> the ids they run under: the worker that built
+    # it names its tasks on its own; the driving actor makes them unique in the workflow.
+    task_ids: dict[str, str] = {}
+
+
+class TaskCaught(Event, tag="task.caught"):
+    """``task_id`` (catch_exceptions) catches the failure of ``failed_task_id``: itself, or a task
+    of the sub-DAG it continued into (as ray.workflow 2.47 looked up the catcher). Its output
+    is ``(None, exception)``; the rest of that sub-DAG is abandoned."""
+
+    task_id: str
+    failed_task_id: str
+    output: PayloadRef
 
 
 class CancelRequested(Event, tag="workflow.cancel_requested"):
@@ -136,6 +154,7 @@ AnyEvent = Union[
     TaskFailed,
     TaskRetried,
     TaskContinued,
+    TaskCaught,
     CancelRequested,
     WorkflowSucceeded,
     WorkflowFailed,

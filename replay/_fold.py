@@ -140,6 +140,7 @@ def _run_started(state: WorkflowState, e: ev.WorkflowRunStarted, seq: int) -> No
     state.run_ids.append(e.run_id)
     state.failed_task_id = state.error_type = state.error_message = None
     state.end_time = None
+    state.run_start_time = e.ts
 
 
 def _scheduled(state: WorkflowState, e: ev.TaskScheduled, seq: int) -> None:
@@ -149,7 +150,7 @@ def _scheduled(state: WorkflowState, e: ev.TaskScheduled, seq: int) -> None:
     if task is None:  # the common case: a task's first scheduling
         state.tasks[e.task_id] = TaskState(
             task_id=e.task_id, name=e.name, attempt=e.attempt, task_options=e.task_options,
-            user_metadata=e.user_metadata, parent_task_id=e.parent_task_id, scheduled_at=e.ts)
+            user_metadata=e.user_metadata, parent_task_id=e.parent_task_id, deps=e.deps, scheduled_at=e.ts)
         return
     if task.status is TaskStatus.CONTINUED or (
         task.status is TaskStatus.SUCCESSFUL and not _unsaved_output(task)
@@ -162,6 +163,7 @@ def _scheduled(state: WorkflowState, e: ev.TaskScheduled, seq: int) -> None:
     task.task_options = e.task_options
     task.user_metadata = e.user_metadata
     task.parent_task_id = e.parent_task_id
+    task.deps = e.deps
     task.scheduled_at = e.ts
     task.ended_at = None
 
@@ -253,12 +255,38 @@ def _continued(state: WorkflowState, e: ev.TaskContinued, seq: int) -> None:
     task.status = TaskStatus.CONTINUED
     task.continuation = e.dag
     task.continuation_output_task_id = e.output_task_id
+    task.continuation_task_ids = e.task_ids
     _close_span(task, e.ts)
     task.ended_at = None  # not done until its sub-DAG is
     state.waiting_on[e.output_task_id] = e.task_id
     sub = state.tasks.get(e.output_task_id)
     if sub is not None and sub.status is TaskStatus.SUCCESSFUL:
         _resolve_continuations(state, sub, e.ts)
+
+
+def _caught(state: WorkflowState, e: ev.TaskCaught, seq: int) -> None:
+    _require_running(state, e, seq)
+    catcher = _task(state, e, seq, e.task_id)
+    failed = _task(state, e, seq, e.failed_task_id)
+    if failed.status is not TaskStatus.FAILED:
+        _fail(seq, e, f"task {e.failed_task_id!r} is {failed.status}, so it has no failure to catch")
+    if catcher is not failed:
+        if catcher.status is not TaskStatus.CONTINUED:
+            _fail(seq, e, f"task {e.task_id!r} is {catcher.status}: only the failed task itself or a "
+                          "task that continued into a sub-DAG can catch")
+        inner = failed
+        while inner.parent_task_id != e.task_id:  # the catcher must be an ancestor
+            inner = state.tasks.get(inner.parent_task_id or "")
+            if inner is None:
+                _fail(seq, e, f"task {e.failed_task_id!r} is not in a sub-DAG of {e.task_id!r}")
+    for output_task_id in [k for k, v in state.waiting_on.items() if v == e.task_id]:
+        del state.waiting_on[output_task_id]  # its sub-DAG is abandoned
+    catcher.status = TaskStatus.SUCCESSFUL
+    catcher.output = e.output
+    catcher.caught_from = e.failed_task_id
+    catcher.ended_at = e.ts
+    if state.waiting_on:
+        _resolve_continuations(state, catcher, e.ts)
 
 
 def _cancel_requested(state: WorkflowState, e: ev.CancelRequested, seq: int) -> None:
@@ -297,6 +325,7 @@ _HANDLERS = {
     ev.TaskFailed: _failed,
     ev.TaskRetried: _retried,
     ev.TaskContinued: _continued,
+    ev.TaskCaught: _caught,
     ev.CancelRequested: _cancel_requested,
     ev.WorkflowSucceeded: _succeeded,
     ev.WorkflowFailed: _workflow_failed,

@@ -187,9 +187,8 @@ def _entry(seq: int, offset: int, data: bytes) -> Entry:
         return Entry(seq, offset, None, raw, exc)
     if isinstance(event, WorkflowSubmitted):  # a log from before secrets were left out: never show them
         event.runtime_env = _runtime_env.recorded(event.runtime_env)
-    elif isinstance(event, TaskScheduled) and isinstance(event.task_options.get("runtime_env"), dict):
-        event.task_options = {**event.task_options,
-                              "runtime_env": _runtime_env.recorded(event.task_options["runtime_env"])}
+    elif isinstance(event, TaskScheduled):
+        event.task_options = _runtime_env.recorded_task_options(event.task_options)
     return Entry(seq, offset, event)
 
 

@@ -36,6 +36,18 @@ def recorded(env: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
+def recorded_task_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """A task's recorded options with any ``runtime_env`` in them passed through :func:`recorded`
+    (Ray options sit under ``"ray_options"``; logs of 0.1 held them at the top level)."""
+    out = dict(options)
+    for holder in (out, out.get("ray_options")):
+        if isinstance(holder, dict) and isinstance(holder.get("runtime_env"), Mapping):
+            if holder is not out:
+                holder = out["ray_options"] = dict(holder)
+            holder["runtime_env"] = recorded(holder["runtime_env"])
+    return out
+
+
 def _scrubbed(value: Any) -> Any:
     if isinstance(value, str):
         return _USERINFO.sub(_REDACTED_USERINFO, value)

@@ -67,6 +67,7 @@ class TaskState(msgspec.Struct, gc=False):
     task_options: dict[str, Any] = {}
     user_metadata: dict[str, Any] = {}
     parent_task_id: str | None = None
+    deps: tuple[str, ...] = ()
     scheduled_at: float = 0.0
     started_at: float | None = None
     ended_at: float | None = None
@@ -74,6 +75,8 @@ class TaskState(msgspec.Struct, gc=False):
     errors: tuple[TaskError, ...] = ()  # every failed attempt, oldest first
     continuation: PayloadRef | None = None  # the sub-DAG it returned, if any
     continuation_output_task_id: str | None = None
+    continuation_task_ids: dict[str, str] = {}  # the sub-DAG's stored ids -> the ids it runs under
+    caught_from: str | None = None  # it caught this task's failure (catch_exceptions)
     spans: tuple[tuple[int, float, float | None], ...] = ()  # (attempt, start, end) per start
 
     @property
@@ -100,8 +103,9 @@ class WorkflowState(msgspec.Struct, gc=False):
     error_type: str | None = None
     error_message: str | None = None
     cancel_requested: bool = False
-    start_time: float | None = None
+    start_time: float | None = None  # when it was submitted
     end_time: float | None = None
+    run_start_time: float | None = None  # when its latest run claimed it (None before any run)
     run_ids: list[str] = []
     last_seq: int = -1
     last_ts: float | None = None  # the ts of the event at last_seq ("now", as far as the log knows)

@@ -146,9 +146,10 @@ class _IoThreads:
         self._reset()
 
     def _reset(self) -> None:
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._threads = 0
-        self._idle = 0
+        # One generation of threads and the counters they keep. A shutdown starts a new one;
+        # a thread of an old generation only ever touches its own counters, however late it
+        # runs (it used to raise the new generation's idle count, so no thread was started).
+        self._gen = _Generation(queue.SimpleQueue())
         self._pid = os.getpid()
 
     def run(self, fn, *args) -> asyncio.Future:
@@ -156,27 +157,26 @@ class _IoThreads:
         future = loop.create_future()
         if self._pid != os.getpid():  # forked: the threads stayed in the parent
             self._reset()
-        self._queue.put((loop, future, fn, args))
-        if self._idle == 0 and self._threads < self._max:
+        gen = self._gen
+        gen.queue.put((loop, future, fn, args))
+        if gen.idle == 0 and gen.threads < self._max:
             with self._lock:
-                if self._threads < self._max:
-                    self._threads += 1
-                    threading.Thread(target=self._work, args=(self._queue,), daemon=True,
+                if gen.threads < self._max:
+                    gen.threads += 1
+                    threading.Thread(target=self._work, args=(gen,), daemon=True,
                                      name="ray-durable-local-io").start()
         return future
 
-    def _work(self, work: queue.SimpleQueue) -> None:
-        lock = self._lock
+    def _work(self, gen: _Generation) -> None:
+        lock, work = self._lock, gen.queue
         while True:
-            with lock:  # (a thread of a generation shut down meanwhile must not count in the new one)
-                if self._queue is work:
-                    self._idle += 1
+            with lock:
+                gen.idle += 1
             item = work.get()
-            if item is None:  # shut down: the counters were reset with the queue, leave them be
+            if item is None:  # shut down
                 return
             with lock:
-                if self._queue is work:
-                    self._idle -= 1
+                gen.idle -= 1
             loop, future, fn, args = item
             try:
                 result, error = fn(*args), None
@@ -190,10 +190,21 @@ class _IoThreads:
 
     def shutdown(self) -> None:
         with self._lock:
-            work, threads = self._queue, self._threads
+            gen = self._gen
             self._reset()
-        for _ in range(threads):
-            work.put(None)
+        for _ in range(gen.threads):
+            gen.queue.put(None)
+
+
+class _Generation:
+    """The queue of one generation of I/O threads, with how many there are and how many wait."""
+
+    __slots__ = ("queue", "threads", "idle")
+
+    def __init__(self, work: queue.SimpleQueue):
+        self.queue = work
+        self.threads = 0
+        self.idle = 0
 
 
 def _release(io: _IoThreads, handles: _LogHandles) -> None:

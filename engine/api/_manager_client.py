@@ -29,7 +29,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from replay import load_state
 
 from .._names import NAMESPACE, manager_name
-from ..exceptions import WorkflowError, WorkflowInterruptedError
+from ..exceptions import WorkflowError, WorkflowInterruptedError, as_ray_task_error
 from ..runtime._manager import WorkflowManager
 from ..store._sync import run_sync
 
@@ -38,14 +38,22 @@ REPLACE_BOUND_S = 120.0  # a new manager not answering by then is an error, not 
 
 _lock = threading.Lock()
 _lost: set[str] = set()  # actor ids of manager handles whose actor is known to be dead
+_limits: dict[str, dict[str, int | None]] = {}  # storage URL -> the queueing limits init was given
 
 
-def start_manager(storage_url: str, storage_options: dict[str, Any], max_running: int | None,
-                  max_pending: int | None) -> Any:
-    """The manager for ``storage_url`` on this cluster: the running one, or a new one."""
+def start_manager(storage_url: str, storage_options: dict[str, Any],
+                  limits: dict[str, int | None] | None = None) -> Any:
+    """The manager for ``storage_url`` on this cluster: the running one, or a new one.
+
+    Args:
+        limits: the queueing limits ``init`` was given; remembered, so that a manager made to
+            replace a dead one runs with them too.
+    """
+    if limits:
+        _limits[storage_url] = {**_limits.get(storage_url, {}), **limits}
     return WorkflowManager.options(
         name=manager_name(storage_url), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
-    ).remote(storage_url, storage_options, max_running, max_pending)
+    ).remote(storage_url, storage_options, limits or _limits.get(storage_url))
 
 
 def live_manager(ctx) -> Any:
@@ -93,7 +101,9 @@ def _runs(ctx, workflow_id: str) -> int:
 
 
 def result(ref: ray.ObjectRef, workflow_id: str | None = None, handle: Any = None) -> Any:
-    """``ray.get(ref)``, raising our workflow errors rather than Ray's wrappers around them.
+    """``ray.get(ref)``, raising our workflow errors rather than Ray's wrappers around them: a
+    workflow error the manager raised comes out with our message, as an instance of both its
+    class and RayTaskError (as 2.47's ``ray.get`` raised it).
 
     Args:
         workflow_id: the workflow the call drives or waits on; if the manager dies meanwhile,
@@ -104,7 +114,7 @@ def result(ref: ray.ObjectRef, workflow_id: str | None = None, handle: Any = Non
         return ray.get(ref)
     except RayTaskError as exc:
         if isinstance(exc.cause, WorkflowError):
-            raise exc.cause from None
+            raise as_ray_task_error(exc.cause) from None
         raise
     except ACTOR_LOST as exc:
         if handle is not None:
@@ -134,8 +144,7 @@ def _replace(ctx, dead: Any) -> Any:
         deadline = time.monotonic() + REPLACE_BOUND_S
         while True:
             # Until the GCS has released the dead actor's name, get_if_exists hands back the dead one.
-            handle = start_manager(ctx.storage_url, ctx.storage_options, ctx.max_running_workflows,
-                                   ctx.max_pending_workflows)
+            handle = start_manager(ctx.storage_url, ctx.storage_options)
             if _actor_id(handle) not in _lost:
                 try:
                     ray.get(handle.live_statuses.remote(), timeout=max(1.0, deadline - time.monotonic()))

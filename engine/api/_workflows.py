@@ -20,10 +20,25 @@ from typing import Any
 import ray
 from ray.dag import DAGNode
 
-from replay import WorkflowState, WorkflowStatus, WorkflowSubmitted, encode_event, load_state, runtime_envs
+from replay import (
+    PayloadRef,
+    TaskStatus,
+    WorkflowState,
+    WorkflowStatus,
+    WorkflowSubmitted,
+    encode_event,
+    load_state,
+    runtime_envs,
+)
 from storage_backends import AppendConflictError, InvalidIdError, validate_log_id
 
-from ..exceptions import WorkflowNotFoundError, WorkflowNotResumableError, WorkflowQueueFullError
+from ..exceptions import (
+    WorkflowError,
+    WorkflowNotFoundError,
+    WorkflowNotResumableError,
+    WorkflowQueueFullError,
+    as_ray_task_error,
+)
 from ..graph._build import build_graph
 from ..graph._options import check_json_metadata
 from ..runtime import _worker
@@ -63,19 +78,22 @@ def _stored_output(workflow_id: str, state: WorkflowState) -> Any:
 
 
 def _unwrap(ref: ray.ObjectRef, workflow_id: str | None = None, manager: Any = None) -> Any:
-    """ray.get, raising our own workflow errors rather than Ray's (see _manager_client.result)."""
+    """ray.get of a manager call. A workflow error the manager raised comes out with our message,
+    as an instance of both its class and RayTaskError, as 2.47's ``ray.get`` raised it; a
+    manager that died meanwhile is a WorkflowInterruptedError (see _manager_client.result)."""
     return _manager_client.result(ref, workflow_id, manager)
 
 
-def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any]) -> tuple[bytes | None, dict]:
-    """Write the submission event (the DAG as a payload) at seq 0.
+def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any],
+            inputs: tuple[tuple, dict]) -> tuple[bytes | None, dict]:
+    """Write the submission event (the DAG and its inputs as payloads) at seq 0.
 
     Returns:
         the record written, for the manager to start from without reading it back, or None if
         the workflow already existed (nothing was written); and the values of the runtime env
         that the record leaves out (secrets), for the manager's run of it, never stored.
     """
-    graph = build_graph(dag)
+    graph = build_graph(dag, inputs=inputs)
     data = graph.to_bytes()
     storage = context().storage
     if len(data) <= _payloads.INLINE_LIMIT:
@@ -89,19 +107,29 @@ def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any]) -> tuple[b
         run_sync(storage.put_blob(workflow_id, name, data))
         dag_ref = _payloads.make_ref(data, graph, name)
     job_env = _runtime_env()
-    recorded = runtime_envs.recorded(job_env)
+    recorded_env = runtime_envs.recorded(job_env)  # env var names, never values
     event = WorkflowSubmitted(
         ts=time.time(), workflow_id=workflow_id, dag=dag_ref, user_metadata=metadata,
         ray_version=ray.__version__, engine_version=ENGINE_VERSION,
-        python_version=platform.python_version(), runtime_env=recorded,
-        packages=_package_versions(),
+        python_version=platform.python_version(), runtime_env=recorded_env,
+        packages=_package_versions(), inputs=_inputs_ref(inputs),
     )
     record = encode_event(event)
     try:
         run_sync(storage.append(workflow_id, [record], 0))
     except AppendConflictError:
         return None, {}
-    return record, runtime_envs.supplied(recorded, job_env, {})[0]
+    return record, runtime_envs.supplied(recorded_env, job_env, {})[0]
+
+
+def _inputs_ref(inputs: tuple[tuple, dict]) -> PayloadRef | None:
+    """The InputNode values, inline if small; else only described (they are in the DAG's calls)."""
+    if not inputs[0] and not inputs[1]:
+        return None
+    data = _payloads.dumps(inputs, "an input of workflow.run")
+    if len(data) <= _payloads.INLINE_LIMIT:
+        return _payloads.make_ref(data, inputs, None)
+    return PayloadRef(size=len(data), digest=_payloads.digest(data), type_name="builtins.tuple", codec="none")
 
 
 @functools.lru_cache(maxsize=1)
@@ -127,8 +155,20 @@ def run_async(dag: DAGNode, *args: Any, workflow_id: str | None = None,
               metadata: dict[str, Any] | None = None, **kwargs: Any) -> ray.ObjectRef:
     """Run a workflow asynchronously; an existing ``workflow_id`` is resumed instead.
 
+    Args:
+        dag: the DAG (``f.bind(...)``) whose output is the workflow's.
+        *args, **kwargs: the values of the DAG's ``InputNode`` (as ``dag.execute(*args,
+            **kwargs)`` takes them); recorded with the submission, so a resume needs none.
+        workflow_id: letters, digits, ``.``, ``_``, ``-`` (at most 128); default a new id.
+        metadata: JSON-serializable dict, returned by ``get_metadata(workflow_id)``.
+
     Returns:
         an ObjectRef to the workflow's output.
+
+    Raises:
+        WorkflowRunningError: the id is being run (also a RuntimeError, as 2.47 raised).
+        WorkflowQueueFullError: ``max_pending_workflows`` are queued (also a ``queue.Full``).
+        ValueError / TypeError: a bad id, metadata, DAG or inputs (nothing is written).
     """
     workflow_id, submission, env_values = _submit_new(dag, args, kwargs, workflow_id, metadata)
     if submission is None:
@@ -141,8 +181,14 @@ def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
         metadata: dict[str, Any] | None = None, **kwargs: Any) -> Any:
     """Run a workflow to its end and return its output (resumes an existing ``workflow_id``).
 
-    One call to the manager starts the workflow and waits for its output (run_async
-    takes two: it must say at once whether the workflow was accepted).
+    Arguments as :func:`run_async`. One call to the manager starts the workflow and waits
+    for its output (run_async takes two: it must say at once whether it was accepted).
+
+    Raises:
+        WorkflowExecutionError: a task failed and nothing caught it; the error is also a
+            ``ray.exceptions.RayTaskError``, as 2.47's was. ``.cause`` is the task's exception.
+        WorkflowCancellationError: it was canceled meanwhile (also a RayTaskError).
+        and what :func:`run_async` raises.
     """
     workflow_id, submission, env_values = _submit_new(dag, args, kwargs, workflow_id, metadata)
     if submission is None:
@@ -153,17 +199,13 @@ def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
 
 def _submit_new(dag: Any, args: tuple, kwargs: dict, workflow_id: str | None,
                 metadata: dict[str, Any] | None) -> tuple[str, bytes | None, dict]:
-    """Check run's arguments and record the submission; (id, its record, the runtime env values
-    it leaves out), or (id, None, {}) if the id already existed (then the append at seq 0 found
-    it: no read first)."""
-    if args or kwargs:
-        raise TypeError("workflow.run takes the DAG's inputs through .bind(...); "
-                        f"unexpected arguments {args!r} {sorted(kwargs)!r}")
+    """Check run's arguments and record the submission; (id, its record), or (id, None) if the
+    id already existed (then the append at seq 0 found it: no read first)."""
     if not isinstance(dag, DAGNode):
         raise TypeError(f"workflow.run needs a DAG made with f.bind(...), got {type(dag).__name__}")
     workflow_id = validate_workflow_id(workflow_id) if workflow_id is not None else _new_id()
     metadata = check_json_metadata(metadata, "workflow")
-    return (workflow_id, *_submit(dag, workflow_id, metadata))
+    return (workflow_id, *_submit(dag, workflow_id, metadata, (args, kwargs)))
 
 
 @contextlib.contextmanager
@@ -177,7 +219,13 @@ def _refused_leaves_no_trace(workflow_id: str) -> Iterator[None]:
 
 
 def _start(workflow_id: str, submission: bytes | None, env_values: dict, runs_before: int) -> ray.ObjectRef:
-    """Hand the workflow to the manager (which claims its log, or queues it) and return a ref to its output."""
+    """Hand the workflow to the manager (which claims its log, or queues it) and return a ref to its output.
+
+    Args:
+        env_values: what the recorded runtime env leaves out (secrets), for the run's tasks.
+        runs_before: how many runs its log held before (to tell, if the manager dies, whether
+            it had taken the workflow on).
+    """
     ctx = context()
     _manager_client.drive(ctx, workflow_id, runs_before, "start", workflow_id, submission, env_values)
     return ctx.manager.wait_output.remote(workflow_id)
@@ -225,22 +273,64 @@ def resume(workflow_id: str) -> Any:
 
 
 def get_output_async(workflow_id: str, *, task_id: str | None = None) -> ray.ObjectRef:
-    """An ObjectRef to the workflow's (or one task's) stored output; waits if it is running."""
-    state = _existing_state(workflow_id)
-    ctx = context()
-    if state.status not in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
-        if _manager_client.ask(ctx, "live_status", workflow_id) is not None:
-            return ctx.manager.wait_output.remote(workflow_id, task_id)
-    return ray.put(_output_from_log(workflow_id, state, task_id))
+    """An ObjectRef to the workflow's (or one task's) output; it waits while the workflow runs.
 
+    Errors (failed, canceled, not resumable) are raised by ``ray.get`` of the ref, as in 2.47.
 
-def _output_from_log(workflow_id: str, state: WorkflowState, task_id: str | None) -> Any:
-    return run_sync(output_from_state(context().storage, workflow_id, state, task_id))
+    Raises:
+        WorkflowNotFoundError: no such workflow (at once).
+    """
+    found = _output_or_error(workflow_id, task_id)
+    if isinstance(found, ray.ObjectRef):
+        return found
+    if isinstance(found, BaseException):
+        return _raise_remote.remote(found)
+    return ray.put(found[0])
 
 
 def get_output(workflow_id: str, *, task_id: str | None = None) -> Any:
-    """The workflow's (or one task's) output; waits if the workflow is still running."""
-    return _unwrap(get_output_async(workflow_id, task_id=task_id), workflow_id, context().manager)
+    """The workflow's (or one task's) output; waits if the workflow is still running.
+
+    Raises:
+        WorkflowNotFoundError: no such workflow. ValueError: no such task, or no stored output.
+        WorkflowExecutionError / WorkflowCancellationError / WorkflowNotResumableError: it
+            failed, was canceled, or has no output and nobody runs it (each also a RayTaskError).
+    """
+    found = _output_or_error(workflow_id, task_id)
+    if isinstance(found, ray.ObjectRef):
+        return _unwrap(found, workflow_id, context().manager)
+    if isinstance(found, WorkflowError):
+        raise as_ray_task_error(found)
+    if isinstance(found, BaseException):
+        raise found
+    return found[0]
+
+
+def _output_or_error(workflow_id: str, task_id: str | None) -> ray.ObjectRef | BaseException | tuple[Any]:
+    """A ref to wait on (the manager drives it), the error that explains a missing output,
+    or ``(value,)`` from the log."""
+    state = _existing_state(workflow_id)
+    if task_id is not None and _task_done(state, task_id):
+        pass  # a finished task's output is in the log, running workflow or not
+    elif state.status not in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
+        ctx = context()
+        if _manager_client.ask(ctx, "live_status", workflow_id) is not None:
+            return ctx.manager.wait_output.remote(workflow_id, task_id)
+        state = _existing_state(workflow_id)  # it may have ended between the read and the answer
+    try:
+        return (run_sync(output_from_state(context().storage, workflow_id, state, task_id)),)
+    except (WorkflowError, ValueError) as exc:
+        return exc
+
+
+def _task_done(state: WorkflowState, task_id: str) -> bool:
+    task = state.tasks.get(task_id)
+    return task is not None and task.status is TaskStatus.SUCCESSFUL
+
+
+@ray.remote(num_cpus=0)
+def _raise_remote(error: BaseException) -> None:
+    raise error
 
 
 def get_status(workflow_id: str) -> WorkflowStatus:
@@ -266,14 +356,26 @@ def combine_status(logged: WorkflowStatus | None, live: str | None) -> WorkflowS
 
 
 def get_metadata(workflow_id: str, task_id: str | None = None) -> dict[str, Any]:
-    """ray.workflow's metadata shape, for the workflow or one of its tasks."""
+    """ray.workflow 2.47's metadata shape, for the workflow or one of its tasks.
+
+    Workflow: ``{"status", "user_metadata", "stats": {"start_time", "end_time"}}`` plus
+    ``runtime_env``, ``packages``, ``ray_version``, ``engine_version``. Task: ``{"task_id",
+    "task_options": {"task_type", "max_retries", "catch_exceptions", "retry_exceptions",
+    "checkpoint", "ray_options"}, "user_metadata", "workflow_refs", "stats"}`` plus ``status``
+    and ``attempts``. Times are Unix seconds. As in 2.47, ``stats`` has ``start_time`` once it
+    ran (a workflow's: its latest run's start) and ``end_time`` only once it ended (here a
+    canceled workflow's too; 2.47 left that out).
+
+    Raises:
+        WorkflowNotFoundError: no such workflow. ValueError: no such task in it.
+    """
     state = _existing_state(workflow_id)
     if task_id is None:
         submission = state.submission
         return {
             "status": str(_live_status(workflow_id, state)),
             "user_metadata": dict(state.user_metadata),
-            "stats": {"start_time": state.start_time, "end_time": state.end_time},
+            "stats": _stats(state.run_start_time, state.end_time if state.status in _ENDED else None),
             "runtime_env": runtime_envs.recorded(submission.runtime_env),  # names, never values
             "packages": dict(submission.packages),
             "ray_version": submission.ray_version,
@@ -282,14 +384,38 @@ def get_metadata(workflow_id: str, task_id: str | None = None) -> dict[str, Any]
     task = state.tasks.get(task_id)
     if task is None:
         raise ValueError(f"workflow {workflow_id!r} has no task {task_id!r}")
+    ended = task.status in (TaskStatus.SUCCESSFUL, TaskStatus.FAILED)
     return {
         "task_id": task_id,
-        "task_options": dict(task.task_options),
+        "task_options": _task_options_247(runtime_envs.recorded_task_options(task.task_options)),
         "user_metadata": dict(task.user_metadata),
-        "stats": {"start_time": task.started_at, "end_time": task.ended_at},
+        "workflow_refs": list(task.deps),
+        "stats": _stats(task.started_at, task.ended_at if ended else None),
         "status": str(task.status),
         "attempts": task.attempt,
     }
+
+
+_ENDED = (WorkflowStatus.SUCCESSFUL, WorkflowStatus.FAILED, WorkflowStatus.CANCELED)
+_WORKFLOW_OPTION_KEYS = ("max_retries", "catch_exceptions", "retry_exceptions", "checkpoint")
+
+
+def _stats(start: float | None, end: float | None) -> dict[str, float]:
+    stats = {}
+    if start is not None:
+        stats["start_time"] = start
+    if end is not None:
+        stats["end_time"] = end
+    return stats
+
+
+def _task_options_247(recorded: dict[str, Any]) -> dict[str, Any]:
+    """2.47's task_options shape; logs of ray-durable 0.1 recorded Ray options beside ours."""
+    if "ray_options" in recorded:
+        return dict(recorded)
+    options = {"task_type": "FUNCTION", **{k: recorded[k] for k in _WORKFLOW_OPTION_KEYS if k in recorded}}
+    options["ray_options"] = {k: v for k, v in recorded.items() if k not in _WORKFLOW_OPTION_KEYS}
+    return options
 
 
 def continuation(dag_node: DAGNode) -> Any:
@@ -306,6 +432,9 @@ def _run_plain(dag_node: DAGNode) -> Any:
     graph = build_graph(dag_node)
     refs: dict[str, ray.ObjectRef] = {}
     for spec in graph.tasks.values():
+        args = [refs[spec.deps[i]] for i in spec.passed_by_value()]
+        if spec.ref_deps:
+            args.append([refs[spec.deps[i]] for i in spec.ref_deps])
         refs[spec.task_id] = _worker.remote_run_plain.options(**spec.ray_options).remote(
-            graph.functions[spec.fn_key], spec.call, *[refs[d] for d in spec.deps])
+            graph.functions[spec.fn_key], spec.call, spec.passed_by_value(), spec.ref_deps, *args)
     return ray.get(refs[graph.output_task_id])

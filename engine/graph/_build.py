@@ -4,30 +4,46 @@ The graph separates *structure* (task ids, dependencies, options: plain data
 the management actor reads) from *code and arguments* (cloudpickled bytes that
 only the worker running a task unpickles). So the long-lived actor never needs
 the user's modules, and a stored graph can be inspected without running code.
+
+Task ids and argument passing follow ray.workflow 2.47 (workflow_state_from_dag.py there):
+
+* a task's id is its ``task_id`` option, else ``<module>.<qualname>`` of its function
+  (slugified); a second task asking for the same id gets ``<id>_1``, a third ``<id>_2``,
+  in the DAG's post-order (arguments left to right, then the task);
+* a DAG node that is a direct argument (positional or keyword) arrives as its value; one
+  nested inside a list, tuple or dict arrives as an ``ObjectRef``, as plain Ray passes them;
+  an ``ObjectRef`` the user passed is checkpointed by value and arrives the same way;
+* ``InputNode`` / ``inp.x`` / ``inp[0]`` take the values given to ``workflow.run(dag, ...)``
+  by the rules of Ray's own ``dag.execute`` (one positional input is the value itself).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import re
+import unicodedata
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cloudpickle
 import ray
-from ray.dag import DAGNode, FunctionNode
+from ray.dag import DAGNode, FunctionNode, InputAttributeNode, InputNode
+from ray.dag.input_node import DAGInputData
 
 from replay import runtime_envs
 
+from ..store._payloads import dumps
 from . import _pickle
 from ._options import TaskOptions, node_options
-from ..store._payloads import dumps
 
 # Ray options the engine sets itself on every task it submits.
 _ENGINE_RAY_OPTIONS = ("num_returns", "max_retries", "retry_exceptions")
 
+GRAPH_FORMAT = 2  # 1 (0.1): every dependency passed by value, in the order of ``deps``
+
 
 class Dep:
-    """Placeholder for the output of task ``deps[index]`` inside a task's arguments."""
+    """Placeholder for the value of task ``deps[index]`` (a direct argument of the task)."""
 
     __slots__ = ("index",)
 
@@ -38,32 +54,56 @@ class Dep:
         return (Dep, (self.index,))
 
 
+class DepRef(Dep):
+    """Placeholder for an ObjectRef to the value of ``deps[index]`` (nested in a container)."""
+
+    __slots__ = ()
+
+    def __reduce__(self):
+        return (DepRef, (self.index,))
+
+
+class PutRef:
+    """A nested ObjectRef the user passed, checkpointed by value; the worker puts it back."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __reduce__(self):
+        return (PutRef, (self.value,))
+
+
 @dataclass
 class TaskSpec:
     """One task of a workflow graph."""
 
     task_id: str
     name: str  # module.qualname of the function; checked against the log on resume
-    deps: tuple[str, ...]  # task ids whose outputs fill the Dep placeholders
+    deps: tuple[str, ...]  # task ids whose outputs fill the Dep/DepRef placeholders
     fn_key: str  # key into WorkflowGraph.functions
-    call: bytes  # cloudpickle of (args, kwargs, retry_exception_types) with Dep placeholders
+    call: bytes  # cloudpickle of (args, kwargs, retry_exception_types) with placeholders
     ray_options: dict[str, Any] = field(default_factory=dict)
     options: TaskOptions = field(default_factory=TaskOptions)
+    base_id: str = ""  # the id asked for, before de-duplication ("" in 0.1 graphs)
+    value_deps: tuple[int, ...] | None = None  # indexes of deps passed as values (None: 0.1, all)
+    ref_deps: tuple[int, ...] = ()  # indexes of deps passed as ObjectRefs
+
+    def passed_by_value(self) -> tuple[int, ...]:
+        return tuple(range(len(self.deps))) if self.value_deps is None else self.value_deps
 
     def recorded_options(self) -> dict[str, Any]:
-        """The task's options as plain data for the log and get_metadata."""
+        """The task's options as plain data for the log, in 2.47's ``task_options`` shape."""
         opts = self.options
-        recorded: dict[str, Any] = {
+        return {
+            "task_type": "FUNCTION",
             "max_retries": opts.max_retries,
-            "retry_exceptions": bool(opts.retry_exceptions),
             "catch_exceptions": opts.catch_exceptions,
+            "retry_exceptions": bool(opts.retry_exceptions),
             "checkpoint": opts.checkpoint,
+            "ray_options": {k: _recorded(k, v) for k, v in self.ray_options.items()},
         }
-        for key, value in self.ray_options.items():
-            if key == "runtime_env" and isinstance(value, dict):
-                value = runtime_envs.recorded(value)  # env var names, never values (secrets)
-            recorded[key] = value if _is_plain(value) else repr(value)
-        return recorded
 
 
 @dataclass
@@ -73,6 +113,7 @@ class WorkflowGraph:
     tasks: dict[str, TaskSpec]
     output_task_id: str
     functions: dict[str, bytes]  # fn_key -> cloudpickled function
+    format: int = 1  # GRAPH_FORMAT of the code that built it (0.1 graphs lack the attribute)
 
     def to_bytes(self) -> bytes:
         return cloudpickle.dumps(self)
@@ -83,6 +124,37 @@ class WorkflowGraph:
         if not isinstance(graph, WorkflowGraph):
             raise TypeError(f"stored DAG is a {type(graph).__name__}, not a WorkflowGraph")
         return graph
+
+    def renamed(self, ids: dict[str, str]) -> WorkflowGraph:
+        """The same graph with task ids mapped through ``ids`` (missing ones unchanged)."""
+        if not ids:
+            return self
+        tasks = {}
+        for spec in self.tasks.values():
+            new_id = ids.get(spec.task_id, spec.task_id)
+            tasks[new_id] = replace(spec, task_id=new_id, deps=tuple(ids.get(d, d) for d in spec.deps))
+        return WorkflowGraph(tasks, ids.get(self.output_task_id, self.output_task_id), self.functions,
+                             self.format)
+
+
+def unique_ids(graph: WorkflowGraph, used: set[str]) -> dict[str, str]:
+    """New ids for a continuation's tasks that no task of the workflow has (``used``).
+
+    Each task gets the first free of ``base``, ``base_1``, ``base_2`` ... for the id it asked
+    for, as 2.47 named every task of a workflow, continuations included. ``used`` grows.
+    """
+    ids: dict[str, str] = {}
+    last_suffix: dict[str, int] = {}
+    for spec in graph.tasks.values():
+        ids[spec.task_id] = _first_free(spec.base_id or spec.task_id, used, last_suffix)
+    return {old: new for old, new in ids.items() if old != new}
+
+
+def _recorded(key: str, value: Any) -> Any:
+    """A Ray option as the log records it: plain data, and a runtime env without secret values."""
+    if key == "runtime_env" and isinstance(value, dict):
+        value = runtime_envs.recorded(value)  # env var names, never values
+    return value if _is_plain(value) else repr(value)
 
 
 def _is_plain(value: Any) -> bool:
@@ -99,6 +171,20 @@ def function_name(func: Any) -> str:
     return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
 
 
+def slugify(value: str) -> str:
+    """ASCII letters, digits, ``_``, ``.`` and ``-`` only; spaces and dash runs become one ``-``."""
+    value = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii")
+    value = re.sub(r"[^\w.\-]", "", value).strip()
+    return re.sub(r"[-\s]+", "-", value)
+
+
+def default_task_id(func: Any) -> str:
+    """2.47's default task id: ``<module>.<qualname>``, slugified (``outer.<locals>.f`` -> ``outer.locals.f``)."""
+    module = getattr(func, "__module__", None) or "__anonymous_module__"
+    qualname = getattr(func, "__qualname__", None) or "__anonymous_func__"
+    return f"{module}.{slugify(qualname)}"
+
+
 def _children(node: FunctionNode) -> list[FunctionNode]:
     found: list[FunctionNode] = []
     _walk(list(node._bound_args) + list(node._bound_kwargs.values()), found)
@@ -108,6 +194,8 @@ def _children(node: FunctionNode) -> list[FunctionNode]:
 def _walk(value: Any, found: list[FunctionNode]) -> None:
     if isinstance(value, FunctionNode):
         found.append(value)
+    elif isinstance(value, (InputNode, InputAttributeNode)):
+        return
     elif isinstance(value, DAGNode):
         raise TypeError(
             f"workflows run DAGs of remote functions (f.bind(...)) only; got a {type(value).__name__}"
@@ -120,57 +208,102 @@ def _walk(value: Any, found: list[FunctionNode]) -> None:
             _walk(item, found)
 
 
-def build_graph(root: Any, id_suffix: str = "") -> WorkflowGraph:
+class _Inputs:
+    """The values ``workflow.run(dag, *args, **kwargs)`` gives InputNode, by Ray's rules."""
+
+    def __init__(self, args: tuple, kwargs: dict, given: bool):
+        self.given = given
+        # Ray's InputNode._execute_impl: one positional input is the value itself.
+        self.value = args[0] if len(args) == 1 and not kwargs else DAGInputData(*args, **kwargs)
+        self.used = False
+
+    def resolve(self, node: DAGNode) -> Any:
+        if not self.given:
+            raise ValueError(
+                "the DAG reads an InputNode, but no inputs were given: pass them as "
+                "workflow.run(dag, *args, **kwargs) (a continuation cannot read InputNode)")
+        self.used = True
+        if isinstance(node, InputNode):
+            return self.value
+        key, accessor = node._key, node._accessor_method
+        value = self.value
+        try:
+            if isinstance(value, DAGInputData) or accessor == "__getitem__" or isinstance(key, int):
+                return value[key]
+            return getattr(value, key)
+        except (KeyError, IndexError, AttributeError) as exc:
+            raise ValueError(f"the DAG reads input {key!r}, which workflow.run was not given "
+                             f"({type(exc).__name__}: {exc})") from None
+
+
+def build_graph(root: Any, inputs: tuple[tuple, dict] | None = None,
+                inherited: TaskOptions | None = None) -> WorkflowGraph:
     """Build the graph of the DAG ending in ``root``.
 
     Args:
         root: a FunctionNode (``f.bind(...)``).
-        id_suffix: appended to generated task ids, to keep a continuation's ids
-            apart from its parent workflow's. User-given task ids are kept as they are.
+        inputs: ``(args, kwargs)`` given to ``workflow.run`` for the DAG's InputNode, if any.
+        inherited: for a continuation, the options of the task that returned it: its
+            ``checkpoint`` is the default of every task of the sub-DAG, and its
+            ``catch_exceptions`` the default of the sub-DAG's output task (as in 2.47).
+
+    Raises:
+        TypeError: ``root`` is not a FunctionNode, or the DAG holds other kinds of nodes.
+        ValueError: a cycle; InputNode without inputs, or inputs the DAG does not read.
     """
     if not isinstance(root, FunctionNode):
         raise TypeError(
             f"a workflow needs a DAG made with a remote function's .bind(...), got {type(root).__name__}"
         )
+    given = inputs is not None and (bool(inputs[0]) or bool(inputs[1]))
+    run_inputs = _Inputs(*(inputs or ((), {})), given=given)
     order = _post_order(root)
     ids: dict[int, str] = {}
     used: set[str] = set()
-    last_suffix: dict[str, int] = {}  # base name -> the last _n tried (keeps naming linear)
+    last_suffix: dict[str, int] = {}  # base id -> the last _n tried (keeps naming linear)
     tasks: dict[str, TaskSpec] = {}
     functions: dict[str, bytes] = {}
     fn_keys: dict[int, str] = {}
     for node in order:
-        opts = node_options(node)
-        task_id = _assign_id(node, opts, used, id_suffix, last_suffix)
+        given_options, ray_options = node_options(node)
+        func = node._body
+        base_id = given_options.get("task_id") or default_task_id(func)
+        task_id = _first_free(base_id, used, last_suffix)
         ids[id(node)] = task_id
         deps: list[str] = []
         dep_index: dict[str, int] = {}
+        by_value: set[int] = set()
+        by_ref: set[int] = set()
 
-        def substitute(value: Any) -> Any:
+        def substitute(value: Any, nested: bool) -> Any:
             if isinstance(value, FunctionNode):
                 dep_id = ids[id(value)]
                 if dep_id not in dep_index:
                     dep_index[dep_id] = len(deps)
                     deps.append(dep_id)
-                return Dep(dep_index[dep_id])
-            if isinstance(value, ray.ObjectRef):
-                return ray.get(value)  # checkpointed by value
+                index = dep_index[dep_id]
+                (by_ref if nested else by_value).add(index)
+                return DepRef(index) if nested else Dep(index)
+            if isinstance(value, (InputNode, InputAttributeNode)):
+                return substitute(run_inputs.resolve(value), nested)
+            if isinstance(value, ray.ObjectRef):  # checkpointed by value
+                return PutRef(ray.get(value)) if nested else ray.get(value)
             if isinstance(value, list):
-                return [substitute(v) for v in value]
+                return [substitute(v, True) for v in value]
             if isinstance(value, tuple) and not hasattr(value, "_fields"):
-                return tuple(substitute(v) for v in value)
+                return tuple(substitute(v, True) for v in value)
             if isinstance(value, dict):
-                return {k: substitute(v) for k, v in value.items()}
+                return {k: substitute(v, True) for k, v in value.items()}
             return value
 
-        args = [substitute(a) for a in node._bound_args]
-        kwargs = {k: substitute(v) for k, v in node._bound_kwargs.items()}
-        ray_options = dict(node._bound_options)
-        opts = _fold_ray_retry_options(node, opts, ray_options)
+        args = [substitute(a, False) for a in node._bound_args]
+        kwargs = {k: substitute(v, False) for k, v in node._bound_kwargs.items()}
+        opts = _task_options(given_options, ray_options, inherited, is_root=node is root)
+        for key in _ENGINE_RAY_OPTIONS:
+            ray_options.pop(key, None)
         retry_types = (opts.retry_exceptions if isinstance(opts.retry_exceptions, tuple)
                        else (Exception,) if opts.retry_exceptions else None)
         call = dumps((args, kwargs, retry_types), f"an argument of task {task_id!r}")
-        func = node._body
         if id(func) not in fn_keys:
             fn_bytes = dumps(func, f"the function of task {task_id!r}")
             key = hashlib.blake2b(fn_bytes, digest_size=12).hexdigest()
@@ -178,38 +311,38 @@ def build_graph(root: Any, id_suffix: str = "") -> WorkflowGraph:
             fn_keys[id(func)] = key
         stored_opts = opts.merged(retry_exceptions=bool(opts.retry_exceptions))
         tasks[task_id] = TaskSpec(task_id, function_name(func), tuple(deps), fn_keys[id(func)], call,
-                                  ray_options, stored_opts)
-    return WorkflowGraph(tasks, ids[id(root)], functions)
+                                  ray_options, stored_opts, base_id, tuple(sorted(by_value)),
+                                  tuple(sorted(by_ref)))
+    if given and not run_inputs.used:
+        raise ValueError("workflow.run was given inputs, but the DAG has no InputNode to read them; "
+                         "build it inside `with InputNode() as inp:` or drop the inputs")
+    return WorkflowGraph(tasks, ids[id(root)], functions, GRAPH_FORMAT)
 
 
-def _fold_ray_retry_options(node: FunctionNode, opts: TaskOptions, ray_options: dict[str, Any]) -> TaskOptions:
-    """Ray's own max_retries / retry_exceptions become workflow retries unless workflow options set them."""
-    explicit = getattr(node, "__ray_durable_options__", None) or {}
-    changes: dict[str, Any] = {}
+def _task_options(given: dict[str, Any], ray_options: dict[str, Any], inherited: TaskOptions | None,
+                  is_root: bool) -> TaskOptions:
+    """The task's options: given ones, then Ray's own max_retries / retry_exceptions, then what a
+    continuation inherits from the task that returned it, then the defaults."""
+    values = dict(given)
+    values.pop("task_id", None)
     for key in ("max_retries", "retry_exceptions"):
-        if key in ray_options and key not in explicit:
-            changes[key] = ray_options[key]
-    for key in _ENGINE_RAY_OPTIONS:
-        ray_options.pop(key, None)
-    if "retry_exceptions" in changes and isinstance(changes["retry_exceptions"], list):
-        changes["retry_exceptions"] = tuple(changes["retry_exceptions"])
-    return opts.merged(**changes) if changes else opts
+        if key in ray_options and key not in values:
+            values[key] = ray_options[key]
+    if isinstance(values.get("retry_exceptions"), list):
+        values["retry_exceptions"] = tuple(values["retry_exceptions"])
+    if inherited is not None:
+        values.setdefault("checkpoint", inherited.checkpoint)
+        if is_root:
+            values.setdefault("catch_exceptions", inherited.catch_exceptions)
+    return TaskOptions(task_id=given.get("task_id"), **values)
 
 
-def _assign_id(node: FunctionNode, opts: TaskOptions, used: set[str], suffix: str,
-               last_suffix: dict[str, int]) -> str:
-    """The given task_id, else the function's name, then name_1, name_2, ...: the first one free.
+def _first_free(base: str, used: set[str], last_suffix: dict[str, int]) -> str:
+    """``base`` if free, else the first free of ``base_1``, ``base_2``, ...; marks it used.
 
-    ``last_suffix`` remembers where the search for each name stopped; ids below it
-    are all taken (``used`` only grows), so starting there gives the same id in
-    one step instead of n for the n-th task of one function.
+    ``last_suffix`` remembers where the search for each base stopped; ids below it are
+    all taken (``used`` only grows), so the n-th task of one name takes one step, not n.
     """
-    if opts.task_id is not None:
-        if opts.task_id in used:
-            raise ValueError(f"task_id {opts.task_id!r} is used by two tasks of the same workflow")
-        used.add(opts.task_id)
-        return opts.task_id
-    base = getattr(node._body, "__name__", "task") + suffix
     n = last_suffix.get(base, 0)
     candidate = base if n == 0 else f"{base}_{n}"
     while candidate in used:
@@ -245,8 +378,3 @@ def _post_order(root: FunctionNode) -> list[FunctionNode]:
             elif not state[id(child)]:
                 raise ValueError("the DAG has a cycle")
     return order
-
-
-def continuation_suffix(parent_task_id: str) -> str:
-    """Suffix for the generated ids of a continuation's tasks: short, stable, unique per parent."""
-    return "@" + hashlib.blake2b(parent_task_id.encode(), digest_size=5).hexdigest()

@@ -1,20 +1,25 @@
-"""``workflow.options``: per-task workflow options, without Ray's removed ``_metadata``.
+"""``workflow.options``: per-task workflow options, the ray.workflow 2.47 way, on Ray 2.48+.
 
-``workflow.options(...)`` returns a decorator. Applied to a Ray remote function
-(or to the result of its ``.options(...)``) it returns a :class:`WorkflowFunction`
-whose ``.bind(...)`` makes an ordinary Ray ``FunctionNode`` and tags that node
-with the workflow options (an attribute named :data:`NODE_OPTIONS_ATTR`). Ray's
-own ``.options(num_cpus=..., runtime_env=...)`` still works on it.
+``workflow.options(...)`` returns :class:`WorkflowOptions`, which is both
+
+* a mapping, so ``f.options(**workflow.options(task_id="x")).bind(...)`` works as in 2.47
+  (the options ride on a Ray option Ray accepts: see :mod:`engine.graph._ray_carrier`), and
+* a decorator: ``@workflow.options(...)`` above ``@ray.remote`` gives a
+  :class:`WorkflowFunction` whose ``.bind(...)`` makes an ordinary Ray ``FunctionNode``
+  carrying the options; Ray's own ``.options(num_cpus=...)`` still works on it.
+
+Either way the options end up in the node's ``_bound_options``, where :func:`node_options`
+finds them.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-NODE_OPTIONS_ATTR = "__ray_durable_options__"
+from . import _ray_carrier
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,7 @@ def check_task_id(task_id: Any) -> str:
 
 
 class WorkflowFunction:
-    """A Ray remote function plus workflow options; ``.bind`` makes a tagged FunctionNode."""
+    """A Ray remote function plus workflow options; ``.bind`` makes a FunctionNode carrying them."""
 
     def __init__(self, remote: Any, options: dict[str, Any]):
         if not hasattr(remote, "bind"):
@@ -111,13 +116,14 @@ class WorkflowFunction:
 
     def bind(self, *args: Any, **kwargs: Any):
         node = self._remote.bind(*args, **kwargs)
-        previous = getattr(node, NODE_OPTIONS_ATTR, {})
-        setattr(node, NODE_OPTIONS_ATTR, {**previous, **self._options})
+        node._bound_options = _ray_carrier.merged_labels(node._bound_options, self._options)
         return node
 
     def options(self, **ray_options: Any) -> WorkflowFunction:
-        """Ray's own options (num_cpus, resources, runtime_env, ...); workflow options are kept."""
-        return WorkflowFunction(self._remote.options(**ray_options), self._options)
+        """Ray's own options (num_cpus, resources, runtime_env, ...), and ``**workflow.options(...)``
+        layered over the decorator's (as 2.47 merged them key by key)."""
+        extra, ray_options = _ray_carrier.take(ray_options)
+        return WorkflowFunction(self._remote.options(**ray_options), {**self._options, **extra})
 
     def remote(self, *args: Any, **kwargs: Any):
         """Plain (non-durable) Ray call, as without the decorator."""
@@ -127,22 +133,53 @@ class WorkflowFunction:
         return f"WorkflowFunction({self._remote!r}, {self._options!r})"
 
 
-def options(**workflow_options: Any) -> Callable[[Any], WorkflowFunction]:
-    """Workflow options for a task: ``@workflow.options(task_id=..., max_retries=...)``.
+class WorkflowOptions(Mapping):
+    """What ``workflow.options(...)`` returns: a decorator and a mapping for ``f.options(**...)``.
 
-    Use it above ``@ray.remote``, or for one call: ``workflow.options(task_id="x")(f).bind(...)``.
+    Same names and roles as ray.workflow 2.47's ``workflow.options`` class (api.py there),
+    plus ``max_retries`` and ``retry_exceptions``, which 2.47 took only as Ray options.
     """
-    checked = validate_options(workflow_options)
 
-    def decorate(remote: Any) -> WorkflowFunction:
+    def __init__(self, **workflow_options: Any):
+        self.options = validate_options(workflow_options)
+        self._mapping = _ray_carrier.mapping(self.options)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._mapping[key]
+
+    def __iter__(self):
+        return iter(self._mapping)
+
+    def __len__(self) -> int:
+        return len(self._mapping)
+
+    def __call__(self, remote: Any) -> WorkflowFunction:
         if isinstance(remote, WorkflowFunction):
-            return WorkflowFunction(remote._remote, {**remote._options, **checked})
-        return WorkflowFunction(remote, checked)
+            return WorkflowFunction(remote._remote, {**remote._options, **self.options})
+        return WorkflowFunction(remote, self.options)
 
-    return decorate
+    def __repr__(self) -> str:
+        return f"workflow.options({', '.join(f'{k}={v!r}' for k, v in self.options.items())})"
 
 
-def node_options(node: Any) -> TaskOptions:
-    """The workflow options a FunctionNode was tagged with (defaults if none)."""
-    raw = getattr(node, NODE_OPTIONS_ATTR, None) or {}
-    return TaskOptions(**raw)
+def options(**workflow_options: Any) -> WorkflowOptions:
+    """Workflow options for a task, as a decorator or for ``f.options(**workflow.options(...))``.
+
+    Args:
+        task_id: the task's id in the workflow (str); a second task with the same id gets
+            ``<id>_1``, a third ``<id>_2`` (as in 2.47). Default: ``<module>.<qualname>``.
+        metadata: JSON-serializable dict, shown by ``get_metadata(workflow_id, task_id)``.
+        catch_exceptions: the task's value becomes ``(result, None)`` or ``(None, exception)``.
+        checkpoint: False keeps the output out of storage (a resume re-runs the task if needed).
+        max_retries: retries of failed attempts (int >= -1; -1 forever; default 3).
+        retry_exceptions: retry application exceptions too: a bool or exception types.
+
+    Raises:
+        ValueError: an unknown option (the message lists the valid ones) or a bad value.
+    """
+    return WorkflowOptions(**workflow_options)
+
+
+def node_options(node: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the workflow options a FunctionNode carries, its Ray options without them)."""
+    return _ray_carrier.take(dict(node._bound_options))

@@ -22,7 +22,7 @@ from storage_backends import AppendConflictError
 from ..api import _manager_client
 from ..api._init import context
 from ..api._workflows import _existing_state, _live_status, combine_status, resume_async
-from ..exceptions import WorkflowError, WorkflowNotFoundError
+from ..exceptions import WorkflowError, WorkflowNotFoundError, WorkflowStillActiveError
 from ..store import _index
 from ..store._sync import run_sync
 
@@ -106,7 +106,7 @@ def delete(workflow_id: str) -> None:
     state = _existing_state(workflow_id)
     status = _live_status(workflow_id, state)
     if status in (WorkflowStatus.RUNNING, WorkflowStatus.PENDING):
-        raise WorkflowError(f"workflow {workflow_id!r} is {status}; cancel it before deleting it")
+        raise WorkflowStillActiveError("delete", workflow_id, str(status))
     # Tombstone first: if we crash before the log is gone, the log is folded, never misread.
     run_sync(_index.append(ctx.storage, deleted=[workflow_id]))
     if not run_sync(ctx.storage.delete(workflow_id)):

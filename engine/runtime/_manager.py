@@ -36,7 +36,7 @@ from ._storage_faults import storage_interruption
 @ray.remote(num_cpus=0, max_concurrency=100_000)
 class WorkflowManager:
     def __init__(self, storage_url: str, storage_options: dict[str, Any],
-                 max_running: int | None = None, max_pending: int | None = None):
+                 limits: dict[str, int | None] | None = None):
         # Runs poll finished outcomes with a ray.get of refs already known to be ready
         # (engine/_arrivals.py): it never blocks, so Ray's warning about blocking gets in
         # async actors would only mislead whoever reads this actor's log.
@@ -46,8 +46,9 @@ class WorkflowManager:
         gc.freeze()
         self.storage_url = storage_url
         self.storage_options = storage_options
-        self.max_running = max_running
-        self.max_pending = max_pending
+        limits = limits or {}
+        self.max_running = limits.get("max_running_workflows")
+        self.max_pending = limits.get("max_pending_workflows")
         self._storage = None
         self._index = None
         self.runs: dict[str, WorkflowRun] = {}
@@ -63,11 +64,9 @@ class WorkflowManager:
             self._index = IndexWriter(self._storage)
         return self._storage
 
-    def configure(self, max_running: int | None, max_pending: int | None) -> None:
-        """Queueing limits, as given to ``workflow.init`` (the latest call wins)."""
-        self.max_running = max_running
-        self.max_pending = max_pending
-        self._drain_queue()
+    def limits(self) -> dict[str, int | None]:
+        """The queueing limits this manager runs with (None: no limit)."""
+        return {"max_running_workflows": self.max_running, "max_pending_workflows": self.max_pending}
 
     async def start(self, workflow_id: str, submission: bytes | None = None,
                     env_values: dict | None = None) -> str:
@@ -204,7 +203,10 @@ class WorkflowManager:
         if workflow_id in self._queue:
             return "PENDING"
         run = self.runs.get(workflow_id)
-        if workflow_id in self._claiming or (run is not None and not run.finished):
+        # Until its result is set, not just until it stops running tasks: a run that has
+        # finished is still appending its final events, and a caller told "not running here"
+        # reads the log next, which must then hold the end.
+        if workflow_id in self._claiming or (run is not None and not run.result.done()):
             return "RUNNING"
         return None
 
@@ -212,7 +214,7 @@ class WorkflowManager:
         """live_status of every workflow this manager holds."""
         live = {wid: "PENDING" for wid in self._queue}
         live.update((wid, "RUNNING") for wid in self._claiming)
-        live.update((wid, "RUNNING") for wid, run in self.runs.items() if not run.finished)
+        live.update((wid, "RUNNING") for wid, run in self.runs.items() if not run.result.done())
         return live
 
     async def cancel(self, workflow_id: str) -> bool:

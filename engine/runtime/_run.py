@@ -23,6 +23,8 @@ import ray
 from ray.exceptions import GetTimeoutError, RayTaskError, TaskCancelledError
 
 from replay import (
+    PayloadRef,
+    TaskCaught,
     TaskCompleted,
     TaskContinued,
     TaskFailed,
@@ -41,7 +43,7 @@ from replay import (
 from storage_backends import AppendConflictError, Storage
 
 from ..exceptions import WorkflowCancellationError, WorkflowError, WorkflowExecutionError, WorkflowRunningError
-from ..graph._build import TaskSpec, WorkflowGraph
+from ..graph._build import TaskSpec, WorkflowGraph, unique_ids
 from ..store import _payloads
 from ._arrivals import Arrivals
 from ._log_writer import LogWriter
@@ -90,6 +92,8 @@ class WorkflowRun:
         self.context = RunContext(self.workflow_id, self.run_id, storage_url, storage_options,
                                   manager_name).to_bytes()
         self.tasks: dict[str, TaskSpec] = {}
+        self.used_ids: set[str] = set(state.tasks)  # every task id the workflow has or had
+        self.abandoned: set[str] = set()  # catchers whose sub-DAG's outcome no longer matters
         self.functions: dict[str, bytes] = {}
         self.output_task_id = ""
         self.dependents: dict[str, list[str]] = defaultdict(list)
@@ -159,6 +163,7 @@ class WorkflowRun:
 
     def _merge(self, graph: WorkflowGraph) -> None:
         self.tasks.update(graph.tasks)
+        self.used_ids.update(graph.tasks)
         self.functions.update(graph.functions)
         for spec in graph.tasks.values():
             for dep in spec.deps:
@@ -168,14 +173,16 @@ class WorkflowRun:
         """On resume: the sub-DAGs of tasks that continued but whose sub-DAG has not finished."""
         loaded: set[str] = set()
         while True:
-            pending = [t for t in self.state.tasks.values()
-                       if t.status is TaskStatus.CONTINUED and t.task_id not in loaded]
+            # Only those of tasks this run has (a sub-DAG abandoned by a caught failure is not).
+            pending = [t for t in self.state.tasks.values() if t.status is TaskStatus.CONTINUED
+                       and t.task_id in self.tasks and t.task_id not in loaded]
             if not pending:
                 return
             for task in pending:
                 loaded.add(task.task_id)
                 data = await _payloads.load_bytes(self.storage, self.workflow_id, task.continuation)
-                self._attach_continuation(task.task_id, WorkflowGraph.from_bytes(data))
+                graph = WorkflowGraph.from_bytes(data).renamed(task.continuation_task_ids)
+                self._attach_continuation(task.task_id, graph)
 
     def _attach_continuation(self, task_id: str, graph: WorkflowGraph) -> None:
         self._merge(graph)
@@ -245,11 +252,22 @@ class WorkflowRun:
                 work.extend(self.dependents.get(task_id, ()))
 
     def _usable_deps(self, task_id: str) -> list[Source] | None:
-        """The sources of the task's dependencies, if each has a value or one on its way; else None."""
+        """The sources of the task's dependencies, if each has a value or one on its way; else None.
+
+        A dependency passed as an ObjectRef (nested in a container) must have its value already:
+        the worker sees only the ref, so it could not refuse a value that never comes.
+        """
+        spec = self.tasks[task_id]
+        by_ref = spec.ref_deps
         deps = []
-        for dep in self.tasks[task_id].deps:
+        for index, dep in enumerate(spec.deps):
             source = self._source(dep)
-            if source is None or (source.settled.done() and source.settled.result() != OK):
+            if source is None:
+                return None
+            if source.settled.done():
+                if source.settled.result() != OK:
+                    return None
+            elif index in by_ref:
                 return None
             deps.append(source)
         return deps
@@ -270,16 +288,20 @@ class WorkflowRun:
         self.writer.add(TaskScheduled(
             ts=time.time(), task_id=task_id, name=spec.name, attempt=attempt,
             task_options=spec.recorded_options(), user_metadata=spec.options.metadata,
-            parent_task_id=self.parent_of.get(task_id)))
+            parent_task_id=self.parent_of.get(task_id), deps=spec.deps))
         self.scheduled_here.add(task_id)
 
     def _launch(self, task_id: str, deps: list[Source]) -> None:
         """Submit the task's scheduled attempt as a Ray task and watch for its outcome."""
         spec = self.tasks[task_id]
         attempt = self.state.tasks[task_id].attempt
+        by_value = spec.passed_by_value()
         call = TaskCall(self.context, task_id, attempt, spec.fn_key, self.functions[spec.fn_key], spec.call,
-                        spec.options.catch_exceptions, spec.options.checkpoint)
-        value_ref, meta_ref = self._remote_for(spec).remote(call.to_bytes(), *[d.value_ref for d in deps])
+                        spec.options.catch_exceptions, spec.options.checkpoint, by_value, spec.ref_deps)
+        args = [deps[i].value_ref for i in by_value]
+        if spec.ref_deps:
+            args.append([deps[i].value_ref for i in spec.ref_deps])
+        value_ref, meta_ref = self._remote_for(spec).remote(call.to_bytes(), *args)
         source = Source(task_id, value_ref, asyncio.get_running_loop().create_future(), deps, meta_ref, attempt)
         self.sources[task_id] = source
         self.inflight[task_id] = source
@@ -359,18 +381,22 @@ class WorkflowRun:
             self._check_finished()
         elif outcome.kind == "continued":
             graph = WorkflowGraph.from_bytes(outcome.graph)
+            ids = unique_ids(graph, self.used_ids)
+            graph = graph.renamed(ids)
             self._record_started(task_id, source.attempt, outcome)
             self.writer.add(TaskContinued(ts=outcome.ended_at, task_id=task_id, dag=outcome.output,
-                                          output_task_id=graph.output_task_id, attempt=source.attempt))
+                                          output_task_id=graph.output_task_id, attempt=source.attempt,
+                                          task_ids=ids))
             source.settled.set_result(CONTINUED)
             self.sources.pop(task_id, None)
             self._attach_continuation(task_id, graph)
-            self.waiting.update(graph.tasks)
-            self._advance(list(graph.tasks))
+            if not any(self._inside(task_id, catcher) for catcher in self.abandoned):
+                self.waiting.update(graph.tasks)
+                self._advance(list(graph.tasks))
         else:
             self._record_started(task_id, source.attempt, outcome)
             self._fail(source, outcome.error_type, outcome.message, outcome.traceback, outcome.error,
-                       outcome.retryable, None)
+                       outcome.retryable, None, application=True)
 
     def _record_started(self, task_id: str, attempt: int, outcome: Outcome | None) -> None:
         task = self.state.tasks[task_id]
@@ -379,13 +405,17 @@ class WorkflowRun:
                                         node_id=outcome.node, pid=outcome.pid))
 
     def _fail(self, source: Source, error_type: str, message: str, tb: str, error_ref: Any,
-              retryable: bool, cause: BaseException | None) -> None:
+              retryable: bool, cause: BaseException | None, application: bool = False) -> None:
+        """Record a failed attempt; then retry it, let a catching task take it, or fail the workflow."""
         task_id = source.task_id
         spec = self.tasks[task_id]
         self.writer.add(TaskFailed(ts=time.time(), task_id=task_id, error_type=error_type, message=message,
                                    traceback=tb, attempt=source.attempt, error=error_ref))
         source.settled.set_result(FAILED)
         self.sources.pop(task_id, None)
+        catcher = self._catcher(task_id) if application else None
+        if catcher in self.abandoned:
+            return  # a task of a sub-DAG whose failure was caught already: nobody needs it
         self.attempts_this_run[task_id] += 1
         budget = spec.options.max_retries
         if retryable and (budget < 0 or self.attempts_this_run[task_id] <= budget):
@@ -393,9 +423,67 @@ class WorkflowRun:
             self.waiting.add(task_id)
             self._advance([task_id])
             return
+        if catcher is not None:
+            self.abandoned.add(catcher)
+            asyncio.ensure_future(self._catch(catcher, task_id, error_type, message, error_ref))
+            return
         self.writer.add(WorkflowFailed(ts=time.time(), task_id=task_id, error_type=error_type, message=message))
         failed_seq = self.state.last_seq
         asyncio.ensure_future(self._fail_workflow(task_id, error_type, message, error_ref, cause, failed_seq))
+
+    def _catcher(self, task_id: str) -> str | None:
+        """The task that catches ``task_id``'s failure: itself, or the nearest task that continued
+        into a sub-DAG holding it, with catch_exceptions (ray.workflow 2.47's lookup)."""
+        while task_id is not None:
+            if self.tasks[task_id].options.catch_exceptions:
+                return task_id
+            task_id = self.parent_of.get(task_id)
+        return None
+
+    async def _catch(self, catcher: str, failed_task_id: str, error_type: str, message: str,
+                     error_ref: PayloadRef | None) -> None:
+        """The catcher's value becomes ``(None, exception)``: checkpointed, then given to its dependents.
+
+        The exception stays pickled here (the actor need not import the user's modules); the
+        value unpickles it wherever it is used.
+        """
+        try:
+            if error_ref is not None:
+                error: Any = _Pickled(await _payloads.load_bytes(self.storage, self.workflow_id, error_ref))
+            else:  # the exception could not be pickled: say what it was
+                error = WorkflowExecutionError(self.workflow_id, failed_task_id, None, f"{error_type}: {message}")
+            value = (None, error)
+            data = _payloads.dumps(value, f"the caught error of task {failed_task_id!r}")
+            task = self.state.tasks[catcher]
+            name = None
+            if len(data) > _payloads.INLINE_LIMIT:
+                name = _payloads.blob_name("out", catcher, task.attempt)
+                await self.storage.put_blob(self.workflow_id, name, data)
+            output = _payloads.make_ref(data, value, name)
+            output.type_name = "builtins.tuple"
+        except BaseException as exc:
+            self._finish_with(exc)
+            return
+        if self.finished:
+            return
+        self.writer.add(TaskCaught(ts=time.time(), task_id=catcher, failed_task_id=failed_task_id,
+                                   output=output))
+        settled = asyncio.get_running_loop().create_future()
+        settled.set_result(OK)
+        self.alias.pop(catcher, None)
+        self.sources[catcher] = Source(catcher, ray.put(value), settled)
+        self.waiting -= {t for t in self.waiting if self._inside(t, catcher)}
+        self._advance(self.dependents.get(catcher, []))
+        self._check_finished()
+
+    def _inside(self, task_id: str, catcher: str) -> bool:
+        """True if ``task_id`` belongs to the sub-DAG (at any depth) that ``catcher`` continued into."""
+        parent = self.parent_of.get(task_id)
+        while parent is not None:
+            if parent == catcher:
+                return True
+            parent = self.parent_of.get(parent)
+        return False
 
     async def _fail_workflow(self, task_id: str, error_type: str, message: str, error_ref: Any,
                              cause: BaseException | None, failed_seq: int) -> None:
@@ -513,3 +601,15 @@ def _error_type(error: BaseException) -> str:
     if isinstance(cause, TaskCancelledError):
         return "ray.exceptions.TaskCancelledError"
     return f"{type(cause).__module__}.{type(cause).__qualname__}"
+
+
+class _Pickled:
+    """A value kept pickled until it is unpickled where it is used (a worker, or the driver)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def __reduce__(self):
+        return (_payloads.loads, (self.data,))

@@ -28,7 +28,8 @@ from replay import PayloadRef
 
 from .._names import NAMESPACE
 from ..graph import _pickle
-from ..graph._build import Dep, build_graph, continuation_suffix
+from ..graph._build import Dep, DepRef, PutRef, build_graph
+from ..graph._options import TaskOptions
 from ..store import _payloads
 from ..store._sync import run_sync, storage_for
 
@@ -81,6 +82,8 @@ class TaskCall(msgspec.Struct, frozen=True, array_like=True):
     call: bytes
     catch_exceptions: bool
     checkpoint: bool
+    value_deps: tuple[int, ...] = ()  # indexes of the dependencies passed (in order) as values
+    ref_deps: tuple[int, ...] = ()  # indexes of those passed as ObjectRefs (one list, last)
 
     @property
     def run(self) -> RunContext:
@@ -138,15 +141,18 @@ def _function(call: TaskCall) -> Any:
     return func
 
 
-def _fill(value: Any, deps: tuple[Any, ...]) -> Any:
+def _fill(value: Any, values: dict[int, Any], refs: dict[int, Any]) -> Any:
+    """Put dependency values, ObjectRefs and re-put user ObjectRefs in place of their placeholders."""
     if isinstance(value, Dep):
-        return deps[value.index]
+        return refs[value.index] if isinstance(value, DepRef) else values[value.index]
+    if isinstance(value, PutRef):
+        return ray.put(value.value)
     if isinstance(value, list):
-        return [_fill(v, deps) for v in value]
+        return [_fill(v, values, refs) for v in value]
     if isinstance(value, tuple) and not hasattr(value, "_fields"):
-        return tuple(_fill(v, deps) for v in value)
+        return tuple(_fill(v, values, refs) for v in value)
     if isinstance(value, dict):
-        return {k: _fill(v, deps) for k, v in value.items()}
+        return {k: _fill(v, values, refs) for k, v in value.items()}
     return value
 
 
@@ -176,7 +182,9 @@ def _failure(call: TaskCall, exc: BaseException, started: float, retryable: bool
 def run_task(call_bytes: bytes, *deps: Any) -> tuple[Any, bytes]:
     """Run one attempt of a task (the body of the Ray task the engine submits).
 
-    Takes ``TaskCall.to_bytes()``; returns the value and ``Outcome.to_bytes()``.
+    Takes ``TaskCall.to_bytes()``, then the values of ``call.value_deps`` in order (Ray resolved
+    them), then, if ``call.ref_deps``, one list of ObjectRefs to those; returns the value and
+    ``Outcome.to_bytes()``.
     """
     for dep in deps:
         if isinstance(dep, Unavailable):
@@ -191,26 +199,33 @@ def run_task(call_bytes: bytes, *deps: Any) -> tuple[Any, bytes]:
         _reporter.end()
 
 
+def _arguments(call: bytes, value_deps: tuple[int, ...], ref_deps: tuple[int, ...],
+               deps: tuple[Any, ...]) -> tuple[list, dict, Any]:
+    """The call's (args, kwargs, retry types) with its dependencies filled in (see run_task)."""
+    args, kwargs, retry_types = _pickle.loads(call)
+    if ref_deps:
+        values, refs = dict(zip(value_deps, deps[:-1])), dict(zip(ref_deps, deps[-1]))
+    else:
+        values, refs = dict(zip(value_deps, deps)), {}
+    return _fill(args, values, refs), _fill(kwargs, values, refs), retry_types
+
+
 def _run_attempt(call: TaskCall, deps: tuple[Any, ...], started: float) -> tuple[Any, Outcome]:
-    args, kwargs, retry_types = _pickle.loads(call.call)
-    args = _fill(args, deps)
-    kwargs = _fill(kwargs, deps)
+    args, kwargs, retry_types = _arguments(call.call, call.value_deps, call.ref_deps, deps)
     _executing.task_id = call.task_id
     try:
         value = _function(call)(*args, **kwargs)
     except Exception as exc:
-        if call.catch_exceptions:
-            value = (None, exc)
-        else:
-            retryable = retry_types is not None and isinstance(exc, retry_types)
-            return Unavailable(call.task_id, "failed"), _failure(call, exc, started, retryable)
-    else:
-        if call.catch_exceptions:
-            value = (value, None)
+        # With catch_exceptions too: the driving actor retries it first, then hands
+        # (None, exc) to the nearest task that catches, as 2.47 did.
+        retryable = retry_types is not None and isinstance(exc, retry_types)
+        return Unavailable(call.task_id, "failed"), _failure(call, exc, started, retryable)
     finally:
         _executing.task_id = None
     if isinstance(value, DAGNode):
         return _continue(call, value, started)
+    if call.catch_exceptions:
+        value = (value, None)
     try:
         output = _checkpoint(call, value, "out") if call.checkpoint else _unsaved(value)
     except _payloads.PayloadSerializationError as exc:
@@ -225,7 +240,9 @@ def _unsaved(value: Any) -> PayloadRef:
 def _continue(call: TaskCall, node: DAGNode, started: float) -> tuple[Any, Outcome]:
     """The task returned a DAG: build and checkpoint it; it runs in the task's place."""
     try:
-        graph = build_graph(node, id_suffix=continuation_suffix(call.task_id))
+        # Its ids are provisional: the driving actor makes them unique in the workflow.
+        graph = build_graph(node, inherited=TaskOptions(checkpoint=call.checkpoint,
+                                                        catch_exceptions=call.catch_exceptions))
         data = graph.to_bytes()
         ref = _checkpoint_bytes(call, data)
     except Exception as exc:
@@ -324,11 +341,12 @@ _reporter = _StartReporter()
 remote_run_task = ray.remote(max_retries=0)(run_task)
 
 
-def run_plain(fn_bytes: bytes, call: bytes, *deps: Any) -> Any:
-    """A task of a DAG run without durability (continuation() called outside a workflow)."""
-    func = cloudpickle.loads(fn_bytes)
-    args, kwargs, _ = _pickle.loads(call)
-    return func(*_fill(args, deps), **_fill(kwargs, deps))
+def run_plain(fn_bytes: bytes, call: bytes, value_deps: tuple[int, ...], ref_deps: tuple[int, ...],
+              *deps: Any) -> Any:
+    """A task of a DAG run without durability (continuation() called outside a workflow);
+    dependencies come as in :func:`run_task`."""
+    args, kwargs, _ = _arguments(call, value_deps, ref_deps, deps)
+    return cloudpickle.loads(fn_bytes)(*args, **kwargs)
 
 
 remote_run_plain = ray.remote(run_plain)

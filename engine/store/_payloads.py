@@ -64,5 +64,10 @@ async def load_bytes(storage, workflow_id: str, ref: PayloadRef) -> bytes:
     return await storage.get_blob(workflow_id, ref.blob)
 
 
+def loads(data: bytes) -> Any:
+    """Unpickle a payload (cloudpickle's format is pickle's)."""
+    return cloudpickle.loads(data)
+
+
 async def load_value(storage, workflow_id: str, ref: PayloadRef) -> Any:
-    return cloudpickle.loads(await load_bytes(storage, workflow_id, ref))
+    return loads(await load_bytes(storage, workflow_id, ref))

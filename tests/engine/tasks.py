@@ -34,7 +34,26 @@ def counted_add(path, name, a, b):
 
 @ray.remote
 def total(items):
-    return sum(items)
+    """Sum a list: DAG nodes nested in a list arrive as ObjectRefs (as in plain Ray and 2.47)."""
+    return sum(ray.get(x) if isinstance(x, ray.ObjectRef) else x for x in items)
+
+
+def _shown(value):
+    if isinstance(value, ray.ObjectRef):
+        return ("ref", _shown(ray.get(value)))
+    if isinstance(value, list):
+        return [_shown(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_shown(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _shown(v) for k, v in value.items()}
+    return value
+
+
+@ray.remote
+def describe(*args, **kwargs):
+    """What the task was given, with every ObjectRef shown as ("ref", its value)."""
+    return {"args": _shown(list(args)), "kwargs": _shown(kwargs)}
 
 
 @ray.remote
@@ -180,3 +199,61 @@ def needs_test_env(value, firsts):
     if not os.environ.get("RAY_DURABLE_TEST"):
         raise RuntimeError("RAY_DURABLE_TEST is not set")
     return value + sum(firsts)
+
+
+def tid(name: str, n: int = 0) -> str:
+    """The default task id of this module's function ``name`` (2.47's ``<module>.<qualname>``),
+    numbered as its ``n``-th use in one workflow."""
+    base = f"{__name__}.{name}"
+    return base if n == 0 else f"{base}_{n}"
+
+
+@ray.remote
+def counted_sum(items, counter, marker):
+    """Sums a list of ObjectRefs; fails until ``marker`` exists. Every call is counted."""
+    note(counter, "sum")
+    if not os.path.exists(marker):
+        raise RuntimeError("no marker yet")
+    assert all(isinstance(x, ray.ObjectRef) for x in items), items
+    return sum(ray.get(items))
+
+
+@ray.remote
+def counted_value(counter, name, value):
+    note(counter, name)
+    return value
+
+
+@ray.remote
+def continue_into(kind):
+    """Returns a continuation whose output task fails ("root"), whose inner task fails
+    ("inner"), or that succeeds ("ok"): the three cases of catch_exceptions + continuation."""
+    if kind == "root":
+        return workflow.continuation(boom.bind("root bad"))
+    if kind == "inner":
+        return workflow.continuation(identity.bind(boom.bind("inner bad")))
+    return workflow.continuation(identity.bind(5))
+
+
+@ray.remote
+def named_factorial(n):
+    """A recursive continuation whose every level asks for the same task_id."""
+    if n <= 1:
+        return 1
+    inner = workflow.options(task_id="fact")(named_factorial).bind(n - 1)
+    return workflow.continuation(workflow.options(task_id="mul")(mul).bind(n, inner))
+
+
+class LockedError(Exception):
+    """An exception that cannot be pickled (it holds a lock), as HTTP clients' errors can."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        import threading
+
+        self.lock = threading.Lock()
+
+
+@ray.remote
+def call_api():
+    raise LockedError("HTTP 503 from upstream")

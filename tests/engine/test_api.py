@@ -28,7 +28,7 @@ def test_run_returns_output_and_metadata(backend, wid):
     assert meta["runtime_env"] == {"env_vars": {"RAY_DURABLE_TEST": "<not recorded>"}}  # names, not values
     assert meta["ray_version"] == ray.__version__ and "msgspec" in meta["packages"]
     assert workflow.get_output(wid) == 6
-    assert workflow.get_output(wid, task_id="add") == 3
+    assert workflow.get_output(wid, task_id=tasks.tid("add")) == 3
 
 
 def test_run_async_and_generated_ids(backend):
@@ -51,11 +51,13 @@ def test_rerun_of_finished_workflow_runs_nothing(backend, wid, tmp_path):
 
 
 def test_nested_arguments_and_object_refs(backend, wid):
+    """Direct arguments arrive as values, nested ones as ObjectRefs (2.47 and plain Ray alike)."""
     ref = ray.put([10, 20])
     a = tasks.add.bind(1, 1)
-    dag = tasks.collect.bind([a, {"deep": (a, tasks.add.bind(2, 2))}], ref, k={"x": a})
+    dag = tasks.describe.bind([a, {"deep": (a, tasks.add.bind(2, 2))}], ref, [ref], a, k={"x": a}, v=a)
     out = workflow.run(dag, workflow_id=wid)
-    assert out == {"args": [[2, {"deep": (2, 4)}], [10, 20]], "kwargs": {"k": {"x": 2}}}
+    assert out == {"args": [[("ref", 2), {"deep": (("ref", 2), ("ref", 4))}], [10, 20], [("ref", [10, 20])], 2],
+                   "kwargs": {"k": {"x": ("ref", 2)}, "v": 2}}
     fan_in = tasks.total.bind([tasks.add.bind(i, i) for i in range(10)])
     assert workflow.run(fan_in, workflow_id=wid + "-fan") == 90
 
@@ -112,7 +114,7 @@ def test_failure_carries_task_id_and_original_exception(backend, wid):
     dag = tasks.add.bind(tasks.boom.bind("bad input"), 1)
     with pytest.raises(workflow.WorkflowExecutionError) as info:
         workflow.run(dag, workflow_id=wid)
-    assert info.value.task_id == "boom"
+    assert info.value.task_id == tasks.tid("boom")
     assert isinstance(info.value.cause, ValueError)
     assert "bad input" in str(info.value.cause)
     assert workflow.get_status(wid) == workflow.FAILED
@@ -150,8 +152,8 @@ def test_ray_options_are_honoured(backend, wid):
     out = workflow.run(remote.bind(), workflow_id=wid)
     assert out == {"cpus": 0.5, "env": "hello"}
     options = workflow.get_metadata(wid, task_id="res")["task_options"]
-    assert options["num_cpus"] == 0.5
-    assert options["runtime_env"] == {"env_vars": {"RD_TEST_ENV": "<not recorded>"}}
+    assert options["ray_options"]["num_cpus"] == 0.5
+    assert options["ray_options"]["runtime_env"] == {"env_vars": {"RD_TEST_ENV": "<not recorded>"}}
 
 
 def test_catch_exceptions(backend, wid):
@@ -168,7 +170,7 @@ def test_retry_exceptions_and_max_retries(backend, wid, tmp_path):
     dag = workflow.options(max_retries=3, retry_exceptions=True)(tasks.flaky).bind(path, 2)
     assert workflow.run(dag, workflow_id=wid) == "ok"
     assert tasks.count(path, "call") == 3
-    meta = workflow.get_metadata(wid, task_id="flaky")
+    meta = workflow.get_metadata(wid, task_id=tasks.tid("flaky"))
     assert meta["attempts"] == 3
 
     path2 = str(tmp_path / "flaky2")
@@ -232,7 +234,7 @@ def test_long_task_start_is_logged_while_it_runs(backend, wid, tmp_path):
     deadline = time.monotonic() + 120  # a bound for a stuck engine, not a speed requirement
     while True:
         state = run_sync(load_state(context().storage, wid))
-        task = state.tasks.get("gated")
+        task = state.tasks.get(tasks.tid("gated"))
         if task is not None and task.status is TaskStatus.RUNNING:
             break
         assert time.monotonic() < deadline, state.tasks

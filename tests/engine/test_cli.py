@@ -171,7 +171,8 @@ def test_resume_all_include_failed(cli, tmp_path):
     assert [line.split(":")[0][:6] for line in progress] == ["[1/3] ", "[2/3] ", "[3/3] "]
     by_id = {line.split()[1].rstrip(":"): line.split(": ", 1)[1] for line in progress}
     assert by_id["ra-1"] == by_id["ra-2"] == "SUCCESSFUL"
-    assert by_id["ra-3"].startswith("FAILED: workflow 'ra-3' failed: task 'boom' raised ValueError: still broken")
+    assert by_id["ra-3"].startswith(
+        f"FAILED: workflow 'ra-3' failed: task '{tasks.tid('boom')}' raised ValueError: still broken")
     assert result.stdout == "resumed 3 workflows: 2 SUCCESSFUL, 1 FAILED\n"
     assert workflow.get_output("ra-2") == 2
     assert workflow.get_status("ra-3") == workflow.FAILED

@@ -112,7 +112,7 @@ def test_cancel_a_failed_workflow(backend, wid):
 def test_delete(backend, wid, tmp_path):
     gate = str(tmp_path / "gate")
     ref = workflow.run_async(tasks.gated.bind(b"y" * 50_000, gate), workflow_id=wid)
-    with pytest.raises(workflow.WorkflowError, match="is RUNNING; cancel it before deleting"):
+    with pytest.raises(workflow.WorkflowStillActiveError, match="delete of workflow .* refused: it is RUNNING"):
         workflow.delete(wid)
     open(gate, "w").close()
     ray.get(ref)
@@ -153,7 +153,12 @@ def test_queueing_limits(ray_runtime, tmp_path, wid):
     runs = {k: _run_started_at(wid + k) for k in ("-a", "-b", "-c")}
     assert runs["-a"] < runs["-b"] < runs["-c"], (starts, runs)
     with pytest.raises(ValueError, match="max_running_workflows"):
+        workflow.init(f"file://{tmp_path}/queued", max_running_workflows=-2)
+    # 2.47: a re-init may not change the running manager's limits; None keeps them
+    with pytest.raises(ValueError, match="runs with max_running_workflows=1"):
         workflow.init(f"file://{tmp_path}/queued", max_running_workflows=-1)
+    workflow.init(f"file://{tmp_path}/queued", max_running_workflows=1)
+    workflow.init(f"file://{tmp_path}/queued")
 
 
 def _run_started_at(workflow_id):

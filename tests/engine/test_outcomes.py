@@ -68,7 +68,7 @@ def test_failures_with_tasks_queued_behind_them_leave_the_manager_alive(backend,
     for i in range(20):
         with pytest.raises(workflow.WorkflowExecutionError) as info:
             workflow.run(tasks.slow.bind(tasks.boom.bind("no"), 30.0), workflow_id=f"{wid}-{i}")
-        assert info.value.task_id == "boom"
+        assert info.value.task_id == tasks.tid("boom")
     assert context().manager._actor_id == manager
     assert ray.get(context().manager.live_status.remote(f"{wid}-19")) is None  # it answers
 

@@ -53,10 +53,10 @@ def test_task_that_kills_its_worker_fails_then_resumes(local, wid, tmp_path):
     dag = tasks.collect.bind(tasks.kill_worker_until.bind(marker, calls), tasks.add.bind(1, 1))
     with pytest.raises(workflow.WorkflowExecutionError) as info:
         workflow.run(dag, workflow_id=wid)
-    assert info.value.task_id == "kill_worker_until"
+    assert info.value.task_id == tasks.tid("kill_worker_until")
     assert workflow.get_status(wid) == workflow.FAILED
     assert tasks.count(calls) == 4  # the first attempt and max_retries=3 retries
-    meta = workflow.get_metadata(wid, task_id="kill_worker_until")
+    meta = workflow.get_metadata(wid, task_id=tasks.tid("kill_worker_until"))
     assert meta["status"] == "FAILED" and meta["attempts"] == 4
 
     open(marker, "w").close()

@@ -25,7 +25,8 @@ def _appends(workflow_id):
 
 def test_the_claim_and_the_first_tasks_are_one_append(backend, wid):
     leaves = [workflow.options(task_id=f"leaf-{i}")(tasks.add).bind(i, 1) for i in range(3)]
-    assert workflow.run(tasks.total.bind(leaves), workflow_id=wid) == 6
+    fan_in = workflow.options(task_id="total")(tasks.describe).bind(*leaves)  # direct args: pipelined
+    assert workflow.run(fan_in, workflow_id=wid) == {"args": [1, 2, 3], "kwargs": {}}
     appends = _appends(wid)
     assert appends[0] == [("WorkflowSubmitted", None)]
     assert appends[1] == [("WorkflowRunStarted", None)] + [("TaskScheduled", f"leaf-{i}") for i in range(3)]
@@ -42,7 +43,7 @@ def test_a_resume_that_cannot_load_writes_nothing(backend, wid, tmp_path):
         workflow.run(dag, workflow_id=wid)
     storage = context().storage
     state = run_sync(load_state(storage, wid))
-    blob = state.tasks["big_output"].output.blob
+    blob = state.tasks[tasks.tid("big_output")].output.blob
     assert blob is not None
     run_sync(storage.delete_blob(wid, blob))
     open(marker, "w").close()

@@ -359,7 +359,7 @@ OLD_LOG_STATE = WorkflowState(
     output=_FINAL,
     failed_task_id=None, error_type=None, error_message=None,  # cleared by the resumed run
     cancel_requested=True,
-    start_time=T0, end_time=T0 + 20.5,
+    start_time=T0, end_time=T0 + 20.5, run_start_time=T0 + 15,
     run_ids=["run-1", "run-2"],
     last_seq=20, last_ts=T0 + 20.5,
     waiting_on={},
