@@ -32,6 +32,35 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             f.write("\n")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _managers_end_with_their_module():
+    """Each test here gives its storages a manager of their own (a detached actor: a process
+    each); the ones a module started are killed when it ends, so they do not pile up on the
+    session's cluster (dozens of idle workers slow everything and make the raylet warn)."""
+    before = _manager_names()
+    yield
+    import ray
+
+    from engine._names import NAMESPACE
+
+    for name in _manager_names() - before:
+        try:
+            ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+        except ValueError:
+            pass
+
+
+def _manager_names() -> set[str]:
+    import ray
+
+    if not ray.is_initialized():
+        return set()
+    from ray.util import list_named_actors
+
+    return {a["name"] for a in list_named_actors(all_namespaces=True)
+            if a.get("namespace") == "ray_durable" and a["name"].startswith("ray-durable-manager-")}
+
+
 @pytest.fixture
 def wid():
     return "rel-" + uuid.uuid4().hex[:12]

@@ -57,11 +57,11 @@ CATALOGUE = [
     ("file:// naming nothing", lambda: workflow.init("file://"), InvalidStorageUrlError, "names no directory"),
     ("unknown storage scheme", lambda: workflow.init("gs://bucket/x"), UnknownSchemeError, "gs"),
     ("S3 URL without a bucket", lambda: workflow.init("s3://"), Exception, "bucket"),
-    ("negative max_running_workflows", lambda: workflow.init(max_running_workflows=-1), ValueError,
+    ("negative max_running_workflows", lambda: workflow.init(max_running_workflows=-5), ValueError,
      "max_running_workflows"),
     ("zero max_running_workflows", lambda: workflow.init(max_running_workflows=0), ValueError,
      "max_running_workflows"),
-    ("max_pending_workflows not an int", lambda: workflow.init(max_pending_workflows="3"), ValueError,
+    ("max_pending_workflows not an int", lambda: workflow.init(max_pending_workflows="3"), TypeError,
      "max_pending_workflows"),
 ]
 
