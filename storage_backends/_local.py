@@ -593,8 +593,9 @@ class LocalStorage(Storage):
         finally:
             if fd >= 0:
                 os.close(fd)
+        found = any(files for _dirs, _subdirs, files in os.walk(tomb))  # (not just empty directories)
         shutil.rmtree(tomb, ignore_errors=True)
-        return True
+        return found
 
     # --- blobs ----------------------------------------------------------------
 
