@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export RAY_AUTH_MODE ?= disabled
 
-.PHONY: demo test test-multinode bench browser screenshots clean
+.PHONY: demo test test-multinode test-reliability bench browser screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ browser:
 
 screenshots: $(STAMP) browser
 	$(PY) docs/screenshots.py
+
+# The whole reliability suite (RELIABILITY.md): every seed of every matrix. `make test` runs a
+# reduced set of it. The figures of the run go to $(RELIABILITY_FIGURES) and to the terminal.
+RELIABILITY_FIGURES ?= reliability-figures.json
+test-reliability: $(STAMP)
+	RAY_DURABLE_RELIABILITY=full RAY_DURABLE_FIGURES=$(RELIABILITY_FIGURES) $(PY) -m pytest -q tests/reliability
 
 bench: $(STAMP)
 	$(PY) benchmarks/storage_throughput.py

@@ -78,7 +78,7 @@ def main() -> None:
     chain_n, fan_n, one_n, repeats = (100, 200, 50, 1) if args.quick else (500, 1000, 200, 5)
     storage = args.storage or tempfile.mkdtemp(prefix="rd-bench-")
     measured = measure_ray_workflow(args.quick) if args.vs_ray_workflow else {}
-    ray.init(include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", include_dashboard=False, log_to_driver=False)
     workflow.init(storage)
     run_id = time.strftime("%H%M%S")
 

@@ -262,7 +262,7 @@ def main() -> None:
     print(HEADER, flush=True)
     rows = []
     try:
-        ray.init(include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
         for backend in backends:
             if backend == "local":
                 rows += measure("local", os.path.join(tmp, "store"), {}, counts, args.concurrency)

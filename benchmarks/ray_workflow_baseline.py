@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller shapes, one repeat")
     args = parser.parse_args()
     chain_n, one_n, repeats = (50, 50, 1) if args.quick else (200, 200, 3)
-    ray.init(include_dashboard=False, log_to_driver=False, storage=tempfile.mkdtemp(prefix="rw-bench-"))
+    ray.init(address="local", include_dashboard=False, log_to_driver=False, storage=tempfile.mkdtemp(prefix="rw-bench-"))
     for i in range(10):  # warm up workers and the workflow management actor
         workflow.run(inc.bind(i), workflow_id=f"warm-{i}")
     ones, plain_ones, chains, plain_chains = [], [], [], []

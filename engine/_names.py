@@ -22,7 +22,8 @@ NAMESPACE = "ray_durable"
 # 4: a ManagerConfig (limits, lease owner); continuations renamed in the actor; task.caught; leases.
 # 5: opened from a StorageSpec (the pickled storage), named by its key, answers storage_spec();
 #    the status index and the leases live in system logs (system:status_index, system:leases).
-# 6: timers and event waits (notify_event; the listener actor).
+# 6: timers and event waits (notify_event; the listener actor); start and run take the
+#    runtime env values the log does not record (secrets).
 PROTOCOL = 6
 MANAGER_PREFIX = "ray-durable-manager-"
 

@@ -19,17 +19,21 @@ import os
 import queue
 
 
+from storage_backends import StorageError
+
 __all__ = [
     "DuplicateEventError",
     "WorkflowCancellationError",
     "WorkflowError",
     "WorkflowEventError",
     "WorkflowExecutionError",
+    "WorkflowInterruptedError",
     "WorkflowNotFoundError",
     "WorkflowNotResumableError",
     "WorkflowQueueFullError",
     "WorkflowRunningError",
     "WorkflowStillActiveError",
+    "WorkflowStorageError",
     "WorkflowTaskNotRecoverableError",
     "as_ray_task_error",
 ]
@@ -224,3 +228,40 @@ def _reduce_as_plain(self):
 
 _RAY_FIELDS = frozenset({"function_name", "traceback_str", "proctitle", "pid", "ip", "actor_repr",
                          "_actor_id"})
+
+
+class WorkflowInterruptedError(WorkflowError):
+    """The run driving a workflow stopped before its end through no fault of the workflow (the
+    manager actor driving it was lost, or its storage failed). Nothing durable was lost: the
+    workflow is RESUMABLE, and ``resume(workflow_id)`` continues it from its last durable point.
+
+    Attributes:
+        workflow_id: the workflow.
+        reason: what stopped it.
+    """
+
+    def __init__(self, workflow_id: str, reason: str):
+        self.workflow_id = workflow_id
+        self.reason = reason
+        super().__init__(
+            f"workflow {workflow_id!r} was interrupted: {reason}. Nothing durable was lost: it is "
+            f"RESUMABLE, and workflow.resume({workflow_id!r}) continues it from its last durable point")
+
+    def __reduce__(self):
+        return (type(self), (self.workflow_id, self.reason))
+
+
+class WorkflowStorageError(WorkflowInterruptedError, StorageError):
+    """Interrupted because its storage failed (a full or read-only disk, an S3 outage): both a
+    workflow error and a storage error. Resume it once the storage works again.
+
+    Attributes:
+        path: the file, directory or S3 key that failed, when the storage said ("" if not).
+    """
+
+    def __init__(self, workflow_id: str, reason: str, path: str = ""):
+        self.path = path
+        super().__init__(workflow_id, reason)
+
+    def __reduce__(self):
+        return (type(self), (self.workflow_id, self.reason, self.path))

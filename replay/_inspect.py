@@ -19,13 +19,15 @@ from storage_backends import (
     LogCorruptedError,
     Storage,
     StorageError,
+    TornTail,
     UnknownSchemeError,
     open_storage,
     validate_log_id,
 )
 
 from ._codec import EventDecodeError, UnknownEventError, decode_event, decode_raw
-from ._events import Event, PayloadRef
+from . import _runtime_env
+from ._events import Event, PayloadRef, TaskScheduled, WorkflowSubmitted
 from ._fold import IllegalTransitionError, apply
 from ._format import tag_of
 from ._state import WorkflowState
@@ -64,7 +66,7 @@ class Problem:
     """Something wrong with a log, located as precisely as the damage allows."""
 
     workflow_id: str
-    kind: str  # "corrupted" | "undecodable" | "unknown-event" | "illegal-transition" | "misplaced"
+    kind: str  # "corrupted" | "torn-tail" | "undecodable" | "unknown-event" | "illegal-transition" | "misplaced"
     message: str
     seq: int | None = None
     offset: int | None = None
@@ -90,6 +92,7 @@ class Log:
     workflow_id: str
     entries: list[Entry] = field(default_factory=list)
     damage: Problem | None = None  # storage could not read past this point
+    torn_tail: Problem | None = None  # bytes after the last whole batch (read as not written)
 
     @property
     def next_seq(self) -> int:
@@ -146,24 +149,53 @@ async def read_log(storage: Storage, workflow_id: str) -> Log:
             log.entries.append(_entry(record.seq, record.offset, record.data))
     except LogCorruptedError as exc:  # the seq it names is the first one that could not be read
         log.damage = Problem(workflow_id, "corrupted", exc.reason, log.next_seq, exc.offset, exc.location)
+    else:
+        tail = await storage.torn_tail(workflow_id)
+        if tail is not None:
+            log.torn_tail = torn_tail_problem(workflow_id, tail)
     return log
+
+
+def torn_tail_problem(workflow_id: str, tail: TornTail) -> Problem:
+    """A torn tail as a finding: its bytes, where, why, and the events it still held."""
+    message = (f"{tail.size} bytes after the last whole batch ({tail.reason}): they read as not "
+               "written, so the workflow's state ends before them, and its next append (a resume) "
+               "replaces them")
+    if tail.records:
+        held = []
+        for i, data in enumerate(tail.records):
+            entry = _entry(tail.first_seq + i, tail.offset, data)
+            task = getattr(entry.event, "task_id", None)
+            held.append(f"seq {entry.seq} {entry.tag}" + (f" (task {task!r})" if task else ""))
+        message += f"; they held {len(held)} whole event{'s' if len(held) != 1 else ''}, unverified: " \
+                   + ", ".join(held)
+    else:
+        message += "; no whole event can be made out in them"
+    return Problem(workflow_id, "torn-tail", message, tail.first_seq, tail.offset)
 
 
 def _entry(seq: int, offset: int, data: bytes) -> Entry:
     try:
-        return Entry(seq, offset, decode_event(data))
+        event = decode_event(data)
     except EventDecodeError as exc:
         try:
             raw = decode_raw(data)
         except Exception:  # not msgpack at all: nothing more to show than the error
             raw = None
+        if isinstance(raw, dict) and isinstance(raw.get("runtime_env"), dict):
+            raw["runtime_env"] = _runtime_env.recorded(raw["runtime_env"])
         return Entry(seq, offset, None, raw, exc)
+    if isinstance(event, WorkflowSubmitted):  # a log from before secrets were left out: never show them
+        event.runtime_env = _runtime_env.recorded(event.runtime_env)
+    elif isinstance(event, TaskScheduled):
+        event.task_options = _runtime_env.recorded_task_options(event.task_options)
+    return Entry(seq, offset, event)
 
 
 async def require_log(storage: Storage, workflow_id: str) -> Log:
     """:func:`read_log`, or ToolError naming close matches if the workflow has no log."""
     log = await read_log(storage, workflow_id)
-    if log.entries or log.damage is not None:
+    if log.entries or log.damage is not None or log.torn_tail is not None:
         return log
     raise ToolError(await unknown_workflow_message(storage, workflow_id))
 
@@ -216,6 +248,8 @@ def check_log(log: Log) -> list[Problem]:
                                 f"but the log is {log.workflow_id!r}", 0, log.entries[0].offset))
     if log.damage is not None:
         problems.append(log.damage)
+    if log.torn_tail is not None:
+        problems.append(log.torn_tail)
     return sorted(problems, key=lambda p: (p.seq is None, p.seq or 0))
 
 

@@ -1,7 +1,9 @@
 """``verify``: check logs end to end without trusting any of them.
 
 Per log: the framing, checksums and sequence contiguity (storage reports
-damage as LogCorruptedError with the byte offset), that every record decodes
+damage as LogCorruptedError with the byte offset), a torn tail (bytes after the
+last whole batch, which every reader skips as never written: a finding all the
+same, with the events it still held), that every record decodes
 to a known event, and that the events are legal in order (the fold). Every
 problem is listed with its workflow, seq and offset; the exit status is 0 if
 all is clean and 1 otherwise.
@@ -30,7 +32,7 @@ async def verify(storage: Storage, workflow_ids: list[str] | None) -> list[Verdi
     verdicts = []
     for workflow_id in workflow_ids:
         log = await read_log(storage, workflow_id)
-        if not log.entries and log.damage is None:
+        if not log.entries and log.damage is None and log.torn_tail is None:
             raise ToolError(await unknown_workflow_message(storage, workflow_id))
         verdicts.append(Verdict(workflow_id, len(log.entries), check_log(log)))
     return verdicts

@@ -12,10 +12,11 @@ from ._errors import (
     InvalidIdError,
     LogCorruptedError,
     StorageError,
+    StorageIOError,
     StorageURLError,
     UnknownSchemeError,
 )
-from ._framing import Batch, Record
+from ._framing import Batch, Record, TornTail
 from ._ids import (
     MAX_LOG_ID_LENGTH,
     SYSTEM_PREFIX,
@@ -55,7 +56,9 @@ __all__ = [
     "SYSTEM_PREFIX",
     "Storage",
     "StorageError",
+    "StorageIOError",
     "StorageURLError",
+    "TornTail",
     "UnknownSchemeError",
     "default_storage_url",
     "is_system_id",

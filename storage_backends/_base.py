@@ -11,7 +11,7 @@ import abc
 from collections.abc import AsyncIterator, Sequence
 from typing import ClassVar
 
-from ._framing import Batch, Record
+from ._framing import Batch, Record, TornTail
 
 
 class Storage(abc.ABC):
@@ -84,6 +84,25 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def delete(self, log_id: str) -> bool:
         """Remove the log and all its blobs; True if anything was there."""
+
+    async def torn_tail(self, log_id: str) -> TornTail | None:
+        """The bytes after the log's last whole batch, which :meth:`read` treats as not written.
+
+        A crash in the middle of an append leaves them; the next append replaces them. For
+        tools that must report them (``replay verify``); None if there are none, and always
+        None from a backend whose appends are atomic (S3: a PUT is whole or absent).
+        """
+        return None
+
+    async def check(self) -> None:
+        """Check, before anything relies on it, that this storage can be read and written.
+
+        The default lists the logs (an unreachable store or a missing bucket fails here).
+
+        Raises:
+            StorageError: saying what is wrong and what to do about it.
+        """
+        await self.list_logs()
 
     async def exists(self, log_id: str) -> bool:
         """Whether the log has at least one record."""

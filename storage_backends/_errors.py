@@ -18,7 +18,8 @@ class UnknownSchemeError(StorageError, ValueError):
 
 
 class StorageURLError(StorageError, ValueError):
-    """A storage URL a backend cannot use: an unknown query parameter, no bucket, credentials in it."""
+    """A storage URL or root that names no usable place: blank or padded with spaces, a file, an
+    unknown query parameter, no bucket, credentials in it."""
 
 
 class AppendConflictError(StorageError):
@@ -83,3 +84,34 @@ class BlobNotFoundError(StorageError, KeyError):
 
 class BucketNotFoundError(StorageError):
     """The S3 bucket named in the storage URL does not exist."""
+
+
+class StorageIOError(StorageError, OSError):
+    """The disk under a storage refused an operation (full, read-only, an I/O error).
+
+    Also an ``OSError`` with the original ``errno``, so ``except OSError`` still catches it.
+    The failed call left nothing behind: an append that fails is not in the log.
+
+    Attributes:
+        op: what was being done ("append", "put_blob", "check", ...).
+        log_id: the log it was for (None for the storage as a whole).
+        path: the file or directory that failed.
+    """
+
+    def __init__(self, op: str, log_id: str | None, path: str, errno: int | None, strerror: str,
+                 note: str = ""):
+        OSError.__init__(self, errno, strerror)
+        self.op = op
+        self.log_id = log_id
+        self.path = path
+        self.note = note
+        subject = f" of log {log_id!r}" if log_id else ""
+        code = f"[Errno {errno}] " if errno is not None else ""
+        self.message = f"{op}{subject} failed at {path}: {code}{strerror}" + (f"; {note}" if note else "")
+        self.args = (self.message,)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self):
+        return (type(self), (self.op, self.log_id, self.path, self.errno, self.strerror, self.note))

@@ -262,3 +262,75 @@ def _valid_frame_after(data: bytes, start: int, min_seq: int) -> bool:
                 return True
         at = find(_MAGIC_STEM, at + 1)
     return False
+
+
+@dataclass(slots=True)
+class TornTail:
+    """The bytes after a log's last whole frame, which read as "not written".
+
+    Attributes:
+        offset: where they start (the end of the last whole frame).
+        size: how many bytes there are.
+        reason: why they are not a frame (cut short, zeros, a bad checksum...).
+        first_seq: the seq the torn frame would have started at (the log's next seq).
+        records: the records the torn frame still holds whole, unverified (its checksum
+            does not hold, or it was cut short); empty if none can be made out.
+    """
+
+    offset: int
+    size: int
+    reason: str
+    first_seq: int
+    records: list[bytes]
+
+
+def describe_tail(data: bytes, valid_end: int, next_seq: int) -> TornTail | None:
+    """What lies after ``valid_end`` (the end of a scan's last whole frame), or None if nothing."""
+    tail = data[valid_end:]
+    if not tail:
+        return None
+    records: list[bytes] = []
+    if len(tail) < HEADER_SIZE:
+        reason = f"{len(tail)} bytes, shorter than a frame header"
+    elif not tail.strip(b"\0"):
+        reason = "all zeros (the file grew, but the data never reached the disk)"
+    else:
+        magic, length, _first, count, crc = _HEADER.unpack_from(tail)
+        payload = tail[HEADER_SIZE:HEADER_SIZE + length]
+        if magic not in (MAGIC, MAGIC_V1):
+            reason = f"bad frame magic {magic!r}"
+        elif len(payload) < length:
+            reason = f"a frame of {length} payload bytes cut short after {len(payload)}"
+        elif zlib.crc32(payload, zlib.crc32(tail[:20])) != crc:
+            reason = "a whole frame whose checksum does not hold"
+        else:
+            reason = "a frame that does not continue the log"
+        if magic in (MAGIC, MAGIC_V1) and 0 < count <= len(payload):
+            records = _salvage(payload, count, magic == MAGIC)
+    return TornTail(valid_end, len(tail), reason, next_seq, records)
+
+
+def _salvage(payload: bytes, count: int, v2: bool) -> list[bytes]:
+    """The records that a (possibly cut short) payload still holds whole, in order."""
+    out = []
+    if v2:
+        if 4 * count > len(payload):
+            return out
+        lengths = struct.unpack_from(f"<{count}I", payload)
+        pos = 4 * count
+        for length in lengths:
+            if pos + length > len(payload):
+                break
+            out.append(payload[pos:pos + length])
+            pos += length
+        return out
+    pos = 0
+    for _ in range(count):
+        if pos + 4 > len(payload):
+            break
+        length = _LEN.unpack_from(payload, pos)[0]
+        if pos + 4 + length > len(payload):
+            break
+        out.append(payload[pos + 4:pos + 4 + length])
+        pos += 4 + length
+    return out

@@ -38,6 +38,7 @@ next read, not by appends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import fcntl
 import os
@@ -54,8 +55,15 @@ import aiofiles
 import aiofiles.os
 
 from ._base import Storage
-from ._errors import AppendConflictError, BlobNotFoundError, LogCorruptedError, StorageError, StorageURLError
-from ._framing import HEADER_SIZE, Batch, Record, encode_batch, scan
+from ._errors import (
+    AppendConflictError,
+    BlobNotFoundError,
+    LogCorruptedError,
+    StorageError,
+    StorageIOError,
+    StorageURLError,
+)
+from ._framing import HEADER_SIZE, Batch, Record, TornTail, describe_tail, encode_batch, scan
 from ._ids import is_listable_log_id, system_name, validate_blob_name, validate_log_id
 
 LOG_FILE = "events.log"
@@ -69,8 +77,27 @@ _NO_RECORDS = 1 << 62  # keep_from_seq that keeps nothing: a tail-only scan
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
+@contextlib.contextmanager
+def _disk_errors(op: str, log_id: str | None, path: str, note: str):
+    """An OSError from the disk (full, read-only, EIO...) as a StorageIOError naming what failed."""
+    try:
+        yield
+    except (StorageError, FileNotFoundError):
+        raise  # (a missing file means something else to each caller)
+    except OSError as exc:
+        raise StorageIOError(op, log_id, exc.filename or path, exc.errno, exc.strerror or str(exc),
+                             note) from exc
+
+
 def _private_opener(path: str, flags: int) -> int:
     return os.open(path, flags | _O_CLOEXEC, _FILE_MODE)
+
+
+def _truncate_quietly(fd: int, size: int) -> None:
+    try:
+        os.ftruncate(fd, size)
+    except OSError:
+        pass
 
 
 def _fsync_dir(path: str) -> None:
@@ -315,8 +342,14 @@ class LocalStorage(Storage):
             path = unquote(parts.netloc + parts.path)
         else:
             path = url
-        if not path:
-            raise StorageError(f"storage URL {url!r} names no directory")
+        if not path.strip():
+            raise StorageURLError(
+                f"storage URL {url!r} names no directory: pass a path, file://PATH or "
+                "s3://BUCKET/PREFIX, or leave it unset for the default")
+        if path != path.strip():
+            raise StorageURLError(
+                f"storage path {path!r} starts or ends with whitespace (a copy-paste slip?): "
+                "remove it, or pass the exact directory")
         return cls(path)
 
     async def close(self) -> None:
@@ -364,7 +397,9 @@ class LocalStorage(Storage):
         if not records:
             raise ValueError("append needs at least one record")
         frame = encode_batch(expected_next_seq, records)
-        return await self._io.run(self._append_locked, log_id, path, frame, expected_next_seq, len(records))
+        with _disk_errors("append", log_id, path, "nothing was appended (the log is as it was)"):
+            return await self._io.run(self._append_locked, log_id, path, frame, expected_next_seq,
+                                      len(records))
 
     def _append_locked(self, log_id: str, path: str, frame: bytes, expected: int, count: int) -> int:
         while True:
@@ -376,6 +411,8 @@ class LocalStorage(Storage):
     def _append_with(self, handle: _LogHandle, log_id: str, path: str, frame: bytes, expected: int,
                      count: int) -> int:
         if handle.fd < 0:
+            if expected != 0 and not os.path.exists(path):
+                raise AppendConflictError(log_id, expected, 0)  # (creating it would leave a trace)
             handle.fd = self._open_log_for_append(path)
         fd = handle.fd
         done = False
@@ -393,6 +430,8 @@ class LocalStorage(Storage):
                     pass
                 handle.fd = -1
                 os.close(fd)  # (releases the flock)
+                if expected != 0 and not os.path.exists(path):  # deleted: creating it would leave a trace
+                    raise AppendConflictError(log_id, expected, 0)
                 fd = handle.fd = self._open_log_for_append(path)
             try:
                 valid_end, next_seq = self._tail(log_id, path, fd, stat)
@@ -401,7 +440,11 @@ class LocalStorage(Storage):
                 if stat.st_size > valid_end:  # a torn tail from a crashed writer: drop it
                     os.ftruncate(fd, valid_end)
                 self._write_all(fd, frame, valid_end)
-                os.fsync(fd)
+                try:
+                    os.fsync(fd)
+                except OSError:  # not durable: take the frame back, as a failed write does
+                    _truncate_quietly(fd, valid_end)
+                    raise
                 if valid_end == 0:  # a new log file: make its directory entry durable too
                     _fsync_dir(os.path.dirname(path))
                 self._tails[log_id] = (stat.st_dev, stat.st_ino, valid_end + len(frame), expected + count,
@@ -425,11 +468,8 @@ class LocalStorage(Storage):
                 if written <= 0:
                     raise OSError(errno.EIO, "pwrite wrote nothing")
                 done += written
-        except BaseException:
-            try:  # never leave part of a frame behind (a reader would treat it as torn anyway)
-                os.ftruncate(fd, offset)
-            except OSError:
-                pass
+        except BaseException:  # never leave part of a frame behind (a reader would treat it as torn anyway)
+            _truncate_quietly(fd, offset)
             raise
 
     def _tail(self, log_id: str, path: str, fd: int, stat: os.stat_result) -> tuple[int, int]:
@@ -494,6 +534,32 @@ class LocalStorage(Storage):
         finally:
             os.close(fd)
 
+    async def torn_tail(self, log_id: str) -> TornTail | None:
+        path = self._log_path(log_id)
+        data = await self._io.run(_read_file, path)
+        if not data:
+            return None
+        result = scan(data, keep_from_seq=_NO_RECORDS)
+        if result.error is not None or not result.torn:
+            return None  # (damage before the end is read()'s to report)
+        return describe_tail(data, result.valid_end, result.next_seq)
+
+    async def check(self) -> None:
+        await self._io.run(self._check_sync)
+
+    def _check_sync(self) -> None:
+        root = self.root
+        if os.path.exists(root) and not os.path.isdir(root):
+            raise StorageURLError(
+                f"local storage root {root} is a file, not a directory: pass a directory "
+                "(it is created if missing)")
+        with _disk_errors("check", None, root, "the storage must be a writable directory; to read a "
+                          "store that cannot be written, use `ray-durable replay` (no Ray needed)"):
+            self._make_dir(root)
+            probe = os.path.join(root, f".probe-{uuid.uuid4().hex}")
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, _FILE_MODE))
+            os.unlink(probe)
+
     async def list_logs(self) -> list[str]:
         return await aiofiles.os.wrap(self._list_logs_sync)()
 
@@ -537,8 +603,9 @@ class LocalStorage(Storage):
         finally:
             if fd >= 0:
                 os.close(fd)
+        found = any(files for _dirs, _subdirs, files in os.walk(tomb))  # (not just empty directories)
         shutil.rmtree(tomb, ignore_errors=True)
-        return True
+        return found
 
     # --- blobs ----------------------------------------------------------------
 
@@ -546,6 +613,10 @@ class LocalStorage(Storage):
         path = self._blob_path(log_id, name)
         directory = os.path.dirname(path)
         tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
+        with _disk_errors("put_blob", log_id, path, "the blob was not stored"):
+            await self._put_blob(path, directory, tmp, data)
+
+    async def _put_blob(self, path: str, directory: str, tmp: str, data: bytes) -> None:
         try:
             try:
                 await _write_durably(tmp, data)

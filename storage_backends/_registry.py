@@ -6,7 +6,7 @@ import os
 from urllib.parse import urlsplit
 
 from ._base import Storage
-from ._errors import UnknownSchemeError
+from ._errors import StorageURLError, UnknownSchemeError
 
 DEFAULT_STORAGE = "/tmp/ray/workflow_data"  # what ray.workflow used
 STORAGE_ENV_VAR = "RAY_DURABLE_STORAGE"
@@ -44,11 +44,16 @@ def open_storage(url: str | None = None, **options) -> Storage:
 
     Raises:
         UnknownSchemeError: no backend is registered for the URL's scheme.
+        StorageURLError: the URL is blank or padded with whitespace.
     """
     if url is None:
         url = default_storage_url()
-    if not isinstance(url, str) or not url:
-        raise UnknownSchemeError(f"storage URL must be a non-empty string, got {url!r}")
+    if not isinstance(url, str):
+        raise UnknownSchemeError(f"storage URL must be a string, got {url!r}")
+    if not url.strip():  # never the default in disguise, nor a directory named by spaces
+        raise StorageURLError(
+            f"storage URL {url!r} is blank: pass a path, file://PATH or s3://BUCKET/PREFIX, "
+            "or leave it unset (None) for the default")
     scheme = urlsplit(url).scheme.lower() if "://" in url else "file"
     backend = _SCHEMES.get(scheme)
     if backend is None:

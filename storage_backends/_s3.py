@@ -15,13 +15,19 @@ second object in; so a put only ever targets the end of the chain (see
 :mod:`._s3_chain`), checked against a per-log cache of the chain's tail and
 re-listed whenever the caller's seq is not the cached tail (from the log's
 last batch as last seen, so one request however long the log, see
-``_find_tail``). A boundary stays a boundary (objects are only removed with
-the whole log), so the cache can be stale but never wrong about one.
+``_find_tail``). A boundary stays a boundary while the log lives (objects are
+only removed with the whole log); but another writer may delete the log and
+begin it again, so an append at a cached boundary also asks, alongside its
+put, whether the batch that ended there is still the one seen (its ETag), and
+takes its put back as a conflict if not.
 
 Throttling and 5xx answers are retried by botocore (standard mode, backoff
-with jitter). A retried conditional put whose first attempt did land comes
-back 412; each put carries a random write id in its metadata, so that case is
-recognised as our own write rather than reported as a conflict.
+with jitter). A put whose answer was lost may have landed: re-sent (by
+botocore, or by the HTTP client on its own) it comes back 412, and if every
+try failed, the error does not say either way. Each put carries a random
+write id in its metadata, so after any 412 and any failed put the backend
+looks at the key: the batch found there under its own write id is its own
+write, returned as a success, never reported as a conflict or an error.
 
 Logs and blobs live under separate top-level prefixes, ``<prefix>/logs/<log_id>/``
 and ``<prefix>/blobs/<log_id>/`` (see :mod:`._s3_chain`), so ``list_logs`` is
@@ -48,7 +54,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from urllib.parse import unquote, urlsplit
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ._base import Storage
 from ._errors import AppendConflictError, BlobNotFoundError, StorageError, StorageURLError
@@ -65,7 +71,7 @@ from ._s3_chain import (
     stray_error,
 )
 from ._s3_client import LoopBoundClient
-from ._s3_errors import S3Errors, error_code, retry_attempts, strip_userinfo
+from ._s3_errors import S3Errors, error_code, strip_userinfo
 from ._s3_url import url_options
 
 OPTIONS = frozenset({
@@ -128,9 +134,10 @@ class S3Storage(Storage):
         self._errors = S3Errors(self.bucket, self.url, self._options.get("endpoint_url"),
                                 [self._options.get(k) for k in _CREDENTIAL_OPTIONS])
         self._client = LoopBoundClient(self.bucket, self._options, self._errors)
-        # log_id -> (first seq of the log's last batch or None, the seq that batch ends at),
-        # as last seen: the end is a boundary of the chain, the start a hint for _find_tail.
-        self._tails: dict[str, tuple[int | None, int]] = {}
+        # log_id -> (first seq of the log's last batch or None, the seq that batch ends at, that
+        # batch's ETag or None), as last seen: the end is a boundary of the chain as long as that
+        # very batch is still there (another writer may have deleted the log and begun it again).
+        self._tails: dict[str, tuple[int | None, int, str | None]] = {}
 
     def __getstate__(self) -> dict:
         # Picklable for child processes / Ray tasks: the configuration travels,
@@ -214,44 +221,110 @@ class S3Storage(Storage):
             raise ValueError(f"expected_next_seq must be a non-negative int, got {expected_next_seq!r}")
         s3 = await self._s3()
         expected = expected_next_seq
-        if expected != 0 and self._tails.get(log_id, (None, 0))[1] != expected:
+        cached = self._tails.get(log_id)
+        recheck = None
+        if expected != 0 and (cached is None or cached[1] != expected or cached[2] is None):
             # Not a boundary we know of: writing there could fork the log, so look first.
             tail = await self._find_tail(s3, log_id)
             if tail != expected:
                 raise AppendConflictError(log_id, expected, tail)
+        elif expected != 0:
+            # A boundary as last seen; still one only if the batch ending there is the one we saw
+            # (the log may have been deleted, and begun again, by another writer). Asked alongside
+            # the put, so it costs a request but no time; a put it proves wrong is taken back.
+            recheck = asyncio.ensure_future(self._unchanged(s3, log_id, cached[0], cached[2]))
+        try:
+            end = await self._put_batch(s3, log_id, records, expected)
+        except BaseException:
+            if recheck is not None:
+                recheck.cancel()
+            raise
+        if recheck is not None and not await recheck:
+            await self._take_back(s3, log_id, expected)
+            self._tails.pop(log_id, None)
+            raise AppendConflictError(log_id, expected, await self._tail_after_conflict(s3, log_id, 0))
+        return end
+
+    async def _unchanged(self, s3, log_id: str, start: int | None, etag: str) -> bool:
+        """Whether the batch at ``start`` still has ``etag`` (a failed question counts as yes)."""
+        key = self._batch_key(log_id, start or 0)
+        try:
+            await s3.head_object(Bucket=self.bucket, Key=key, IfMatch=etag)
+            return True
+        except ClientError as err:
+            return error_code(err) not in _NOT_FOUND_CODES | {"412", "PreconditionFailed"}
+        except BotoCoreError:
+            return True
+
+    async def _take_back(self, s3, log_id: str, seq: int) -> None:
+        """Remove the batch this call just put at ``seq`` of a log that turned out to be gone."""
+        key = self._batch_key(log_id, seq)
+        with self._errors.translate("append (taking back a batch put on a deleted log)", log_id, key):
+            await s3.delete_object(Bucket=self.bucket, Key=key)
+
+    async def _put_batch(self, s3, log_id: str, records: Sequence[bytes], expected: int) -> int:
+        """The conditional put of one batch at ``expected``, and whose batch is there if that is unclear."""
         key = self._batch_key(log_id, expected)
         frame = encode_batch(expected, records)
         write_id = uuid.uuid4().hex
-        conflict = None
+        conflict = False
+        etag = None
         unsure = "; the batch may or may not have been written: read the log before appending again"
-        with self._errors.translate("append", log_id, key, note=unsure):
-            try:
-                await s3.put_object(
-                    Bucket=self.bucket, Key=key, Body=frame, IfNoneMatch="*",
-                    Metadata={_WRITE_ID: write_id}, ContentType="application/octet-stream",
-                )
-            except ClientError as err:
-                if error_code(err) not in _CONFLICT_CODES:
-                    raise
-                conflict = err
-        if conflict is not None:
-            # A 412 on the first attempt is a plain conflict; after a retry it may be our own write.
-            ours = retry_attempts(conflict) > 0 and await self._is_own_write(s3, log_id, key, write_id, frame)
-            if not ours:
-                actual = await self._tail_after_conflict(s3, log_id, expected)
-                raise AppendConflictError(log_id, expected, actual)
+        try:
+            with self._errors.translate("append", log_id, key, note=unsure):
+                try:
+                    response = await s3.put_object(
+                        Bucket=self.bucket, Key=key, Body=frame, IfNoneMatch="*",
+                        Metadata={_WRITE_ID: write_id}, ContentType="application/octet-stream",
+                    )
+                    etag = response.get("ETag")
+                except ClientError as err:
+                    if error_code(err) not in _CONFLICT_CODES:
+                        raise
+                    conflict = True
+        except StorageError:
+            # Failed after botocore's retries, without saying whether the batch landed: a
+            # response lost after the PUT reached S3 looks just like a PUT that never did.
+            found = await self._whose_batch(s3, log_id, key, write_id, frame, quiet=True)
+            if found == "theirs":
+                conflict = True
+            elif found != "ours":
+                raise
+        if conflict and await self._whose_batch(s3, log_id, key, write_id, frame) != "ours":
+            # (Never judged by botocore's retry count: the HTTP client can re-send a request on
+            # its own, so a 412 on what botocore calls the first attempt may still be our write.)
+            actual = await self._tail_after_conflict(s3, log_id, expected)
+            raise AppendConflictError(log_id, expected, actual)
         end = expected + len(records)
-        self._tails[log_id] = (expected, end)
+        self._tails[log_id] = (expected, end, etag)  # (no ETag when the answer was lost: look next time)
         return end
 
-    async def _is_own_write(self, s3, log_id: str, key: str, write_id: str, frame: bytes) -> bool:
-        """After a 412 on a retried put: did an earlier attempt of this very call land?"""
-        with self._errors.translate("append (checking a retried write)", log_id, key):
-            response = await s3.get_object(Bucket=self.bucket, Key=key)
-            async with response["Body"] as stream:
-                body = await stream.read()
-        stored_id = response.get("Metadata", {}).get(_WRITE_ID)
-        return body == frame and stored_id in (write_id, None)
+    async def _whose_batch(self, s3, log_id: str, key: str, write_id: str, frame: bytes,
+                           quiet: bool = False) -> str | None:
+        """Whose batch is at ``key``: "ours" (this append call's write id or, from a store that
+        drops object metadata, its very bytes), "theirs", "none"; or None if ``quiet`` and S3
+        could not be asked (the caller then keeps its own error).
+        """
+        try:
+            with self._errors.translate("append (checking whose batch is there)", log_id, key):
+                try:
+                    head = await s3.head_object(Bucket=self.bucket, Key=key)
+                except ClientError as err:
+                    if error_code(err) in _NOT_FOUND_CODES:
+                        return "none"
+                    raise
+                stored_id = head.get("Metadata", {}).get(_WRITE_ID)
+                if stored_id is None:
+                    response = await s3.get_object(Bucket=self.bucket, Key=key)
+                    async with response["Body"] as stream:
+                        same = await stream.read() == frame
+                else:
+                    same = stored_id == write_id
+                return "ours" if same else "theirs"
+        except StorageError:
+            if quiet:
+                return None
+            raise
 
     async def _tail_after_conflict(self, s3, log_id: str, expected: int) -> int | None:
         """The log's next seq for a conflict message: lists only keys >= the contested one."""
@@ -271,7 +344,7 @@ class S3Storage(Storage):
             while True:
                 page = await s3.list_objects_v2(**kwargs)
                 for item in page.get("Contents", ()):
-                    listing.add(item["Key"], item["Key"][len(prefix):])
+                    listing.add(item["Key"], item["Key"][len(prefix):], item.get("ETag"))
                 if not page.get("IsTruncated"):
                     return listing
                 kwargs["ContinuationToken"] = page["NextContinuationToken"]
@@ -305,7 +378,7 @@ class S3Storage(Storage):
         from 0 to report.)
         """
         listing = None
-        hint = self._tails.get(log_id, (None, 0))[0] if from_seq == 0 else None
+        hint = self._tails.get(log_id, (None, 0, None))[0] if from_seq == 0 else None
         if hint:
             listing = await self._list_batches(s3, log_id, hint)
         if listing is None or not listing.keys:
@@ -316,7 +389,7 @@ class S3Storage(Storage):
             return 0 if from_seq == 0 else None
         seq, key = listing.seqs[-1], listing.keys[-1]
         _batch, tail = decode_batch(log_id, key, await self._get(s3, "read", log_id, key), seq, 1 << 62)
-        self._tails[log_id] = (seq, tail)
+        self._tails[log_id] = (seq, tail, listing.etags[-1])
         return tail
 
     async def read(self, log_id: str, from_seq: int = 0) -> AsyncIterator[Record]:
@@ -353,7 +426,8 @@ class S3Storage(Storage):
                 await asyncio.gather(*window, return_exceptions=True)
         if listing.strays:
             raise stray_error(log_id, listing.strays)
-        self._tails[log_id] = (listing.seqs[-1] if listing.seqs else None, expected)
+        self._tails[log_id] = ((listing.seqs[-1], expected, listing.etags[-1]) if listing.seqs
+                               else (None, 0, None))
 
     async def _list_for_read(self, s3, log_id: str, from_seq: int) -> tuple[BatchListing, bool]:
         """The batch keys a read from ``from_seq`` needs, and whether the listing is partial.

@@ -53,14 +53,16 @@ class BatchListing:
     Attributes:
         seqs: first seqs of the batch objects, ascending (parallel to ``keys``).
         keys: the batch objects' keys.
+        etags: the batch objects' ETags (parallel to ``keys``; None if the listing had none).
         strays: keys under the log's prefix that are not named like a batch.
     """
 
     seqs: list[int] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
+    etags: list[str | None] = field(default_factory=list)
     strays: list[str] = field(default_factory=list)
 
-    def add(self, key: str, name: str) -> None:
+    def add(self, key: str, name: str, etag: str | None = None) -> None:
         """Record ``key`` (whose suffix after the log's prefix is ``name``); listings arrive in order."""
         seq = parse_seq_name(name)
         if seq is None:
@@ -68,6 +70,7 @@ class BatchListing:
         else:
             self.seqs.append(seq)
             self.keys.append(key)
+            self.etags.append(etag)
 
     def first_needed(self, from_seq: int) -> int:
         """Index of the first batch that can hold records >= ``from_seq``.

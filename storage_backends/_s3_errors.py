@@ -30,11 +30,6 @@ def error_code(err: ClientError) -> str:
     return str(err.response.get("Error", {}).get("Code") or "Unknown")
 
 
-def retry_attempts(err: ClientError) -> int:
-    """How many times botocore retried the request that ended in ``err``."""
-    return int(err.response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
-
-
 def strip_userinfo(url: str) -> str:
     """``url`` without any ``user:password@`` part, fit for messages.
 

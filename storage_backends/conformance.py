@@ -151,6 +151,29 @@ class StorageConformance:
         with pytest.raises(AppendConflictError):
             await storage.append(self.new_id(), [b"not at zero"], 1)
 
+    async def test_a_stale_instance_conflicts_after_another_began_the_log_again(self, storage: Storage,
+                                                                                 storage_url):
+        """Another instance deletes a log and begins it again, shorter: an append at the end this
+        instance last saw must conflict, never land inside the new log."""
+        log = self.new_id()
+        other = open_storage(storage_url, **self.storage_options)
+        try:
+            assert await storage.append(log, [b"old"], 0) == 1
+            assert await other.delete(log)
+            assert await other.append(log, [b"n0", b"n1", b"n2"], 0) == 3
+            with pytest.raises(AppendConflictError):
+                await storage.append(log, [b"stale"], 1)
+            assert [r.data for r in await other.read_all(log)] == [b"n0", b"n1", b"n2"]
+        finally:
+            await other.close()
+
+    async def test_an_intact_log_has_no_torn_tail_and_the_storage_checks_out(self, storage: Storage):
+        await storage.check()
+        log = self.new_id()
+        assert await storage.torn_tail(log) is None
+        await storage.append(log, [b"a", b"b"], 0)
+        assert await storage.torn_tail(log) is None
+
     async def test_concurrent_tasks_one_winner_per_seq(self, storage: Storage):
         log = self.new_id()
         writers = 6

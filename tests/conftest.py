@@ -18,6 +18,11 @@ S3 fixtures (any test suite may use them; they start nothing until asked for):
 ``s3_admin`` (session)
     A plain (sync) boto3 S3 client on the same server, for setting up or
     inspecting raw objects behind the backend's back.
+``ray_runtime`` (session)
+    One Ray cluster of the session's own (``address="local"``: never one that
+    ``ray start`` left running on the machine), started after the moto server
+    so its workers inherit the fake AWS credentials. Only tests/engine and
+    tests/reliability ask for it.
 """
 
 import os
@@ -95,6 +100,16 @@ def moto_server(tmp_path_factory):
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@pytest.fixture(scope="session")
+def ray_runtime(moto_server):
+    import ray
+
+    ray.init(address="local", include_dashboard=False, num_cpus=2, log_to_driver=False,
+             runtime_env={"env_vars": {"RAY_DURABLE_TEST": "1"}})
+    yield
+    ray.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -15,11 +15,12 @@ from storage_backends import STORAGE_ENV_VAR, Storage
 
 from .._names import MANAGER_PREFIX, NAMESPACE, manager_name, seat
 from ..exceptions import WorkflowError
-from ..runtime._manager import DEFAULT_APPLICATION, ManagerConfig, WorkflowManager
+from ..runtime._manager import DEFAULT_APPLICATION, ManagerConfig
 from ..store import _index
 from ..store._leases import DEFAULT_DURATION_S
 from ..store._spec import StorageSpec
 from ..store._sync import run_sync, storage_for
+from ._manager_client import start_manager
 from ._ray_cluster import start_or_join
 
 APPLICATION_ENV_VAR = "RAY_DURABLE_APPLICATION"
@@ -33,6 +34,8 @@ class EngineContext:
     manager: Any  # ActorHandle
     manager_name: str
     seat: str  # the manager's seat (engine.store._leases.Lease.seat): this cluster's, this storage's
+    config: ManagerConfig  # what a manager made here runs with (also one made to replace a dead one)
+    placement: dict[str, Any]
 
     @property
     def storage_url(self) -> str:
@@ -108,8 +111,8 @@ def _chosen_storage(storage: str | Storage | None, options: dict[str, Any] | Non
     if storage is not None and not isinstance(storage, str):
         raise TypeError(f"storage must be a URL (str) or a storage_backends.Storage instance, "
                         f"got {type(storage).__name__}: {storage!r}")
-    if storage or options:
-        return StorageSpec.from_url(storage or None, options)
+    if storage is not None or options:  # "" or spaces: an error, never the default in disguise
+        return StorageSpec.from_url(storage, options)
     if _context is not None:  # init() again, say for the limits: same storage, as in ray.workflow
         return _context.spec
     if os.environ.get(STORAGE_ENV_VAR):
@@ -158,19 +161,14 @@ def cluster_storage() -> StorageSpec | None:
 def _connect(spec: StorageSpec, config: ManagerConfig, placement: dict[str, Any]) -> None:
     global _context
     store = storage_for(spec)
-    run_sync(store.list_logs())  # fail fast: unreadable storage, missing bucket
+    run_sync(store.check())  # fail fast: a root that is a file, read-only storage, missing bucket
     run_sync(_index.ensure_current(store))  # a store of ray-durable 0.1: move its index now
-    name = manager_name(spec.key)
-    # Ray restarts the manager wherever it can (its process or node lost) with the same config,
-    # so the same lease owner: the new incarnation takes on what the old one drove.
-    manager = WorkflowManager.options(
-        name=name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
-        max_restarts=-1, **placement,
-    ).remote(spec, config)
+    manager = start_manager(spec, config, placement)
     if config.limits:
         _check_same_limits(spec.url, config.limits, ray.get(manager.limits.remote()))
     with _lock:
-        _context = EngineContext(spec, store, manager, name, seat(ray.get_runtime_context().gcs_address, spec.key))
+        _context = EngineContext(spec, store, manager, manager_name(spec.key),
+                                 seat(ray.get_runtime_context().gcs_address, spec.key), config, placement)
 
 
 def _manager_config(limits: dict[str, int | None], application: str | None, lease_duration: Any,

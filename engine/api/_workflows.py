@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.metadata
+import logging
+import os
 import platform
 import time
 import uuid
@@ -17,9 +19,17 @@ from typing import Any
 
 import ray
 from ray.dag import DAGNode
-from ray.exceptions import RayTaskError
 
-from replay import PayloadRef, TaskStatus, WorkflowState, WorkflowStatus, WorkflowSubmitted, encode_event, load_state
+from replay import (
+    PayloadRef,
+    TaskStatus,
+    WorkflowState,
+    WorkflowStatus,
+    WorkflowSubmitted,
+    encode_event,
+    load_state,
+    runtime_envs,
+)
 from storage_backends import AppendConflictError
 
 from .._names import validate_workflow_id
@@ -41,9 +51,11 @@ from ..store._status import metadata as workflow_metadata
 from ..store._status import needs_lease, status_of
 from ..store._status import stats as _stats
 from ..store._sync import run_sync
+from . import _manager_client
 from ._init import context
 
 ENGINE_VERSION = "0.1.0"
+logger = logging.getLogger(__name__)
 
 
 def _state(workflow_id: str) -> WorkflowState:
@@ -62,34 +74,20 @@ def _stored_output(workflow_id: str, state: WorkflowState) -> Any:
     return run_sync(_payloads.load_value(context().storage, workflow_id, state.output))
 
 
-def _unwrap(ref: ray.ObjectRef) -> Any:
-    """ray.get of a manager call. A workflow error the manager raised comes out with our message,
-    as an instance of both its class and RayTaskError, as 2.47's ``ray.get`` raised it."""
-    try:
-        return ray.get(ref)
-    except RayTaskError as exc:
-        if isinstance(exc.cause, WorkflowError):
-            raise as_ray_task_error(exc.cause) from None
-        raise
-
-
-def _retried(method: Any) -> Any:
-    """A manager method whose call Ray sends again to the restarted manager if it dies meanwhile.
-
-    For the calls that are safe to repeat: start and run join a run already under way (the
-    restarted manager took the workflow on), wait_output waits. So a driver waiting through
-    them sees the output, not the manager's death.
-    """
-    return method.options(max_task_retries=-1)
+def _unwrap(ref: ray.ObjectRef, workflow_id: str | None = None, task_id: str | None = None) -> Any:
+    """ray.get of a manager call that waits on ``workflow_id``'s output (see _manager_client.result):
+    our errors as 2.47 raised them, and through a manager gone for good, a wait on its successor."""
+    return _manager_client.result(ref, workflow_id, context() if workflow_id is not None else None, task_id)
 
 
 def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any],
-            inputs: tuple[tuple, dict]) -> bytes | None:
+            inputs: tuple[tuple, dict]) -> tuple[bytes | None, dict]:
     """Write the submission event (the DAG and its inputs as payloads) at seq 0.
 
     Returns:
-        the record written, for the manager to start from without reading it back;
-        None if the workflow already existed (nothing was written).
+        the record written, for the manager to start from without reading it back, or None if
+        the workflow already existed (nothing was written); and the values of the runtime env
+        that the record leaves out (secrets), for the manager's run of it, never stored.
     """
     graph = build_graph(dag, inputs=inputs)
     if any(spec.wait is not None and spec.wait.kind == "mailbox" for spec in graph.tasks.values()):
@@ -100,24 +98,26 @@ def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any],
         dag_ref = _payloads.make_ref(data, graph, None)
     else:
         if run_sync(storage.next_seq(workflow_id)) > 0:
-            return None  # (a blob written now would sit in another workflow's directory)
+            return None, {}  # (a blob written now would sit in another workflow's directory)
         # Named by its content: a driver racing this one with the same id can only ever
         # overwrite it with the same bytes, whichever of the two submissions wins.
         name = f"dag-{_payloads.digest(data)}"
         run_sync(storage.put_blob(workflow_id, name, data))
         dag_ref = _payloads.make_ref(data, graph, name)
+    job_env = _runtime_env()
+    recorded_env = runtime_envs.recorded(job_env)  # env var names, never values
     event = WorkflowSubmitted(
         ts=time.time(), workflow_id=workflow_id, dag=dag_ref, user_metadata=metadata,
         ray_version=ray.__version__, engine_version=ENGINE_VERSION,
-        python_version=platform.python_version(), runtime_env=_runtime_env(),
+        python_version=platform.python_version(), runtime_env=recorded_env,
         packages=_package_versions(), inputs=_inputs_ref(inputs),
     )
     record = encode_event(event)
     try:
         run_sync(storage.append(workflow_id, [record], 0))
     except AppendConflictError:
-        return None
-    return record
+        return None, {}
+    return record, runtime_envs.supplied(recorded_env, job_env, {})[0]
 
 
 def _deploy_http_provider() -> None:
@@ -178,11 +178,11 @@ def run_async(dag: DAGNode, *args: Any, workflow_id: str | None = None,
         WorkflowQueueFullError: ``max_pending_workflows`` are queued (also a ``queue.Full``).
         ValueError / TypeError: a bad id, metadata, DAG or inputs (nothing is written).
     """
-    workflow_id, submission = _submit_new(dag, args, kwargs, workflow_id, metadata)
+    workflow_id, submission, env_values = _submit_new(dag, args, kwargs, workflow_id, metadata)
     if submission is None:
         return resume_async(workflow_id)
     with _refused_leaves_no_trace(workflow_id):
-        return _start(workflow_id, submission)
+        return _start(workflow_id, submission, env_values)
 
 
 def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
@@ -198,22 +198,22 @@ def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
         WorkflowCancellationError: it was canceled meanwhile (also a RayTaskError).
         and what :func:`run_async` raises.
     """
-    workflow_id, submission = _submit_new(dag, args, kwargs, workflow_id, metadata)
+    workflow_id, submission, env_values = _submit_new(dag, args, kwargs, workflow_id, metadata)
     if submission is None:
         return resume(workflow_id)
     with _refused_leaves_no_trace(workflow_id):
-        return _unwrap(_retried(context().manager.run).remote(workflow_id, submission))
+        return _manager_client.drive(context(), "run", workflow_id, submission, env_values)
 
 
 def _submit_new(dag: Any, args: tuple, kwargs: dict, workflow_id: str | None,
-                metadata: dict[str, Any] | None) -> tuple[str, bytes | None]:
+                metadata: dict[str, Any] | None) -> tuple[str, bytes | None, dict]:
     """Check run's arguments and record the submission; (id, its record), or (id, None) if the
     id already existed (then the append at seq 0 found it: no read first)."""
     if not isinstance(dag, DAGNode):
         raise TypeError(f"workflow.run needs a DAG made with f.bind(...), got {type(dag).__name__}")
     workflow_id = validate_workflow_id(workflow_id) if workflow_id is not None else _new_id()
     metadata = check_json_metadata(metadata, "workflow")
-    return workflow_id, _submit(dag, workflow_id, metadata, (args, kwargs))
+    return (workflow_id, *_submit(dag, workflow_id, metadata, (args, kwargs)))
 
 
 @contextlib.contextmanager
@@ -226,11 +226,16 @@ def _refused_leaves_no_trace(workflow_id: str) -> Iterator[None]:
         raise
 
 
-def _start(workflow_id: str, submission: bytes | None = None) -> ray.ObjectRef:
-    """Hand the workflow to the manager (which claims its log, or queues it) and return a ref to its output."""
-    manager = context().manager
-    _unwrap(_retried(manager.start).remote(workflow_id, submission))
-    return _retried(manager.wait_output).remote(workflow_id)
+def _start(workflow_id: str, submission: bytes | None, env_values: dict) -> ray.ObjectRef:
+    """Hand the workflow to the manager (which claims its log, or queues it) and return a ref to
+    its output (a call Ray sends again to a restarted manager).
+
+    Args:
+        env_values: what the recorded runtime env leaves out (secrets), for the run's tasks.
+    """
+    ctx = context()
+    _manager_client.drive(ctx, "start", workflow_id, submission, env_values)
+    return _manager_client.retried(ctx.manager.wait_output).remote(workflow_id)
 
 
 def _new_id() -> str:
@@ -246,12 +251,32 @@ def resume_async(workflow_id: str) -> ray.ObjectRef:
         raise WorkflowNotResumableError(workflow_id, "it was canceled")
     if state.status is WorkflowStatus.SUCCESSFUL:
         return ray.put(_stored_output(workflow_id, state))
-    return _start(workflow_id)
+    return _start(workflow_id, None, _env_values_for_resume(workflow_id, state))
+
+
+def _env_values_for_resume(workflow_id: str, state: WorkflowState) -> dict:
+    """What the recorded runtime env left out (env var values, URL credentials), from this
+    driver's job runtime env, else (env vars) its own environment.
+
+    What neither has is left to the cluster: tasks inherit the env vars of the job that
+    started the manager (Ray merges env_vars into children), which on the cluster that ran
+    the workflow are the ones it had. A warning names them.
+    """
+    recorded = state.submission.runtime_env if state.submission is not None else None
+    values, missing = runtime_envs.supplied(recorded, _runtime_env(), os.environ)
+    if missing:
+        logger.warning(
+            "resuming workflow %s: its runtime_env's %s %s not stored in its log (secrets never are) "
+            "and this driver has none, so its tasks get what the cluster's manager was started with, "
+            "if anything; supply them in ray.init(runtime_env=...) or, for env vars, this driver's "
+            "environment", workflow_id, ", ".join(p.removeprefix("env_vars.") for p in missing),
+            "is" if len(missing) == 1 else "are")
+    return values
 
 
 def resume(workflow_id: str) -> Any:
     """Continue a workflow from its last durable point and return its output."""
-    return _unwrap(resume_async(workflow_id))
+    return _unwrap(resume_async(workflow_id), workflow_id)
 
 
 def get_output_async(workflow_id: str, *, task_id: str | None = None) -> ray.ObjectRef:
@@ -280,7 +305,7 @@ def get_output(workflow_id: str, *, task_id: str | None = None) -> Any:
     """
     found = _output_or_error(workflow_id, task_id)
     if isinstance(found, ray.ObjectRef):
-        return _unwrap(found)
+        return _unwrap(found, workflow_id, task_id)
     if isinstance(found, WorkflowError):
         raise as_ray_task_error(found)
     if isinstance(found, BaseException):
@@ -296,11 +321,11 @@ def _output_or_error(workflow_id: str, task_id: str | None) -> ray.ObjectRef | B
         pass  # a finished task's output is in the log, running workflow or not
     elif state.status not in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
         ctx = context()
-        if ray.get(ctx.manager.live_status.remote(workflow_id)) is not None:
-            return _retried(ctx.manager.wait_output).remote(workflow_id, task_id)
+        if _manager_client.ask(ctx, "live_status", workflow_id) is not None:
+            return _manager_client.retried(ctx.manager.wait_output).remote(workflow_id, task_id)
         state = _existing_state(workflow_id)  # it may have ended between the read and the answer
         if status_of(state.status, None, _lease_of(state), asked_seat=ctx.seat) is WorkflowStatus.RUNNING:
-            return _retried(ctx.manager.wait_output).remote(workflow_id, task_id)  # another cluster drives it
+            return _manager_client.retried(ctx.manager.wait_output).remote(workflow_id, task_id)  # another cluster
     try:
         return (run_sync(output_from_state(context().storage, workflow_id, state, task_id)),)
     except (WorkflowError, ValueError) as exc:
@@ -332,7 +357,7 @@ def _live_status(workflow_id: str, state: WorkflowState) -> WorkflowStatus:
     if state.status in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
         return state.status
     ctx = context()
-    live = ray.get(ctx.manager.live_status.remote(workflow_id))
+    live = _manager_client.ask(ctx, "live_status", workflow_id)
     lease = None
     if live is None:
         lease = _lease_of(state)
@@ -362,7 +387,7 @@ def get_metadata(workflow_id: str, task_id: str | None = None) -> dict[str, Any]
     ended = task.status in (TaskStatus.SUCCESSFUL, TaskStatus.FAILED)
     return {
         "task_id": task_id,
-        "task_options": _task_options_247(task.task_options),
+        "task_options": _task_options_247(runtime_envs.recorded_task_options(task.task_options)),
         "user_metadata": dict(task.user_metadata),
         "workflow_refs": list(task.deps),
         "stats": _stats(task.started_at, task.ended_at if ended else None),

@@ -30,6 +30,8 @@ import ray
 from ray.dag import DAGNode, FunctionNode, InputAttributeNode, InputNode
 from ray.dag.input_node import DAGInputData
 
+from replay import runtime_envs
+
 from ..store._payloads import dumps
 from . import _pickle
 from ._options import TaskOptions, node_options
@@ -102,7 +104,7 @@ class TaskSpec:
             "catch_exceptions": opts.catch_exceptions,
             "retry_exceptions": bool(opts.retry_exceptions),
             "checkpoint": opts.checkpoint,
-            "ray_options": {k: v if _is_plain(v) else repr(v) for k, v in self.ray_options.items()},
+            "ray_options": {k: _recorded(k, v) for k, v in self.ray_options.items()},
         }
 
 
@@ -148,6 +150,13 @@ def unique_ids(graph: WorkflowGraph, used: set[str]) -> dict[str, str]:
     for spec in graph.tasks.values():
         ids[spec.task_id] = _first_free(spec.base_id or spec.task_id, used, last_suffix)
     return {old: new for old, new in ids.items() if old != new}
+
+
+def _recorded(key: str, value: Any) -> Any:
+    """A Ray option as the log records it: plain data, and a runtime env without secret values."""
+    if key == "runtime_env" and isinstance(value, dict):
+        value = runtime_envs.recorded(value)  # env var names, never values
+    return value if _is_plain(value) else repr(value)
 
 
 def _is_plain(value: Any) -> bool:

@@ -17,6 +17,7 @@ import ray
 
 from replay import WorkflowStatus
 
+from ..api import _manager_client
 from ..api._init import context
 from ..api._workflows import _existing_state, _live_status, resume_async
 from ..exceptions import WorkflowError, WorkflowStillActiveError
@@ -49,7 +50,7 @@ def list_all(status_filter: Any = None) -> list[tuple[str, WorkflowStatus]]:
     """``[(workflow_id, status)]`` for every workflow, optionally only those with the given status(es)."""
     wanted = _as_status_set(status_filter)
     ctx = context()
-    live = ray.get(ctx.manager.live_statuses.remote())
+    live = _manager_client.ask(ctx, "live_statuses")
 
     async def logged() -> dict[str, WorkflowStatus | None]:
         found = await _index.lookup(ctx.storage, await _index.list_workflow_ids(ctx.storage))
@@ -84,7 +85,7 @@ def cancel(workflow_id: str) -> None:
     if state.status in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
         logger.warning("workflow %s is already %s; cancel does nothing", workflow_id, state.status)
         return
-    if ray.get(ctx.manager.cancel.remote(workflow_id)):
+    if _manager_client.ask(ctx, "cancel", workflow_id):
         return
     run_sync(cancel_in_storage(ctx.storage, workflow_id, state))  # not driven here: in the log
 

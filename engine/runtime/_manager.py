@@ -28,7 +28,7 @@ from typing import Any
 import ray
 
 from replay import WorkflowState, WorkflowStatus, WorkflowSubmitted, apply, decode_event, load_state
-from storage_backends import AppendConflictError
+from storage_backends import AppendConflictError, StorageError
 
 from .._names import NAMESPACE, manager_name, seat
 from ..exceptions import (
@@ -45,6 +45,7 @@ from ..store._spec import StorageSpec
 from ._lease import LeaseKeeper
 from ._recovery import Identity, find_orphans, held_elsewhere, orphaned
 from ._run import WorkflowRun
+from ._storage_faults import storage_interruption
 
 logger = logging.getLogger(__name__)
 DEFAULT_APPLICATION = "default"
@@ -87,6 +88,7 @@ class WorkflowManager:
         self._queue: OrderedDict[str, asyncio.Future] = OrderedDict()  # PENDING, in submission order
         self._recovered = asyncio.Event()
         self._adopted: set[str] = set()  # being driven because this manager took them on by itself
+        self._env_values: dict[str, dict] = {}  # queued workflow -> what its recorded runtime env left out
         # An async actor's constructor runs beside its event loop: take on orphans there.
         asyncio.get_event_loop().call_soon_threadsafe(lambda: asyncio.ensure_future(self._recover()))
 
@@ -174,13 +176,16 @@ class WorkflowManager:
         """The queueing limits this manager runs with (None: no limit)."""
         return {"max_running_workflows": self.max_running, "max_pending_workflows": self.max_pending}
 
-    async def start(self, workflow_id: str, submission: bytes | None = None) -> str:
+    async def start(self, workflow_id: str, submission: bytes | None = None,
+                    env_values: dict | None = None) -> str:
         """Claim and start driving a workflow, or queue it if ``max_running`` are running.
 
         Args:
             submission: the record a driver has just appended at seq 0 of a new workflow.
                 Folded instead of reading the log back; if anything was appended after
                 it meanwhile, the claim's append at seq 1 conflicts.
+            env_values: what the recorded runtime env leaves out (env var values, URL
+                credentials), from the driver's job: the run's tasks get them, the log never.
 
         Returns:
             "started", "queued", or "finished" (it had already succeeded).
@@ -214,15 +219,16 @@ class WorkflowManager:
                 raise WorkflowQueueFullError(workflow_id, self.max_pending)
             self._queue[workflow_id] = asyncio.get_running_loop().create_future()
             self._queue[workflow_id].add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._env_values[workflow_id] = env_values or {}
             return "queued"
         try:
-            await self._launch(workflow_id, state)
+            await self._launch(workflow_id, state, env_values)
         except _ClaimConflict:
             if submission is None:
                 raise
             # The record was not the whole log: e.g. a retried call, after the first went
             # further before this manager restarted. Look at the log itself.
-            return await self.start(workflow_id, None)
+            return await self.start(workflow_id, None, env_values)
         return "started"
 
     async def _refuse_if_held_elsewhere(self, workflow_id: str, state: WorkflowState) -> None:
@@ -237,21 +243,24 @@ class WorkflowManager:
     def _full(self) -> bool:
         return self.max_running is not None and self._active() >= self.max_running
 
-    async def _launch(self, workflow_id: str, state: WorkflowState | None = None) -> None:
+    async def _launch(self, workflow_id: str, state: WorkflowState | None = None,
+                      env_values: dict | None = None) -> None:
         self._claiming.add(workflow_id)
         try:
             if state is None:
                 state = await load_state(self.storage, workflow_id)
                 await self._refuse_if_held_elsewhere(workflow_id, state)
-            await self.lease.ensure()  # held before the claim names this manager as owner
             run = WorkflowRun(self.storage, self.spec, state, manager_name(self.spec.key), index=self._index,
-                              owner=self.identity)
+                              owner=self.identity, env_values=env_values)
             try:
+                await self.lease.ensure()  # held before the claim names this manager as owner
                 await run.start()
             except AppendConflictError:
                 raise _ClaimConflict(
                     workflow_id, "another driver appended to its log first (it is running elsewhere)"
                 ) from None
+            except StorageError as exc:  # the lease or the claim could not be written: nothing was
+                raise storage_interruption(workflow_id, exc) or exc
             if not run.result.done():
                 self.runs[workflow_id] = run
                 run.result.add_done_callback(lambda _f: self._forget(workflow_id, run))
@@ -289,7 +298,7 @@ class WorkflowManager:
     async def _launch_queued(self, workflow_id: str, started: asyncio.Future) -> None:
         self._unclaim(workflow_id)
         try:
-            await self._launch(workflow_id)
+            await self._launch(workflow_id, env_values=self._env_values.pop(workflow_id, None))
         except BaseException as exc:
             if not started.done():
                 started.set_exception(exc)
@@ -297,9 +306,10 @@ class WorkflowManager:
         if not started.done():
             started.set_result(None)
 
-    async def run(self, workflow_id: str, submission: bytes | None = None) -> Any:
+    async def run(self, workflow_id: str, submission: bytes | None = None,
+                  env_values: dict | None = None) -> Any:
         """:meth:`start` then :meth:`wait_output`, in one call from the driver (``workflow.run``)."""
-        await self.start(workflow_id, submission)
+        await self.start(workflow_id, submission, env_values)
         return await self.wait_output(workflow_id)
 
     async def wait_output(self, workflow_id: str, task_id: str | None = None) -> Any:
@@ -390,6 +400,7 @@ class WorkflowManager:
         A queued workflow is taken off the queue (False: the caller records the cancel).
         """
         queued = self._queue.pop(workflow_id, None)
+        self._env_values.pop(workflow_id, None)
         if queued is not None:
             queued.set_exception(WorkflowCancellationError(workflow_id))
             return False

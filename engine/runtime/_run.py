@@ -38,6 +38,7 @@ from replay import (
     WorkflowState,
     WorkflowStatus,
     WorkflowSucceeded,
+    runtime_envs,
 )
 from storage_backends import AppendConflictError, Storage
 
@@ -47,6 +48,7 @@ from ..store import _payloads
 from ..store._spec import StorageSpec
 from ._arrivals import Arrivals
 from ._log_writer import LogWriter
+from ._storage_faults import storage_interruption
 from ._waits import Waits
 from ._worker import Outcome, RunContext, TaskCall, decode_outcome, remote_run_task
 
@@ -75,7 +77,8 @@ class Source:
 
 class WorkflowRun:
     def __init__(self, storage: Storage, spec: StorageSpec, state: WorkflowState,
-                 manager_name: str, index: StatusIndex, run_id: str | None = None, owner: Any = None):
+                 manager_name: str, index: StatusIndex, run_id: str | None = None, owner: Any = None,
+                 env_values: dict | None = None):
         self.storage = storage
         self.workflow_id = state.workflow_id
         self.state = state
@@ -84,7 +87,8 @@ class WorkflowRun:
         self.index = index
         self.owner = owner  # engine.runtime._recovery.Identity of the manager driving it, if any
         submitted = state.submission
-        self.runtime_env = submitted.runtime_env if submitted is not None else None
+        # As recorded (no secret values), completed with the values the starting driver gave.
+        self.runtime_env = runtime_envs.completed(submitted.runtime_env if submitted else None, env_values)
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.context = RunContext(self.workflow_id, self.run_id, spec, manager_name).to_bytes()
         self.tasks: dict[str, TaskSpec] = {}
@@ -376,6 +380,9 @@ class WorkflowRun:
             self.waiting.add(task_id)
             self._advance([task_id])
             return
+        if error is not None and storage_interruption(self.workflow_id, _cause(error)) is not None:
+            self._finish_with(_cause(error))  # the worker could not checkpoint: not the task's fault
+            return
         if error is not None:
             self._record_started(task_id, source.attempt, None)
             self._fail(source, _error_type(error), str(_cause(error)), "", None, True, _cause(error))
@@ -535,9 +542,17 @@ class WorkflowRun:
 
     def _finish_with(self, exc: BaseException) -> None:
         self.finished = True
-        self._cancel_inflight()
+        interrupted = storage_interruption(self.workflow_id, exc)
+        if interrupted is None:
+            self._cancel_inflight()
+        else:
+            # Left to end by themselves (their outcomes are ignored, a resume runs them as new
+            # attempts): cancelling a whole pipelined chain at once meets Ray's cancel race (see
+            # _ends_by_itself), which takes this actor down with every run it drives.
+            self.inflight.clear()
         if isinstance(exc, AppendConflictError):  # our writer lost the log to another driver
             exc = WorkflowRunningError(self.workflow_id, "another driver took it over while this one ran it")
+        exc = interrupted or exc
         if not self.result.done():
             self.result.set_exception(exc)
 

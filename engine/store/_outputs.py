@@ -7,7 +7,7 @@ from typing import Any
 from replay import TaskStatus, WorkflowState, WorkflowStatus
 
 from . import _payloads
-from ..exceptions import WorkflowCancellationError, WorkflowExecutionError, WorkflowNotResumableError
+from ..exceptions import WorkflowCancellationError, WorkflowError, WorkflowExecutionError
 
 
 async def output_from_state(storage, workflow_id: str, state: WorkflowState, task_id: str | None) -> Any:
@@ -35,8 +35,10 @@ async def output_from_state(storage, workflow_id: str, state: WorkflowState, tas
                 cause = None
         return _raise(WorkflowExecutionError(workflow_id, state.failed_task_id or "?", cause,
                                              "" if cause is not None else f"{state.error_type}: {state.error_message}"))
-    raise WorkflowNotResumableError(
-        workflow_id, "it has no output yet and no driver is running it; call workflow.resume() first")
+    # Not "cannot be resumed": resuming is exactly what it needs.
+    raise WorkflowError(
+        f"workflow {workflow_id!r} has no output yet: it is RESUMABLE (its last run stopped before "
+        f"the end and nothing drives it now); call workflow.resume({workflow_id!r}) to finish it")
 
 
 def _raise(exc: BaseException) -> Any:

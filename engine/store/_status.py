@@ -23,7 +23,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from replay import Event, Run, WorkflowState, WorkflowStatus, fold, read_events, runs_of
+from replay import Event, Run, WorkflowState, WorkflowStatus, fold, read_events, runs_of, runtime_envs
 from storage_backends import Storage
 
 from . import _index
@@ -174,7 +174,7 @@ def metadata(state: WorkflowState, status: WorkflowStatus) -> dict[str, Any]:
         "status": str(status),
         "user_metadata": dict(state.user_metadata),
         "stats": stats(state.run_start_time, state.end_time if state.status in _ENDED else None),
-        "runtime_env": submission.runtime_env,
+        "runtime_env": runtime_envs.recorded(submission.runtime_env),  # names, never values
         "packages": dict(submission.packages),
         "ray_version": submission.ray_version,
         "engine_version": submission.engine_version,

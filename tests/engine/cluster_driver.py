@@ -5,6 +5,7 @@ workflow on a manager whose lease lasts 3 s; ``resume`` only initializes the eng
 cluster and waits: its manager takes the workflow on by itself once that lease expired.
 """
 
+import os
 import sys
 import time
 
@@ -16,7 +17,7 @@ from tests.engine import tasks
 
 def main() -> None:
     mode, storage, counter = sys.argv[1:4]
-    ray.init(log_to_driver=False)
+    ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)  # the test's `ray start` cluster, on purpose
     workflow.init(storage, lease_duration=3)
     if mode == "run":
         node = 0

@@ -1,7 +1,5 @@
-"""Engine fixtures: one Ray runtime per test session, one storage per backend.
-
-Ray starts after the moto server so its workers inherit the fake AWS
-credentials. Each backend gets one storage for the whole session (so one
+"""Engine fixtures: one storage per backend (Ray: ``ray_runtime`` in tests/conftest.py).
+ Each backend gets one storage for the whole session (so one
 manager actor each); tests keep apart by using fresh workflow ids.
 """
 
@@ -14,15 +12,6 @@ import ray
 import engine as workflow
 from engine.api._init import context
 from engine._names import NAMESPACE
-
-
-@pytest.fixture(scope="session")
-def ray_runtime(moto_server):
-    # address="local": a Ray of this session's own, never a cluster some other run left recorded
-    ray.init(address="local", include_dashboard=False, num_cpus=2, log_to_driver=False,
-             runtime_env={"env_vars": {"RAY_DURABLE_TEST": "1"}})
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ def main() -> None:
     mode, storage, workflow_id, counter, flag = sys.argv[1:6]
     # Only the first driver sets a job runtime env: the resume must reuse the recorded one.
     runtime_env = {"env_vars": {"RD_WF_ENV": "from-submission"}} if mode == "run" else None
-    ray.init(include_dashboard=False, num_cpus=2, log_to_driver=False, runtime_env=runtime_env)
+    ray.init(address="local", include_dashboard=False, num_cpus=2, log_to_driver=False, runtime_env=runtime_env)
     workflow.init(storage)
     if mode == "run":
         node = 0

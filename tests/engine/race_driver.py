@@ -1,5 +1,6 @@
 """A long-lived driver for the two-driver race: reads "resume WID" lines, prints one result line each."""
 
+import os
 import sys
 
 import ray
@@ -9,7 +10,7 @@ import engine as workflow
 
 def main() -> None:
     storage = sys.argv[1]
-    ray.init(log_to_driver=False)
+    ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)  # the test session's cluster, on purpose
     workflow.init(storage)
     print("READY", flush=True)
     for line in sys.stdin:

@@ -72,6 +72,19 @@ def slow(x, seconds):
     return x
 
 
+GATE_BOUND_S = 600  # generous: a gate is opened by the test, this only ends a forgotten one
+
+
+@ray.remote
+def gated(x, gate):
+    """Returns ``x`` once the file ``gate`` exists: a task that runs exactly as long as the test
+    needs it to, however slow the machine (no fixed sleep to outlast)."""
+    deadline = time.monotonic() + GATE_BOUND_S
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return x
+
+
 @ray.remote
 def boom(message):
     raise ValueError(message)

@@ -73,10 +73,12 @@ def test_not_a_dag(local):
         workflow.run(tasks.add, workflow_id="not-a-dag")
 
 
-def test_resuming_a_running_workflow_is_refused(local, wid):
-    ref = workflow.run_async(tasks.slow.bind(1, 2.0), workflow_id=wid)
+def test_resuming_a_running_workflow_is_refused(local, wid, tmp_path):
+    gate = str(tmp_path / "gate")
+    ref = workflow.run_async(tasks.gated.bind(1, gate), workflow_id=wid)
     with pytest.raises(workflow.WorkflowRunningError, match="already running"):
         workflow.resume(wid)
+    open(gate, "w").close()
     assert ray.get(ref) == 1
 
 

@@ -76,12 +76,12 @@ def test_stale_index_is_repaired_never_trusted(fresh_backend, wid):
 
 
 def test_cancel_running_workflow(backend, wid, tmp_path):
-    ref = workflow.run_async(tasks.slow.bind(1, 60), workflow_id=wid)
-    time.sleep(1.0)
-    assert workflow.get_status(wid) == workflow.RUNNING
+    gate = str(tmp_path / "never-opened")  # the task would block until its own bound (10 min)
+    ref = workflow.run_async(tasks.gated.bind(1, gate), workflow_id=wid)
+    assert workflow.get_status(wid) == workflow.RUNNING  # run_async returns once it is claimed
     started = time.monotonic()
     workflow.cancel(wid)
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < tasks.GATE_BOUND_S / 2  # it did not wait for the task
     assert workflow.get_status(wid) == workflow.CANCELED
     with pytest.raises(workflow.WorkflowCancellationError):
         ray.get(ref)
@@ -90,7 +90,7 @@ def test_cancel_running_workflow(backend, wid, tmp_path):
     with pytest.raises(workflow.WorkflowNotResumableError, match="canceled"):
         workflow.resume(wid)
     with pytest.raises(workflow.WorkflowNotResumableError, match="canceled"):
-        workflow.run(tasks.slow.bind(1, 60), workflow_id=wid)
+        workflow.run(tasks.gated.bind(1, gate), workflow_id=wid)
 
 
 def test_cancel_finished_workflow_is_a_no_op(backend, wid, caplog):
@@ -109,10 +109,12 @@ def test_cancel_a_failed_workflow(backend, wid):
     assert workflow.get_status(wid) == workflow.CANCELED
 
 
-def test_delete(backend, wid):
-    ref = workflow.run_async(tasks.slow.bind(b"y" * 50_000, 2.0), workflow_id=wid)
+def test_delete(backend, wid, tmp_path):
+    gate = str(tmp_path / "gate")
+    ref = workflow.run_async(tasks.gated.bind(b"y" * 50_000, gate), workflow_id=wid)
     with pytest.raises(workflow.WorkflowStillActiveError, match="delete of workflow .* refused: it is RUNNING"):
         workflow.delete(wid)
+    open(gate, "w").close()
     ray.get(ref)
     workflow.delete(wid)
     with pytest.raises(ValueError, match="does not exist"):
@@ -133,7 +135,8 @@ def test_reserved_ids_are_refused(backend):
 
 def test_queueing_limits(ray_runtime, tmp_path, wid):
     workflow.init(f"file://{tmp_path}/queued", max_running_workflows=1, max_pending_workflows=2)
-    first = workflow.run_async(tasks.slow.bind("a", 2.0), workflow_id=wid + "-a")
+    gate = str(tmp_path / "gate")  # "-a" holds the one running slot until the test has looked
+    first = workflow.run_async(tasks.gated.bind("a", gate), workflow_id=wid + "-a")
     second = workflow.run_async(tasks.identity.bind("b"), workflow_id=wid + "-b")
     third = workflow.run_async(tasks.identity.bind("c"), workflow_id=wid + "-c")
     assert workflow.get_status(wid + "-a") == workflow.RUNNING
@@ -144,6 +147,7 @@ def test_queueing_limits(ray_runtime, tmp_path, wid):
         workflow.run(tasks.identity.bind("d"), workflow_id=wid + "-d")
     with pytest.raises(ValueError, match="does not exist"):
         workflow.get_status(wid + "-d")  # refused submissions leave nothing behind
+    open(gate, "w").close()
     assert ray.get([first, second, third]) == ["a", "b", "c"]
     starts = {k: workflow.get_metadata(wid + k)["stats"]["start_time"] for k in ("-a", "-b", "-c")}
     runs = {k: _run_started_at(wid + k) for k in ("-a", "-b", "-c")}

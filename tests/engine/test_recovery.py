@@ -12,8 +12,8 @@ from tests.engine import tasks
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _driver(mode, storage, workflow_id, counter, flag, timeout=180):
-    env = dict(os.environ, RAY_AUTH_MODE="disabled")
+def _driver(mode, storage, workflow_id, counter, flag, timeout=180, **extra_env):
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", **extra_env)
     env.pop("RAY_ADDRESS", None)
     return subprocess.run(
         [sys.executable, "-m", "tests.engine.crash_driver", mode, storage, workflow_id, counter, flag],
@@ -30,7 +30,9 @@ def test_driver_killed_mid_chain_resumes_in_a_new_process_and_runtime_env(tmp_pa
     assert "RESULT" not in first.stdout
     assert os.path.exists(flag)
 
-    second = _driver("resume", storage, "chain20", counter, flag)
+    # The log records the env var's name, not its value: this driver supplies it from its own
+    # environment (it has no job runtime env).
+    second = _driver("resume", storage, "chain20", counter, flag, RD_WF_ENV="from-resumer")
     assert second.returncode == 0, second.stderr[-3000:]
     # The dead driver's cluster is gone (its address on this machine answers no more), so its
     # lease no longer holds: the new cluster's manager takes the workflow on by itself at start
@@ -43,8 +45,9 @@ def test_driver_killed_mid_chain_resumes_in_a_new_process_and_runtime_env(tmp_pa
         assert runs.count(str(index)) == 1, f"task {index} ran {runs.count(str(index))} times"
     for index in range(10, 21):
         assert runs.count(str(index)) >= 1
-    # the resumed tasks ran in the runtime env recorded at submission, not the new driver's (none)
-    assert {env for _index, env in notes} == {"from-submission"}
+    # the tasks ran in the recorded runtime env: its value from the first driver, then the resumer
+    assert {env for index, env in notes if int(index) < 10} == {"from-submission"}
+    assert {env for index, env in notes if int(index) > 10} == {"from-resumer"}
 
 
 @pytest.mark.slow

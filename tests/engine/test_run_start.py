@@ -54,22 +54,25 @@ def test_a_resume_that_cannot_load_writes_nothing(backend, wid, tmp_path):
     assert run_sync(_index.load_entries(storage)).get(wid) == Entry(state.last_seq, "FAILED")  # no claim
 
 
-def test_a_resume_runs_what_the_dead_run_had_scheduled_as_a_new_attempt(fresh_backend, wid, kill_manager):
+def test_a_resume_runs_what_the_dead_run_had_scheduled_as_a_new_attempt(fresh_backend, wid, kill_manager,
+                                                                         tmp_path):
     """The manager dies while one task runs and the next is scheduled behind it. The new manager
     takes the workflow on by itself and runs both as new attempts: the dead run may have
     started either (short tasks report their start only with their outcome), and an attempt's
     number names its output blob."""
-    first = workflow.options(task_id="first")(tasks.slow).bind(1, 3.0)
+    gate = str(tmp_path / "gate")  # "first" runs until the manager is dead (no sleep to outlast)
+    first = workflow.options(task_id="first")(tasks.gated).bind(1, gate)
     dag = workflow.options(task_id="second")(tasks.add).bind(first, 1)
     workflow.run_async(dag, workflow_id=wid)
     storage = context().storage
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while "second" not in run_sync(load_state(storage, wid)).tasks:  # pipelined behind "first"
         assert time.monotonic() < deadline, "the second task was never scheduled"
         time.sleep(0.05)
     kill_manager(fresh_backend)
     dead = run_sync(load_state(storage, wid))
     assert dead.tasks["second"].status is TaskStatus.SCHEDULED and dead.tasks["second"].attempt == 1
+    open(gate, "w").close()
     assert workflow.get_output(wid) == 2  # no resume: the new manager took it on
     done = run_sync(load_state(storage, wid))
     assert done.tasks["first"].attempt == 2 and done.tasks["second"].attempt == 2

@@ -169,7 +169,7 @@ def test_failed_workflow_is_listed_from_the_index(fresh_backend, wid):
 
 def test_resume_of_a_failed_workflow_claims_before_it_appends(fresh_backend, wid, tmp_path, kill_manager):
     marker = str(tmp_path / "marker")
-    dag = tasks.slow.bind(tasks.fails_until.bind(marker, 7), 5.0)
+    dag = tasks.gated.bind(tasks.fails_until.bind(marker, 7), str(tmp_path / "gate"))
     with pytest.raises(workflow.WorkflowExecutionError):
         workflow.run(dag, workflow_id=wid)
     failed_at = _last_seq(wid)
@@ -184,6 +184,7 @@ def test_resume_of_a_failed_workflow_claims_before_it_appends(fresh_backend, wid
     assert _index_history(wid) == [Entry(failed_at, "FAILED"), Entry(failed_at + 1)]
     with pytest.raises(ray.exceptions.RayActorError):
         ray.get(ref)
+    open(tmp_path / "gate", "w").close()
     assert workflow.get_output(wid) == 7
     assert workflow.list_all() == [(wid, workflow.SUCCESSFUL)]
     assert _entry(wid) == Entry(_last_seq(wid), "SUCCESSFUL") and not _folded(wid)

@@ -17,6 +17,9 @@ ERRORS = [
     sb.UnknownSchemeError("no backend for 'ftp://'"),
     sb.BucketNotFoundError("bucket 'b' does not exist"),
     sb.StorageError("anything"),
+    sb.StorageURLError("storage URL '' is blank"),
+    sb.StorageIOError("append", "w", "/data/w/events.log", 28, "No space left on device", "nothing was appended"),
+    sb.StorageIOError("check", None, "/data", 30, "Read-only file system"),
 ]
 
 

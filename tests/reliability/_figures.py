@@ -1,0 +1,28 @@
+"""What the reliability suite injected and tried, counted for RELIABILITY.md's figures.
+
+``make test`` runs the reduced set (a few seeds per matrix); ``make test-reliability`` sets
+``RAY_DURABLE_RELIABILITY=full`` and runs every seed. The totals are printed at the end of
+the session and written to ``$RAY_DURABLE_FIGURES`` (JSON) if it is set.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+
+FULL = os.environ.get("RAY_DURABLE_RELIABILITY", "").lower() == "full"
+
+figures: Counter[str] = Counter()
+_lock = threading.Lock()
+
+
+def seeds(reduced: int, full: int) -> list[int]:
+    """The seeds a matrix runs: ``reduced`` of them in ``make test``, ``full`` in the full run."""
+    return list(range(full if FULL else reduced))
+
+
+def count(name: str, n: int = 1) -> None:
+    """Add ``n`` to the figure ``name`` (kills, faults injected, logs damaged, inputs tried...)."""
+    with _lock:
+        figures[name] += n
