@@ -147,7 +147,7 @@ def _list_scale(figures, settings):
               f"{backend}: get_status()", color)
     axes[0].set(xscale="log", yscale="log", xlabel="workflows stored", ylabel="seconds",
                 title="list_all vs the storage's own listing")
-    axes[1].set(xscale="log", xlabel="workflows stored", ylabel="ms", title="get_status of one workflow")
+    axes[1].set(xscale="log", yscale="log", xlabel="workflows stored", ylabel="ms", title="get_status of one workflow")
     for ax in axes:
         ax.legend(fontsize=8)
         ax.grid(True, which="both", alpha=0.3)

@@ -77,6 +77,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                      f"choose from {', '.join(sorted(known))}")
     if args.s3_latency_ms < 0:
         parser.error(f"--s3-latency-ms must be >= 0, got {args.s3_latency_ms:g}")
+    if args.storage is not None:
+        from storage_backends import StorageError, open_storage
+
+        try:
+            open_storage(args.storage)  # checks the URL only: nothing is created or contacted
+        except (StorageError, ValueError) as exc:
+            parser.error(f"--storage {args.storage!r}: {exc}")
     if "peers" in args.only and not args.peer:
         parser.error("--only peers needs --peer ray-workflow and/or --peer dbos")
     return args
@@ -103,12 +110,14 @@ def run_child(args: argparse.Namespace) -> int:
     module_name, function = target(args.child)
     bench = getattr(importlib.import_module(module_name), function)
     settings = Settings(**json.loads(args.settings))
-    figures = bench(settings)
+    result = bench(settings)
+    # a list of figures, or {"figures": [...], "notes": [...]} when part of it could not be measured
+    figures, notes = (result["figures"], result.get("notes", [])) if isinstance(result, dict) else (result, [])
     for fig in figures:
         if not isinstance(fig, dict) or not {"name", "unit", "min", "median", "max", "samples"} <= fig.keys():
             raise TypeError(f"{module_name}.{function} returned {fig!r}, not a figure (benchmarks._common.figure)")
     with open(args.result, "w") as f:
-        json.dump(figures, f)
+        json.dump({"figures": figures, "notes": notes}, f)
     return 0
 
 
@@ -175,7 +184,8 @@ def run_one(name: str, settings: dict, out: str, progress, task) -> dict:
     record = {"seconds": round(seconds, 1), "log": os.path.relpath(log_path, out)}
     if child.returncode == 0 and os.path.exists(result_path):
         with open(result_path) as f:
-            return {**record, "status": "ok", "figures": json.load(f)}
+            result = json.load(f)
+        return {**record, "status": "ok", "figures": result["figures"], "notes": result["notes"]}
     return {**record, "status": "failed", "figures": [],
             "error": f"exit code {child.returncode}; last line: {_last_line(log_path)} (see {log_path})"}
 
@@ -194,6 +204,8 @@ def summary_table(figures: list[dict], runs: dict):
     for name, run in runs.items():
         if run["status"] != "ok":
             table.add_row(name, f"[red]FAILED[/red]: {run['error']}", "", "", "", "")
+        for note in run.get("notes", []):
+            table.add_row(name, f"[yellow]not measured[/yellow]: {note}", "", "", "", "")
     return table
 
 
@@ -225,9 +237,12 @@ def run_suite(args: argparse.Namespace) -> int:
     runs: dict[str, dict] = {}
     with Progress(SpinnerColumn(), TextColumn("[bold]{task.fields[step]}"), BarColumn(bar_width=12),
                   TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                  transient=False) as progress:
+                  transient=False, disable=not console.is_terminal) as progress:
         for i, name in enumerate(names, 1):
-            task = progress.add_task(name, total=1, step=f"[{i}/{len(names)}] {name}")
+            step = f"[{i}/{len(names)}] {name}"
+            if not console.is_terminal:  # a log, not a screen: a line as each starts and ends
+                console.print(f"{step}: running (log: {os.path.join(out, 'logs', name + '.log')})")
+            task = progress.add_task(name, total=1, step=step)
             run = run_one(name, settings, out, progress, task)
             if run["figures"]:
                 chart = os.path.join(out, f"{name}.png")
@@ -235,8 +250,10 @@ def run_suite(args: argparse.Namespace) -> int:
                 run["chart"] = os.path.basename(chart)
             runs[name] = run
             state = "done" if run["status"] == "ok" else "[red]FAILED[/red]"
-            progress.update(task, completed=1, description=f"{state} in {run['seconds']:.0f}s, "
-                                                           f"{len(run['figures'])} figures")
+            outcome = f"{state} in {run['seconds']:.0f}s, {len(run['figures'])} figures"
+            progress.update(task, completed=1, description=outcome)
+            if not console.is_terminal:
+                console.print(f"{step}: {outcome}")
     figures = [fig for run in runs.values() for fig in run["figures"]]
     report = {
         "suite": "ray-durable benchmarks",

@@ -71,3 +71,25 @@ def durable_one_task(workflow, count: int, tag: str) -> float:
     for i in range(count):
         assert workflow.run(inc.bind(i), workflow_id=f"bench-one-{tag}-{i}") == i + 1
     return time.perf_counter() - start
+
+
+def plain_many(count: int) -> float:
+    start = time.perf_counter()
+    assert ray.get([inc.remote(i) for i in range(count)]) == [i + 1 for i in range(count)]
+    return time.perf_counter() - start
+
+
+def durable_many(workflow, count: int, tag: str) -> float:
+    """``count`` one-task workflows submitted at once (``run_async``), then every result."""
+    start = time.perf_counter()
+    refs = [workflow.run_async(inc.bind(i), workflow_id=f"bench-many-{tag}-{i}") for i in range(count)]
+    assert ray.get(refs) == [i + 1 for i in range(count)]
+    return time.perf_counter() - start
+
+
+def tree_bytes(path: str) -> int:
+    """Bytes in the files under ``path`` (what a local storage holds)."""
+    import os
+
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files
+               if os.path.isfile(os.path.join(d, f)))
