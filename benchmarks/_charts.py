@@ -39,8 +39,21 @@ def _line(ax, figures: list[dict], x: str, label: str, color, dashed: bool = Fal
     ax.fill_between(xs, [f["min"] for f in points], [f["max"] for f in points], color=color, alpha=0.15)
 
 
+def _spread(fig: dict) -> tuple[float, float]:
+    """The error bar of a figure: min..max over a few repeats; p10..p90 over many samples (timers...)."""
+    values = sorted(fig["samples"])
+    if len(values) <= 20:
+        return fig["min"], fig["max"]
+    return values[len(values) // 10], values[(len(values) * 9) // 10]
+
+
+def _label(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
 def _bars(ax, groups: list[str], series: dict[str, list[dict | None]], unit: str) -> None:
-    """Grouped bars: one group per entry of ``groups``, one bar per series, min..max error bars."""
+    """Grouped bars: one group per entry of ``groups``, one bar per series, with error bars
+    (min..max over repeats, or p10..p90 over many samples)."""
     width = 0.8 / max(1, len(series))
     for k, (label, figs) in enumerate(series.items()):
         xs, heights, low, high = [], [], [], []
@@ -48,12 +61,14 @@ def _bars(ax, groups: list[str], series: dict[str, list[dict | None]], unit: str
             if fig is None:
                 continue
             xs.append(i + (k - (len(series) - 1) / 2) * width)
+            lo, hi = _spread(fig)
             heights.append(fig["median"])
-            low.append(fig["median"] - fig["min"])
-            high.append(fig["max"] - fig["median"])
+            low.append(fig["median"] - lo)
+            high.append(hi - fig["median"])
         ax.bar(xs, heights, width, yerr=[low, high], capsize=3, label=label, color=_COLORS[k % len(_COLORS)])
         for x, h in zip(xs, heights):
-            ax.annotate(f"{h:.3g}", (x, h), ha="center", va="bottom", fontsize=7)
+            ax.annotate(_label(h), (x, h), xytext=(3, 2), textcoords="offset points", ha="left", va="bottom",
+                        fontsize=7)
     ax.set_xticks(range(len(groups)), groups, fontsize=8)
     ax.set_ylabel(unit)
     ax.legend(fontsize=8)
@@ -154,7 +169,7 @@ def _list_scale(figures, settings):
     return fig
 
 
-def _pair_bars(title: str, pairs: list[tuple[str, str, str]]):
+def _pair_bars(title: str, pairs: list[tuple[str, str, str]], log: bool = False):
     """A drawer of bars for (group label, engine figure role, baseline figure role) pairs."""
     def drawer(figures, settings):
         fig, ax = plt.subplots(figsize=(8, 5))
@@ -162,6 +177,8 @@ def _pair_bars(title: str, pairs: list[tuple[str, str, str]]):
         series = {"ray-durable": [_pick(figures, role=e)[0] for _, e, _ in shown],
                   "baseline (same run)": [next(iter(_pick(figures, role=b)), None) for _, _, b in shown]}
         _bars(ax, [g for g, _, _ in shown], series, _unit(figures, shown))
+        if log:
+            ax.set_yscale("log")
         ax.set_title(title)
         return fig
 
@@ -200,10 +217,10 @@ _DRAWERS = {
     "engine_overhead": _engine,
     "throughput": _throughput,
     "list_scale": _list_scale,
-    "events": _pair_bars("Timers and HTTP events (ms) vs plain Ray / Serve baselines", [
-        ("timer fires late (median)", "timer_late", "plain_timer_late"),
-        ("HTTP event -> task starts", "event_to_task", "plain_serve_rtt"),
-    ]),
+    "events": _pair_bars("Timers and HTTP events (ms, median; bars p10..p90) vs plain baselines", [
+        ("timer fires late (baseline: asyncio timer in an actor)", "timer_late", "plain_timer_late"),
+        ("HTTP event -> task starts (baseline: Serve POST)", "event_to_task", "plain_serve_rtt"),
+    ], log=True),
     "recovery": _pair_bars("Manager kill -9 -> workflow running again vs Ray's actor restart", [
         ("kill -9 -> running again", "engine_recovery", "ray_restart"),
     ]),

@@ -4,8 +4,9 @@ Each benchmark runs in a child process of its own (``python -m benchmarks._harne
 NAME``), so each gets a fresh Ray and a crash or a hang in one cannot take the others with it.
 The child calls the benchmark's ``bench(settings)`` (a list of figures, see
 ``benchmarks._common.figure``) and writes them to a JSON file; the parent shows progress, draws
-one chart per benchmark (``benchmarks._charts``), prints one summary table and writes
-``results.json``: the machine, the versions, and every figure with min/median/max over repeats.
+one chart per benchmark (``benchmarks._charts``), prints one summary table (also written as
+``summary.md``) and writes ``results.json``: the machine, the versions, and every figure with
+min/median/max over repeats.
 """
 
 from __future__ import annotations
@@ -209,6 +210,21 @@ def summary_table(figures: list[dict], runs: dict):
     return table
 
 
+def summary_markdown(figures: list[dict], runs: dict) -> str:
+    """The summary table as Markdown (summary.md), for the README."""
+    lines = ["| benchmark | figure | median | min … max | unit | n |", "| --- | --- | ---: | ---: | --- | ---: |"]
+    for fig in figures:
+        if fig.get("summary"):
+            lines.append(f"| {fig['benchmark']} | {fig['name']} | {_num(fig['median'])} | "
+                         f"{_num(fig['min'])} … {_num(fig['max'])} | {fig['unit']} | {fig['repeats']} |")
+    for name, run in runs.items():
+        if run["status"] != "ok":
+            lines.append(f"| {name} | FAILED: {run['error']} | | | | |")
+        for note in run.get("notes", []):
+            lines.append(f"| {name} | not measured: {note} | | | | |")
+    return "\n".join(lines) + "\n"
+
+
 def _num(value: float) -> str:
     if value == 0:
         return "0"
@@ -269,6 +285,8 @@ def run_suite(args: argparse.Namespace) -> int:
     }
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(report, f, indent=1)
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write(summary_markdown(figures, runs))
     console.print(summary_table(figures, runs))
     console.print(f"results: {os.path.join(out, 'results.json')}; charts: "
                   f"{', '.join(run['chart'] for run in runs.values() if 'chart' in run) or 'none'}")

@@ -330,14 +330,14 @@ async def raw_put_round(storage, events: int) -> float:
     return events / elapsed
 
 
-async def bench_group_commit(storage, writer_counts, rounds: int) -> list[dict]:
+async def bench_group_commit(storage, writer_counts, rounds: int, quick: bool = False) -> list[dict]:
     rows = []
     for writers in writer_counts:
         grouped, single, raw = [], [], []
         for _ in range(rounds):
             grouped.append(await group_commit_round(storage, writers, 5 * writers, grouped=True))
-            # in turn, the rate does not depend on the writer count: 16 events in all, shared
-            single.append(await group_commit_round(storage, writers, 16, grouped=False))
+            # in turn, the rate does not depend on the writer count: a few events in all, shared
+            single.append(await group_commit_round(storage, writers, 8 if quick else 16, grouped=False))
             raw.append(await raw_put_round(storage, 8))
         rows.append({"writers": writers, "grouped": grouped, "one_append_per_event": single, "raw_put": raw})
         print(f"  group commit, {writers:>3} writers: {statistics.median(grouped):8,.0f} events/s grouped, "
@@ -395,7 +395,7 @@ async def _bench(settings) -> list[dict]:
                 storage = open_storage(f"s3://{bucket}/gc", endpoint_url=proxy.url)
                 try:
                     group = await bench_group_commit(storage, (1, 64) if quick else (1, 4, 16, 64),
-                                                     2 if quick else 3)
+                                                     2 if quick else 3, quick)
                 finally:
                     await storage.close()
     else:
