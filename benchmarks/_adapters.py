@@ -131,6 +131,10 @@ class _Storage:
         url, options, proxy = self.inner.__enter__()
         if proxy is not None:
             proxy.delay_s = self.settings.s3_latency_ms / 1000
+            # Ray's workers were started before moto's fake credentials were set in this process's
+            # environment, so the manager needs them as options (fake ones: moto takes any).
+            options = {**options, "aws_access_key_id": "testing", "aws_secret_access_key": "testing",
+                       "region_name": "us-east-1"}
         return url, options, proxy
 
     def __exit__(self, *exc):

@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -107,6 +108,8 @@ def target(name: str) -> tuple[str, str]:
 def run_child(args: argparse.Namespace) -> int:
     from benchmarks._common import Settings
 
+    # stopped (the suite interrupted): unwind, so each benchmark's finally stops its Ray and moto_server
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     sys.path.insert(0, BENCH_DIR)  # the scripts import their helpers as top-level modules
     module_name, function = target(args.child)
     bench = getattr(importlib.import_module(module_name), function)
@@ -178,9 +181,17 @@ def run_one(name: str, settings: dict, out: str, progress, task) -> dict:
     with open(log_path, "w") as log:
         child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                  stdin=subprocess.DEVNULL)
-        while child.poll() is None:
-            progress.update(task, description=f"{name}: {_last_line(log_path)}")
-            time.sleep(0.5)
+        try:
+            while child.poll() is None:
+                progress.update(task, description=f"{name}: {_last_line(log_path)}")
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            child.terminate()  # the child unwinds (see run_child); never left running on its own
+            try:
+                child.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+            raise
     seconds = time.monotonic() - started
     record = {"seconds": round(seconds, 1), "log": os.path.relpath(log_path, out)}
     if child.returncode == 0 and os.path.exists(result_path):

@@ -80,11 +80,11 @@ def run_ray_durable(settings) -> tuple[dict, dict]:
 
     import engine as workflow
     from _shapes import (
-        durable_chain, durable_fan, durable_many, durable_one_task, inc, plain_chain, plain_fan, plain_many,
-        plain_one_task, tree_bytes,
+        PEER_SIZES, durable_chain, durable_fan, durable_many, durable_one_task, inc, plain_chain, plain_fan,
+        plain_many, plain_one_task, tree_bytes,
     )
 
-    chain_n, fan_n, one_n, many_n, repeats = (50, 100, 50, 100, 2) if settings.quick else (200, 1000, 200, 1000, 3)
+    chain_n, fan_n, one_n, many_n, repeats = PEER_SIZES["quick" if settings.quick else "full"]
     storage = tempfile.mkdtemp(prefix="rd-peers-")
     ray.init(address="local", include_dashboard=False, log_to_driver=False)
     try:

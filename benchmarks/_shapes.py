@@ -14,6 +14,11 @@ import time
 import ray
 import ray.cloudpickle
 
+# The peer comparison's sizes (python -m benchmarks --peer ...): (chain tasks, fan-out width,
+# one-task workflows in turn, workflows at once, repeats). benchmarks/peer_dbos.py, which cannot
+# import this module (it runs without Ray), repeats them.
+PEER_SIZES = {"quick": (50, 100, 50, 100, 2), "full": (200, 200, 100, 200, 3)}
+
 # Workers unpickle the tasks below by value: they need not find this file on their path.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 

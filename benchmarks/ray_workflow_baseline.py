@@ -26,8 +26,8 @@ import ray  # noqa: E402
 from ray import workflow  # noqa: E402
 
 from _shapes import (  # noqa: E402
-    durable_chain, durable_fan, durable_many, durable_one_task, inc, plain_chain, plain_fan, plain_many,
-    plain_one_task, tree_bytes,
+    PEER_SIZES, durable_chain, durable_fan, durable_many, durable_one_task, inc, plain_chain, plain_fan,
+    plain_many, plain_one_task, tree_bytes,
 )
 
 
@@ -39,9 +39,9 @@ def main() -> None:
                              "every repeat's figure (python -m benchmarks --peer ray-workflow)")
     args = parser.parse_args()
     chain_n, one_n, repeats = (50, 50, 1) if args.quick else (200, 200, 3)
-    fan_n, many_n = (100, 100) if args.quick else (1000, 1000)
-    if args.peers and args.quick:
-        repeats = 2
+    fan_n = many_n = 0
+    if args.peers:
+        chain_n, fan_n, one_n, many_n, repeats = PEER_SIZES["quick" if args.quick else "full"]
     storage = tempfile.mkdtemp(prefix="rw-bench-")
     ray.init(address="local", include_dashboard=False, log_to_driver=False, storage=storage)
     for i in range(10):  # warm up workers and the workflow management actor
