@@ -185,11 +185,11 @@ def bench(settings) -> list[dict]:
     """The suite's run: manager kill -9 -> workflow RUNNING again, against a plain actor's restart.
 
     Also the manager's lease writes a minute with 1 and with 20 running workflows (default 30 s
-    lease). Quick: 3 kills each and 4 s windows; full: 20 kills and 36 s windows.
+    lease). Quick: 3 kills each and 4 s windows; full: 10 kills and 24 s windows (recovery.py: 20, 36 s).
     """
     from benchmarks._common import figure, sub_url
 
-    kills, window, lease_s = (3, 4.0, 6.0) if settings.quick else (20, 36.0, 6.0)
+    kills, window, lease_s = (3, 4.0, 6.0) if settings.quick else (10, 24.0, 6.0)
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         with tempfile.TemporaryDirectory() as tmp:
