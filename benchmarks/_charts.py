@@ -51,7 +51,8 @@ def _label(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
-def _bars(ax, groups: list[str], series: dict[str, list[dict | None]], unit: str) -> None:
+def _bars(ax, groups: list[str], series: dict[str, list[dict | None]], unit: str,
+          colors: dict[str, str] | None = None) -> None:
     """Grouped bars: one group per entry of ``groups``, one bar per series, with error bars
     (min..max over repeats, or p10..p90 over many samples)."""
     width = 0.8 / max(1, len(series))
@@ -65,7 +66,8 @@ def _bars(ax, groups: list[str], series: dict[str, list[dict | None]], unit: str
             heights.append(fig["median"])
             low.append(fig["median"] - lo)
             high.append(hi - fig["median"])
-        ax.bar(xs, heights, width, yerr=[low, high], capsize=3, label=label, color=_COLORS[k % len(_COLORS)])
+        color = (colors or {}).get(label, _COLORS[k % len(_COLORS)])
+        ax.bar(xs, heights, width, yerr=[low, high], capsize=3, label=label, color=color)
         for x, h in zip(xs, heights):
             ax.annotate(_label(h), (x, h), xytext=(3, 2), textcoords="offset points", ha="left", va="bottom",
                         fontsize=7)
@@ -190,17 +192,23 @@ def _unit(figures, shown) -> str:
 
 
 def _peers(figures, settings):
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
-    systems = list(dict.fromkeys(f["params"]["system"] for f in figures if "system" in f["params"]))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5), gridspec_kw={"width_ratios": [3, 1.3, 1.3]})
+    systems = list(dict.fromkeys(f["params"]["system"] for f in figures if "system" in f["params"]
+                                 and f["params"]["role"] != "ratio" and f["params"]["role"] != "bytes_ratio"))
     shapes = list(dict.fromkeys(f["params"]["shape"] for f in figures if f["unit"] == "ms/task"))
     series = {s: [next(iter(_pick(figures, system=s, shape=sh, role="ms_per_task")), None) for sh in shapes]
               for s in systems}
-    _bars(axes[0], shapes, series, "ms per task")
+    colors = {s: _COLORS[i % len(_COLORS)] for i, s in enumerate(systems)}  # one colour per system
+    _bars(axes[0], shapes, series, "ms per task", colors)
     axes[0].set_yscale("log")
     axes[0].set_title("ms/task on the same shapes (log scale)")
-    series = {s: [next(iter(_pick(figures, system=s, role="bytes_per_task")), None)] for s in systems}
-    _bars(axes[1], ["bytes stored per task"], series, "bytes")
-    axes[1].set_title("Storage written per task")
+    for ax, role, unit, title in ((axes[1], "workflows_per_s", "workflows/s", "One-task workflows, many at once"),
+                                  (axes[2], "bytes_per_task", "bytes", "Bytes stored per one-task workflow")):
+        shown = [s for s in systems if _pick(figures, system=s, role=role)]
+        _bars(ax, [""], {s: [_pick(figures, system=s, role=role)[0]] for s in shown}, unit, colors)
+        ax.set_title(title, fontsize=10)
+        if role == "workflows_per_s":
+            ax.set_yscale("log")
     return fig
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -113,6 +114,7 @@ def run_ray_durable(settings) -> tuple[dict, dict]:
         return durable, plain
     finally:
         ray.shutdown()
+        shutil.rmtree(storage, ignore_errors=True)
 
 
 SHAPES = (("chain", "chain", "ms/task"), ("fan", "fan-out/fan-in", "ms/task"),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -86,8 +87,8 @@ def bench(settings) -> list[dict]:
     from benchmarks._common import figure, sub_url
 
     chain_n, fan_n, one_n, repeats = (60, 100, 20, 3) if settings.quick else (500, 1000, 200, 5)
-    storage = (sub_url(settings.storage, f"overhead-{time.strftime('%H%M%S')}") if settings.storage
-               else tempfile.mkdtemp(prefix="rd-bench-"))
+    tmp = tempfile.mkdtemp(prefix="rd-bench-")
+    storage = sub_url(settings.storage, f"overhead-{time.strftime('%H%M%S')}") if settings.storage else tmp
     ray.init(address="local", include_dashboard=False, log_to_driver=False)
     try:
         workflow.init(storage)
@@ -118,6 +119,7 @@ def bench(settings) -> list[dict]:
         return figures
     finally:
         ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:

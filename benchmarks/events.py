@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -210,8 +211,8 @@ def bench(settings) -> list[dict]:
     from benchmarks._common import figure, sub_url
 
     n, spread, m = (100, 3.0, 10) if settings.quick else (1000, 10.0, 50)
-    storage = (sub_url(settings.storage, f"events-{time.strftime('%H%M%S')}") if settings.storage
-               else tempfile.mkdtemp(prefix="rd-bench-events-"))
+    tmp = tempfile.mkdtemp(prefix="rd-bench-events-")
+    storage = sub_url(settings.storage, f"events-{time.strftime('%H%M%S')}") if settings.storage else tmp
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         workflow.init(storage)
@@ -228,6 +229,7 @@ def bench(settings) -> list[dict]:
         serve.shutdown()
     finally:
         ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
     b = "events"
     timers = [
         figure(b, f"timer fires after its deadline ({n} asleep, {n / spread:.0f} wakes/s)", "ms",

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import sqlite3
 import statistics
 import tempfile
@@ -116,6 +117,7 @@ def measure(quick: bool) -> dict:
         _run(one, i, tag="bytes")
     grown = db_bytes(db) - before
     DBOS.destroy()
+    shutil.rmtree(root, ignore_errors=True)
     import dbos as dbos_module
 
     return {

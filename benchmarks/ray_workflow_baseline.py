@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import warnings
@@ -62,6 +63,7 @@ def main() -> None:
     durable_one_task(workflow, one_n, "bytes")
     bytes_per_task = (tree_bytes(storage) - before) / one_n
     ray.shutdown()
+    shutil.rmtree(storage, ignore_errors=True)
     report = {
         "ray_version": ray.__version__, "repeats": repeats, "chain_tasks": chain_n, "one_task_workflows": one_n,
         "one_task_ms": statistics.median(ones) * 1e3, "plain_one_task_ms": statistics.median(plain_ones) * 1e3,
