@@ -20,7 +20,7 @@ def draw(name: str, figures: list[dict], path: str, settings: dict) -> None:
     drawer = _DRAWERS.get(name, _bars_of_medians)
     fig = drawer(figures, settings)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
 
 

@@ -68,6 +68,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dbos-python", metavar="PYTHON", default=None,
                         help="python of a virtualenv with dbos (default: $RAY_DURABLE_DBOS_PYTHON, else "
                              ".venv-dbos/bin/python, else /tmp/dbosvenv/bin/python)")
+    parser.add_argument("--retries", type=int, default=1, metavar="N",
+                        help="run a failed benchmark again up to N times (default 1; its errors are kept)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--settings", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
@@ -77,6 +79,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown benchmark {', '.join(map(repr, unknown))} for --only; "
                      f"choose from {', '.join(sorted(known))}")
+    if args.retries < 0:
+        parser.error(f"--retries must be >= 0, got {args.retries}")
     if args.s3_latency_ms < 0:
         parser.error(f"--s3-latency-ms must be >= 0, got {args.s3_latency_ms:g}")
     if args.storage is not None:
@@ -271,6 +275,13 @@ def run_suite(args: argparse.Namespace) -> int:
                 console.print(f"{step}: running (log: {os.path.join(out, 'logs', name + '.log')})")
             task = progress.add_task(name, total=1, step=step)
             run = run_one(name, settings, out, progress, task)
+            for _ in range(args.retries):
+                if run["status"] == "ok":
+                    break
+                # a shared machine can fail a start (Ray's node startup timing out under load): the
+                # error is kept in results.json, so a retry never hides a real failure
+                errors = run.get("earlier_errors", []) + [run["error"]]
+                run = {**run_one(name, settings, out, progress, task), "earlier_errors": errors}
             if run["figures"]:
                 chart = os.path.join(out, f"{name}.png")
                 _charts.draw(name, run["figures"], chart, settings)
