@@ -265,6 +265,7 @@ def run_suite(args: argparse.Namespace) -> int:
     console = Console() if sys.stdout.isatty() else Console(width=150)
     names = selected(args)
     started = datetime.datetime.now(datetime.timezone.utc)
+    found = versions()  # at the start: what the run measured, even if the tree changes meanwhile
     runs: dict[str, dict] = {}
     with Progress(SpinnerColumn(), TextColumn("[bold]{task.fields[step]}"), BarColumn(bar_width=12),
                   TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
@@ -301,7 +302,7 @@ def run_suite(args: argparse.Namespace) -> int:
         "quick": args.quick,
         "settings": settings,
         "machine": machine(),
-        "versions": versions(),
+        "versions": found,
         "benchmarks": {name: {k: v for k, v in run.items() if k != "figures"} for name, run in runs.items()},
         "figures": figures,
     }
