@@ -148,6 +148,7 @@ def _throughput(figures, settings):
     series = {label: [next(iter(_pick(lat, backend=b, role=role)), None) for b in backends]
               for role, label in (("plain", "plain Ray task"), ("durable", "one-task workflow"))}
     _bars(axes[1], backends, series, "ms, one at a time")
+    axes[1].set_yscale("log")
     axes[1].set_title("Latency of one")
     return fig
 
