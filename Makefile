@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export RAY_AUTH_MODE ?= disabled
 
-.PHONY: demo test test-multinode test-reliability bench browser screenshots clean
+.PHONY: demo test test-multinode test-reliability bench bench-quick browser screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,9 +41,14 @@ RELIABILITY_FIGURES ?= reliability-figures.json
 test-reliability: $(STAMP)
 	RAY_DURABLE_RELIABILITY=full RAY_DURABLE_FIGURES=$(RELIABILITY_FIGURES) $(PY) -m pytest -q tests/reliability
 
+# The benchmark suite (README "Performance"): every benchmark against its baseline, one table,
+# results.json and a chart per benchmark in benchmarks/results/suite/. Peers: add --peer ray-workflow
+# --peer dbos to `$(PY) -m benchmarks` (each in its own virtualenv; see benchmarks/_peers.py).
 bench: $(STAMP)
-	$(PY) benchmarks/storage_throughput.py
-	$(PY) benchmarks/replay_speed.py
+	$(PY) -m benchmarks
+
+bench-quick: $(STAMP)
+	$(PY) -m benchmarks --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -78,3 +80,55 @@ def write_results(name: str, report: dict, path: str | None = None) -> str:
     with open(path, "w") as f:
         json.dump(report, f, indent=2)
     return path
+
+
+# --- figures for the suite (python -m benchmarks) ------------------------------------------
+
+
+@dataclasses.dataclass
+class Settings:
+    """What ``python -m benchmarks`` passes to each benchmark's ``bench(settings)``.
+
+    Attributes:
+        quick: the small run (the whole suite in under 3 minutes on 2 cores).
+        storage: a storage URL to measure instead of a fresh temp dir (local path, file:// or
+            s3://); None: a temp dir, plus a throwaway moto_server where a benchmark measures S3.
+        s3_latency_ms: one-way delay the latency proxy adds in front of moto_server, ms.
+        peers: the peers to measure side by side (``ray-workflow``, ``dbos``).
+        ray_workflow_python: the interpreter of a virtualenv with ray==2.47.1 (``--peer ray-workflow``).
+        dbos_python: the interpreter of a virtualenv with dbos (``--peer dbos``).
+    """
+
+    quick: bool = False
+    storage: str | None = None
+    s3_latency_ms: float = 20.0
+    peers: list = dataclasses.field(default_factory=list)
+    ray_workflow_python: str | None = None
+    dbos_python: str | None = None
+
+
+def figure(benchmark: str, name: str, unit: str, samples, *, better: str = "higher",
+           summary: bool = False, **params) -> dict:
+    """One figure of a benchmark: its samples (one per repeat) and their min/median/max.
+
+    Args:
+        benchmark: the benchmark's name (``storage_throughput``...).
+        name: what was measured, unique within the benchmark (``append local b=1 100B``).
+        unit: ``events/s``, ``ms/task``, ``s``, ``x`` (a ratio to the baseline)...
+        samples: one value per repeat (at least one).
+        better: ``higher`` or ``lower``, for readers of the table.
+        summary: whether the suite's summary table shows it (results.json has every figure).
+        **params: what the chart plots it by (backend, batch, concurrency, role...).
+    """
+    values = [float(v) for v in samples]
+    if not values:
+        raise ValueError(f"figure {benchmark}/{name}: no samples")
+    return {"benchmark": benchmark, "name": name, "unit": unit, "better": better, "summary": summary,
+            "params": params, "repeats": len(values), "min": min(values),
+            "median": statistics.median(values), "max": max(values), "samples": values}
+
+
+def sub_url(url: str, name: str) -> str:
+    """``url`` with ``/name`` added to its path (before any ``?query``): a fresh place under it."""
+    base, sep, query = url.partition("?")
+    return f"{base.rstrip('/')}/{name}{sep}{query}"

@@ -14,6 +14,11 @@ import time
 import ray
 import ray.cloudpickle
 
+# The peer comparison's sizes (python -m benchmarks --peer ...): (chain tasks, fan-out width,
+# one-task workflows in turn, workflows at once, repeats). benchmarks/peer_dbos.py, which cannot
+# import this module (it runs without Ray), repeats them.
+PEER_SIZES = {"quick": (50, 100, 50, 100, 2), "full": (200, 200, 100, 200, 3)}
+
 # Workers unpickle the tasks below by value: they need not find this file on their path.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -71,3 +76,25 @@ def durable_one_task(workflow, count: int, tag: str) -> float:
     for i in range(count):
         assert workflow.run(inc.bind(i), workflow_id=f"bench-one-{tag}-{i}") == i + 1
     return time.perf_counter() - start
+
+
+def plain_many(count: int) -> float:
+    start = time.perf_counter()
+    assert ray.get([inc.remote(i) for i in range(count)]) == [i + 1 for i in range(count)]
+    return time.perf_counter() - start
+
+
+def durable_many(workflow, count: int, tag: str) -> float:
+    """``count`` one-task workflows submitted at once (``run_async``), then every result."""
+    start = time.perf_counter()
+    refs = [workflow.run_async(inc.bind(i), workflow_id=f"bench-many-{tag}-{i}") for i in range(count)]
+    assert ray.get(refs) == [i + 1 for i in range(count)]
+    return time.perf_counter() - start
+
+
+def tree_bytes(path: str) -> int:
+    """Bytes in the files under ``path`` (what a local storage holds)."""
+    import os
+
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files
+               if os.path.isfile(os.path.join(d, f)))

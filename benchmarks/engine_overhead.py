@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -58,13 +59,67 @@ def measure_ray_workflow(quick: bool) -> dict:
     return {**measured, "chain": measured["chain_ms_per_task"], "one-task workflows": measured["one_task_ms"]}
 
 
-def measure(repeats: int, plain, durable) -> tuple[float, float]:
-    """Median of interleaved plain/durable runs (interleaving spreads the noise over both)."""
+def samples(repeats: int, plain, durable) -> tuple[list[float], list[float]]:
+    """Seconds of interleaved plain/durable runs (interleaving spreads the noise over both)."""
     plains, durables = [], []
     for r in range(repeats):
         plains.append(plain())
         durables.append(durable(r))
+    return plains, durables
+
+
+def measure(repeats: int, plain, durable) -> tuple[float, float]:
+    """Medians of :func:`samples`."""
+    plains, durables = samples(repeats, plain, durable)
     return statistics.median(plains), statistics.median(durables)
+
+
+def warm_up(run_id: str) -> None:
+    """Workers, the manager actor and the storage, for each shape."""
+    plain_chain(20)
+    durable_chain(workflow, 20, f"warm-{run_id}")
+    plain_fan(100)
+    durable_fan(workflow, 100, f"warm-{run_id}")
+
+
+def bench(settings) -> list[dict]:
+    """The suite's run: ms/task of each shape, durable and plain Ray, and their ratio, per repeat."""
+    from benchmarks._common import figure, sub_url
+
+    chain_n, fan_n, one_n, repeats = (60, 100, 20, 3) if settings.quick else (500, 1000, 200, 5)
+    tmp = tempfile.mkdtemp(prefix="rd-bench-")
+    storage = sub_url(settings.storage, f"overhead-{time.strftime('%H%M%S')}") if settings.storage else tmp
+    ray.init(address="local", include_dashboard=False, log_to_driver=False)
+    try:
+        workflow.init(storage)
+        run_id = time.strftime("%H%M%S")
+        warm_up(run_id)
+        shapes = [
+            ("chain", chain_n, lambda: plain_chain(chain_n),
+             lambda r: durable_chain(workflow, chain_n, f"{run_id}-{r}")),
+            ("fan-out/fan-in", fan_n + 1, lambda: plain_fan(fan_n),
+             lambda r: durable_fan(workflow, fan_n, f"{run_id}-{r}")),
+            ("one-task workflows", one_n, lambda: plain_one_task(one_n),
+             lambda r: durable_one_task(workflow, one_n, f"{run_id}-{r}")),
+        ]
+        figures = []
+        for shape, tasks, plain, durable in shapes:
+            plains, durables = samples(repeats, plain, durable)
+            print(f"  {shape}: {tasks} tasks, plain {statistics.median(plains) / tasks * 1e3:.3f} ms/task, "
+                  f"durable {statistics.median(durables) / tasks * 1e3:.3f} ms/task", flush=True)
+            b, label = "engine_overhead", f"{shape} ({tasks} tasks)"
+            figures += [
+                figure(b, f"plain Ray {label}", "ms/task", [t / tasks * 1e3 for t in plains], better="lower",
+                       role="plain", shape=shape, tasks=tasks),
+                figure(b, f"durable {label}", "ms/task", [t / tasks * 1e3 for t in durables], better="lower",
+                       summary=True, role="durable", shape=shape, tasks=tasks),
+                figure(b, f"durable / plain Ray {label}", "x", [d / p for d, p in zip(durables, plains)],
+                       better="lower", summary=True, role="ratio", shape=shape, tasks=tasks),
+            ]
+        return figures
+    finally:
+        ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
@@ -82,11 +137,7 @@ def main() -> None:
     workflow.init(storage)
     run_id = time.strftime("%H%M%S")
 
-    # warm up workers, the manager actor and the storage, for each shape
-    plain_chain(20)
-    durable_chain(workflow, 20, f"warm-{run_id}")
-    plain_fan(100)
-    durable_fan(workflow, 100, f"warm-{run_id}")
+    warm_up(run_id)
 
     rows = []
     plain, durable = measure(repeats, lambda: plain_chain(chain_n), lambda r: durable_chain(workflow, chain_n, f"{run_id}-{r}"))

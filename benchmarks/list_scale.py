@@ -138,7 +138,7 @@ async def populate(url: str, options: dict, start: int, stop: int, concurrency: 
         await storage.close()
 
 
-async def time_list_logs(url: str, options: dict, repeats: int) -> tuple[float, int]:
+async def time_list_logs(url: str, options: dict, repeats: int) -> tuple[list[float], int]:
     storage = open_storage(url, **options)
     try:
         await storage.list_logs()  # warm: client open, bucket checked
@@ -147,7 +147,7 @@ async def time_list_logs(url: str, options: dict, repeats: int) -> tuple[float, 
             start = time.perf_counter()
             count = len(await storage.list_logs())
             times.append(time.perf_counter() - start)
-        return statistics.median(times), count
+        return times, count
     finally:
         await storage.close()
 
@@ -183,7 +183,8 @@ def measure(backend: str, url: str, options: dict, counts: list[int], concurrenc
             start = time.perf_counter()
             workflow.reindex()
             reindex_s = time.perf_counter() - start
-        list_logs_s, listed = asyncio.run(time_list_logs(url, options, 5))
+        list_logs_times, listed = asyncio.run(time_list_logs(url, options, 5))
+        list_logs_s = statistics.median(list_logs_times)
         assert listed == count, (listed, count)
 
         everything = workflow.list_all()  # also warms the engine's storage client
@@ -219,6 +220,8 @@ def measure(backend: str, url: str, options: dict, counts: list[int], concurrenc
             "get_status_ms": statistics.median(status_ms),
             "get_status_p95_ms": status_ms[int(len(status_ms) * 0.95) - 1],
             "statuses": by_status,
+            # every call, for the suite's min/median/max
+            "list_all_samples": list_all, "list_logs_samples": list_logs_times, "get_status_samples": status_ms,
         }
         rows.append(row)
         print_row(row)
@@ -242,6 +245,51 @@ def print_row(row: dict) -> None:
           f"{row['list_logs_s']:8.3f}s {row['list_all_s']:8.3f}s{verdict(row, 'list_all_s'):<5}"
           f"{row['list_all_failed_s']:10.3f}s {row['get_status_ms']:7.2f} ms{verdict(row, 'get_status_ms'):<5}"
           f"{row['get_status_p95_ms']:5.1f}ms", flush=True)
+
+
+def bench(settings) -> list[dict]:
+    """The suite's run: list_all and get_status against the count of workflows, local and moto S3.
+
+    The baseline is the storage's own ``list_logs()`` (the listing alone, no statuses). Quick: 100
+    and 1,000 workflows local, 100 on S3; full: 100, 1,000 and 10,000 local, 100 and 1,000 on S3
+    (writing and reindexing 10,000 logs on moto takes several minutes: ``list_scale.py`` does it).
+    """
+    from benchmarks._common import figure, sub_url
+
+    counts = [100, 1_000] if settings.quick else [100, 1_000, 10_000]
+    rows = []
+    tmp = tempfile.mkdtemp(prefix="list-scale-")
+    with moto_server() as endpoint:
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
+        try:
+            local = sub_url(settings.storage, f"list-scale-{os.getpid()}") if settings.storage else \
+                os.path.join(tmp, "store")
+            rows += measure("local" if not settings.storage else "storage", local, {}, counts, 64)
+            import boto3
+
+            boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="list-scale")
+            rows += measure("s3", "s3://list-scale/bench", {"endpoint_url": endpoint, "max_pool_connections": 64},
+                            counts[:1] if settings.quick else counts[:2], 64)
+        finally:
+            ray.shutdown()
+            shutil.rmtree(tmp, ignore_errors=True)
+    figures = []
+    for row in rows:
+        b, n, backend = "list_scale", row["workflows"], row["backend"]
+        label = f"{backend}, {n:,} workflows"
+        headline = n == max(r["workflows"] for r in rows if r["backend"] == backend)
+        figures += [
+            figure(b, f"list_all() {label}", "s", row["list_all_samples"], better="lower", summary=headline,
+                   role="list_all", backend=backend, workflows=n),
+            figure(b, f"storage list_logs() {label}", "s", row["list_logs_samples"], better="lower",
+                   role="list_logs", backend=backend, workflows=n),
+            figure(b, f"list_all / list_logs {label}", "x",
+                   [a / lg for a, lg in zip(row["list_all_samples"], row["list_logs_samples"])],
+                   better="lower", summary=headline, role="ratio", backend=backend, workflows=n),
+            figure(b, f"get_status() {label}", "ms", row["get_status_samples"], better="lower", summary=headline,
+                   role="get_status", backend=backend, workflows=n),
+        ]
+    return figures
 
 
 def main() -> None:

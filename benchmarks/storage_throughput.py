@@ -66,6 +66,9 @@ def plan(backend: str, batch: int, size: int, quick: bool) -> tuple[int, int]:
     if backend == "local":
         appends, rounds = {1: (3000, 60), 10: (1000, 40), 100: (300, 20), 1000: (60, 10)}[batch]
         max_bytes = 64 << 20
+    elif backend.startswith("s3-"):  # behind the latency proxy: each PUT costs a round trip
+        appends, rounds = {1: (40, 5), 10: (40, 5), 100: (25, 5), 1000: (15, 5)}[batch]
+        max_bytes = 24 << 20
     else:
         appends, rounds = {1: (150, 3), 10: (80, 3), 100: (40, 3), 1000: (15, 3)}[batch]
         max_bytes = 24 << 20
@@ -112,6 +115,44 @@ async def storage_round(storage, log_id: str, batches: list[list[bytes]], seq: i
     return time.perf_counter() - start, seq
 
 
+def local_raw(raw_dir: str | None, log_id: str):
+    """The raw baseline for local appends: ``write+fsync`` of the frames to a plain file beside the log."""
+    if raw_dir is None:
+        return None
+    path = os.path.join(raw_dir, f"raw-{log_id}.bin")
+
+    async def raw(frames: list[bytes]) -> float:
+        return raw_round(path, frames)
+
+    raw.cleanup = lambda: os.path.exists(path) and os.remove(path)
+    return raw
+
+
+def s3_raw(storage, log_id: str):
+    """The raw baseline for S3 appends: one plain ``PutObject`` per frame, same client, same bytes.
+
+    No condition, no metadata, no bookkeeping: what any writer of those bytes must pay.
+    """
+    keys = []
+
+    async def raw(frames: list[bytes]) -> float:
+        s3 = await storage._s3()
+        start = time.perf_counter()
+        for frame in frames:
+            key = f"{storage._base}raw-baseline/{log_id}/{len(keys):012d}"
+            await s3.put_object(Bucket=storage.bucket, Key=key, Body=frame)
+            keys.append(key)
+        return time.perf_counter() - start
+
+    async def cleanup():
+        s3 = await storage._s3()
+        for key in keys:
+            await s3.delete_object(Bucket=storage.bucket, Key=key)
+
+    raw.cleanup = cleanup
+    return raw
+
+
 async def bench_config(backend: str, storage, raw_dir: str | None, batch: int, size: int,
                        quick: bool) -> dict:
     appends, rounds = plan(backend, batch, size, quick)
@@ -123,29 +164,29 @@ async def bench_config(backend: str, storage, raw_dir: str | None, batch: int, s
     for records in batches:
         frames.append(encode_batch(seq, records))
         seq += len(records)
-    raw_path = os.path.join(raw_dir, f"raw-{log_id}.bin") if raw_dir else None
+    raw = s3_raw(storage, log_id) if hasattr(storage, "bucket") else local_raw(raw_dir, log_id)
 
     # warm up: first append creates the directory and the file (not what we measure)
     await storage.append(log_id, batches[0], 0)
     seq = batch
-    if raw_path:
-        raw_round(raw_path, frames[:1])
+    if raw:
+        await raw(frames[:1])
 
     append_times, raw_times = [], []
     gc.collect()
     for r in range(rounds):
         chunk = slice(r * per_round, (r + 1) * per_round)
-        if raw_path and r % 2 == 0:  # alternate which side of a pair runs first
-            raw_times.append(raw_round(raw_path, frames[chunk]))
+        if raw and r % 2 == 0:  # alternate which side of a pair runs first
+            raw_times.append(await raw(frames[chunk]))
         elapsed, seq = await storage_round(storage, log_id, batches[chunk], seq)
         append_times.append(elapsed)
-        if raw_path and r % 2 == 1:
-            raw_times.append(raw_round(raw_path, frames[chunk]))
+        if raw and r % 2 == 1:
+            raw_times.append(await raw(frames[chunk]))
     events = seq
     assert await storage.next_seq(log_id) == events
 
     read_times = []
-    for _ in range(5):
+    for _ in range(3 if hasattr(storage, "bucket") else 5):
         start = time.perf_counter()
         records = await storage.read_all(log_id)
         read_times.append(time.perf_counter() - start)
@@ -164,6 +205,9 @@ async def bench_config(backend: str, storage, raw_dir: str | None, batch: int, s
         "append_us_best": round(min(append_times) / per_round * 1e6, 1),
         "read_events_per_s": round(events / statistics.median(read_times)),
         "read_events_per_s_best": round(events / min(read_times)),
+        # per round, for the suite's min/median/max
+        "append_samples": [ev_per_round / t for t in append_times],
+        "read_samples": [events / t for t in read_times],
     }
     if raw_times:
         median_raw = statistics.median(raw_times)
@@ -173,7 +217,11 @@ async def bench_config(backend: str, storage, raw_dir: str | None, batch: int, s
         # each backend round against the raw round run right next to it, then the median
         row["ratio"] = round(statistics.median(a / w for a, w in zip(append_times, raw_times)), 3)
         row["ratio_best"] = round(min(append_times) / min(raw_times), 3)
-        os.remove(raw_path)
+        row["raw_samples"] = [ev_per_round / t for t in raw_times]
+        row["ratio_samples"] = [a / w for a, w in zip(append_times, raw_times)]
+        done = raw.cleanup()
+        if asyncio.iscoroutine(done):
+            await done
     await storage.delete(log_id)
     return row
 
@@ -211,6 +259,175 @@ async def bench_s3(args) -> list[dict]:
         bucket = f"bench-{uuid.uuid4().hex[:12]}"
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
         return await bench_backend("s3", f"s3://{bucket}/bench", {"endpoint_url": endpoint}, None, args)
+
+
+# --- group commit: concurrent writers of one log, at a region's distance ----------------------
+
+
+def _head(workflow_id: str) -> list:
+    from replay import PayloadRef, WorkflowRunStarted, WorkflowSubmitted
+
+    return [WorkflowSubmitted(ts=time.time(), workflow_id=workflow_id,
+                              dag=PayloadRef(size=2048, digest="1" * 32, blob="dag")),
+            WorkflowRunStarted(ts=time.time(), run_id="bench-run")]
+
+
+def _scheduled(writer: int, i: int):
+    from replay import TaskScheduled
+
+    return TaskScheduled(ts=time.time(), task_id=f"w{writer}-{i}", name="bench.step",
+                         task_options={"num_cpus": 1})
+
+
+async def group_commit_round(storage, writers: int, events: int, grouped: bool) -> float:
+    """Events/s when ``writers`` coroutines make ``events`` events durable, each one at a time.
+
+    ``grouped``: through the engine's LogWriter (events queued while an append is in flight go
+    out together in the next). Otherwise each event is its own compare-and-append, in turn (a
+    log has one writer at a time): what writers without group commit get.
+    """
+    from engine.runtime._log_writer import LogWriter
+    from replay import WorkflowState, append_events
+
+    log_id = f"gc-{writers}-{uuid.uuid4().hex[:8]}"
+    head = _head(log_id)
+    if grouped:
+        log = LogWriter(storage, log_id, WorkflowState())
+        await log.write(*head)
+
+        async def writer(k: int) -> None:
+            for i in range(events // writers):
+                await log.write(_scheduled(k, i))
+    else:
+        seq = await append_events(storage, log_id, head, 0)
+        turn = asyncio.Lock()
+        taken = 0
+
+        async def writer(k: int) -> None:
+            nonlocal seq, taken
+            while True:
+                async with turn:
+                    if taken == events:
+                        return
+                    seq = await append_events(storage, log_id, [_scheduled(k, taken)], seq)
+                    taken += 1
+    start = time.perf_counter()
+    await asyncio.gather(*(writer(k) for k in range(writers)))
+    elapsed = time.perf_counter() - start
+    assert await storage.next_seq(log_id) == len(head) + events
+    await storage.delete(log_id)
+    return events / elapsed
+
+
+async def raw_put_round(storage, events: int) -> float:
+    """Events/s of plain PutObjects of one encoded event each, in turn (the baseline)."""
+    from replay import encode_event
+
+    raw = s3_raw(storage, f"gc-raw-{uuid.uuid4().hex[:8]}")
+    frame = encode_batch(0, [encode_event(_scheduled(0, 0))])
+    elapsed = await raw([frame] * events)
+    await raw.cleanup()
+    return events / elapsed
+
+
+async def bench_group_commit(storage, writer_counts, rounds: int, quick: bool = False) -> list[dict]:
+    rows = []
+    for writers in writer_counts:
+        grouped, single, raw = [], [], []
+        for _ in range(rounds):
+            grouped.append(await group_commit_round(storage, writers, 5 * writers, grouped=True))
+            # in turn, the rate does not depend on the writer count: a few events in all, shared
+            single.append(await group_commit_round(storage, writers, 8 if quick else 16, grouped=False))
+            raw.append(await raw_put_round(storage, 8))
+        rows.append({"writers": writers, "grouped": grouped, "one_append_per_event": single, "raw_put": raw})
+        print(f"  group commit, {writers:>3} writers: {statistics.median(grouped):8,.0f} events/s grouped, "
+              f"{statistics.median(single):6,.0f} one append per event, {statistics.median(raw):6,.0f} raw PUTs",
+              flush=True)
+    return rows
+
+
+# --- the suite's entry: python -m benchmarks --------------------------------------------------
+
+
+def bench(settings) -> list[dict]:
+    """The suite's run: figures (see ``benchmarks._common.figure``) for every backend.
+
+    Local disk (against raw write+fsync), S3 on moto (against raw PutObject), the same S3 behind
+    the latency proxy (``settings.s3_latency_ms`` each way), group commit there against
+    concurrent writers, and ``settings.storage`` if given.
+    """
+    return asyncio.run(_bench(settings))
+
+
+async def _bench(settings) -> list[dict]:
+    from benchmarks._common import figure, sub_url
+    from benchmarks._proxy import LatencyProxy
+
+    quick = settings.quick
+    args = argparse.Namespace(quick=quick, sizes=[100] if quick else list(SIZES), batches=list(BATCHES))
+    rows, group = [], []
+    root = tempfile.mkdtemp(prefix="storage-throughput-")
+    try:
+        rows += await bench_backend("local", os.path.join(root, "store"), {}, root, args)
+        if settings.storage:
+            url = sub_url(settings.storage, f"bench-{uuid.uuid4().hex[:8]}")
+            local = "://" not in url or url.startswith("file://")
+            raw_dir = url.removeprefix("file://") if local else None
+            if raw_dir:
+                os.makedirs(raw_dir, exist_ok=True)
+            rows += await bench_backend("storage", url, {}, raw_dir, args)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    note = s3_unavailable()
+    if note is None:
+        import boto3
+
+        with moto_server() as endpoint:
+            bucket = f"bench-{uuid.uuid4().hex[:12]}"
+            boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+            near = argparse.Namespace(quick=quick, sizes=args.sizes, batches=[1, 100, 1000] if quick else BATCHES)
+            rows += await bench_backend("s3", f"s3://{bucket}/bench", {"endpoint_url": endpoint}, None, near)
+            delay = settings.s3_latency_ms / 1000
+            name = f"s3-{settings.s3_latency_ms:g}ms"
+            with LatencyProxy(int(endpoint.rsplit(":", 1)[1]), delay) as proxy:
+                far = argparse.Namespace(quick=quick, sizes=[100], batches=[1, 1000] if quick else list(BATCHES))
+                rows += await bench_backend(name, f"s3://{bucket}/far", {"endpoint_url": proxy.url}, None, far)
+                storage = open_storage(f"s3://{bucket}/gc", endpoint_url=proxy.url)
+                try:
+                    group = await bench_group_commit(storage, (1, 64) if quick else (1, 4, 16, 64),
+                                                     2 if quick else 3, quick)
+                finally:
+                    await storage.close()
+    else:
+        print(f"S3 skipped: {note}")
+
+    b = "storage_throughput"
+    figures = []
+    for row in rows:
+        where = dict(backend=row["backend"], batch=row["batch"], event_bytes=row["event_bytes"])
+        label = f"{row['backend']} batch {row['batch']}, {row['event_bytes']} B"
+        headline = row["event_bytes"] == 100 and row["batch"] in (1, 1000)
+        figures.append(figure(b, f"append {label}", "events/s", row["append_samples"], summary=headline,
+                              role="append", **where))
+        figures.append(figure(b, f"read {label}", "events/s", row["read_samples"], role="read", **where))
+        if "raw_samples" in row:
+            raw = "raw write+fsync" if row["backend"] in ("local", "storage") else "raw PutObject"
+            figures.append(figure(b, f"{raw} {label}", "events/s", row["raw_samples"], role="raw", **where))
+            figures.append(figure(b, f"append / {raw} {label}", "x", row["ratio_samples"], better="lower",
+                                  summary=headline, role="ratio", **where))
+    for row in group:
+        where = dict(backend=f"s3-{settings.s3_latency_ms:g}ms", writers=row["writers"])
+        label = f"{row['writers']} writers, {settings.s3_latency_ms:g} ms each way"
+        figures.append(figure(b, f"group commit {label}", "events/s", row["grouped"],
+                              summary=row["writers"] == 64, role="grouped", **where))
+        figures.append(figure(b, f"one append per event {label}", "events/s", row["one_append_per_event"],
+                              role="single", **where))
+        figures.append(figure(b, f"raw PutObject per event {label}", "events/s", row["raw_put"],
+                              role="raw_put", **where))
+        figures.append(figure(b, f"group commit / one append per event {label}", "x",
+                              [g / s for g, s in zip(row["grouped"], row["one_append_per_event"])],
+                              summary=row["writers"] == 64, role="gain", **where))
+    return figures
 
 
 # --- report ---------------------------------------------------------------------------
