@@ -24,7 +24,10 @@ NAMESPACE = "ray_durable"
 #    the status index and the leases live in system logs (system:status_index, system:leases).
 # 6: timers and event waits (notify_event; the listener actor); start and run take the
 #    runtime env values the log does not record (secrets).
-PROTOCOL = 6
+# 7: forks: a log may start with task.forked events (completions taken over from another
+#    workflow) and a PayloadRef may name another workflow's blob (PayloadRef.log); an older
+#    manager would misread such a log, so it must never be handed one.
+PROTOCOL = 7
 MANAGER_PREFIX = "ray-durable-manager-"
 
 
