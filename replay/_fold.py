@@ -181,7 +181,7 @@ def _forked(state: WorkflowState, e: ev.TaskForked, seq: int) -> None:
     state.tasks[e.task_id] = TaskState(
         task_id=e.task_id, name=e.name, status=TaskStatus.SUCCESSFUL, task_options=e.task_options,
         user_metadata=e.user_metadata, parent_task_id=e.parent_task_id, deps=e.deps,
-        scheduled_at=e.ts, output=e.output)
+        scheduled_at=e.ts, output=e.output, forked=True)
 
 
 def _unsaved_output(task: TaskState) -> bool:

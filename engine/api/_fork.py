@@ -14,7 +14,6 @@ the source, not copied: see :mod:`engine.store._forks` for how ``delete`` keeps 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import ray
@@ -73,13 +72,13 @@ def fork_async(source_id: str, new_workflow_id: str, from_task: str | None = Non
     from_task = _fork_point(state, graph, from_task, dag is not None)
     plan = plan_reuse(graph, stored, state, from_task)
     origin = ForkOrigin(workflow_id=source_id, seq=state.last_seq, from_task=from_task, new_dag=dag is not None)
-    forked, shared = run_sync(_forked_events(storage, state, plan, origin))
     dag_ref = dag_payload(graph, new_workflow_id)
     if dag_ref is None:
         raise WorkflowForkError(source_id, f"a workflow {new_workflow_id!r} was created meanwhile; pick another id")
     submitted = state.submission
     event, env_values = submission_event(new_workflow_id, dag_ref, dict(submitted.user_metadata),
                                          None if origin.new_dag else submitted.inputs, origin)
+    forked, shared = run_sync(_forked_events(storage, state, plan, origin, event.ts))
     run_sync(_write_fork(storage, source_id, new_workflow_id, [event, *forked], shared))
     if any(spec.wait is not None and spec.wait.kind == "mailbox" for spec in graph.tasks.values()):
         _deploy_http_provider()
@@ -163,11 +162,11 @@ def _fork_point(state: WorkflowState, graph: WorkflowGraph, from_task: str | Non
     return top.task_id
 
 
-async def _forked_events(storage: Storage, state: WorkflowState, plan: ReusePlan, origin: ForkOrigin
-                         ) -> tuple[list[TaskForked], dict[str, set[str]]]:
-    """The fork's ``task.forked`` events, and the blobs it shares, by owner."""
+async def _forked_events(storage: Storage, state: WorkflowState, plan: ReusePlan, origin: ForkOrigin,
+                         now: float) -> tuple[list[TaskForked], dict[str, set[str]]]:
+    """The fork's ``task.forked`` events (at ``now``, its submission's time), and the blobs it
+    shares, by owner."""
     source = state.workflow_id
-    now = time.time()
     events = []
     shared: dict[str, set[str]] = {}
     owners: dict[str | None, str] = {}
