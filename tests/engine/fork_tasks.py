@@ -51,11 +51,12 @@ def task(fn, task_id):
 
 
 def pipeline(log_dir, fn_c=step, c_arg="c", big=True):
-    """a -> b -> c -> d, and e -> d: a fork from c re-runs c and d only."""
+    """a -> b -> c -> d, and e -> c, d: a fork from c re-runs c and d only (c waits for e, so
+    e has completed whenever c fails)."""
     a = task(step, "a").bind(log_dir, "a", big=big)
     b = task(step, "b").bind(log_dir, "b", a, big=big)
     e = task(step, "e").bind(log_dir, "e", big=big)
-    c = task(fn_c, "c").bind(log_dir, c_arg, b)
+    c = task(fn_c, "c").bind(log_dir, c_arg, b, e)
     return task(step, "d").bind(log_dir, "d", c, e)
 
 
