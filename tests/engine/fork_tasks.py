@@ -64,3 +64,12 @@ def default_ids(log_dir):
     """The same shape with default task ids (<module>.<qualname>, then _1, _2)."""
     a = step.bind(log_dir, "a")
     return step.bind(log_dir, "d", step.bind(log_dir, "c", a))
+
+
+def cli_pipeline():
+    """For ``--dag tests.engine.fork_tasks:cli_pipeline``: the pipeline over $FORK_TEST_LOG_DIR."""
+    return pipeline(os.environ["FORK_TEST_LOG_DIR"], big=False)
+
+
+def cli_pipeline_renamed():
+    return pipeline(os.environ["FORK_TEST_LOG_DIR"], fn_c=step_v2, big=False)
