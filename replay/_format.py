@@ -60,6 +60,8 @@ def fmt_payload(ref: PayloadRef | None) -> str:
     if ref.codec == "none":
         return f"{ref.type_name or 'value'}, not checkpointed"
     where = "inline" if ref.inline is not None else (f"blob {ref.blob}" if ref.blob else "nowhere")
+    if ref.blob and ref.log:  # a fork's output, shared with the workflow that made it
+        where += f" of {ref.log}"
     kind = ref.type_name or "unknown type"
     codec = "" if ref.codec == "cloudpickle" else f", codec {ref.codec}"
     return f"{kind}, {fmt_size(ref.size)}, {where}{codec}"

@@ -12,8 +12,7 @@ from typing import Any
 
 import cloudpickle
 
-from replay import PayloadRef
-from storage_backends import BlobNotFoundError
+from replay import PayloadRef, read_blob
 
 INLINE_LIMIT = 16 * 1024  # bytes; larger payloads go to blobs beside the log
 
@@ -65,12 +64,7 @@ async def load_bytes(storage, workflow_id: str, ref: PayloadRef) -> bytes:
         return ref.inline
     if ref.blob is None:
         raise ValueError(f"payload of workflow {workflow_id!r} was not checkpointed")
-    if ref.log is not None and ref.log != workflow_id:
-        try:
-            return await storage.get_blob(ref.log, ref.blob)
-        except BlobNotFoundError:
-            pass  # its owner was deleted: the delete copied it here first
-    return await storage.get_blob(workflow_id, ref.blob)
+    return await read_blob(storage, workflow_id, ref)
 
 
 def loads(data: bytes) -> Any:
