@@ -73,3 +73,18 @@ def cli_pipeline():
 
 def cli_pipeline_renamed():
     return pipeline(os.environ["FORK_TEST_LOG_DIR"], fn_c=step_v2, big=False)
+
+
+@ray.remote
+def expand(log_dir, name, *inputs):
+    """Continues into a sub-DAG of two steps, ``<name>-inner`` then ``<name>-out``."""
+    _note(log_dir, name)
+    inner = task(step, f"{name}-inner").bind(log_dir, f"{name}-inner", *inputs)
+    return workflow.continuation(task(step, f"{name}-out").bind(log_dir, f"{name}-out", inner))
+
+
+def with_continuation(log_dir):
+    """a -> x (continues into x-inner -> x-out) -> d."""
+    a = task(step, "a").bind(log_dir, "a")
+    x = task(expand, "x").bind(log_dir, "x", a)
+    return task(step, "d").bind(log_dir, "d", x)

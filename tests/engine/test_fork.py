@@ -200,3 +200,53 @@ def test_check_names_renamed_changed_and_gone_tasks(local, wid, log_dir):
 
     # A fork from a task: that task and what follows are expected to run, not mismatches.
     assert workflow.check(ft.default_ids(log_dir), wid, from_task=f"{step}_1").ok
+
+
+def test_check_of_the_submitted_dag_predicts_what_resume_runs(backend, wid, log_dir):
+    _failed_source(log_dir, wid)
+    plan = workflow.check(ft.pipeline(log_dir), wid)  # the DAG it was submitted with
+    assert plan.ok and plan.reused == ["a", "b", "e"] and set(plan.rerun) == {"c", "d"}
+    before = _counts(log_dir)
+    assert workflow.resume(wid)["name"] == "d"
+    after = _counts(log_dir)
+    assert {n for n in ALL if after[n] != before[n]} == set(plan.rerun)
+
+
+def test_fork_of_a_finished_workflow_without_from_task_runs_nothing(local, wid, log_dir):
+    workflow.run(ft.pipeline(log_dir, big=False), workflow_id=wid)
+    before = _counts(log_dir)
+    assert workflow.fork(wid, f"{wid}-copy")["name"] == "d"
+    assert _counts(log_dir) == before
+    assert all(task.forked for task in run_sync(load_state(context().storage, f"{wid}-copy")).tasks.values())
+
+
+def test_fork_from_a_task_inside_a_continuation_reruns_its_top_level_task(local, wid, log_dir):
+    out = workflow.run(ft.with_continuation(log_dir), workflow_id=wid)
+    assert out["inputs"] == ["x-out"]
+    state = run_sync(load_state(context().storage, wid))
+    assert state.tasks["x-inner"].parent_task_id == "x"
+    plan = workflow.check(ft.with_continuation(log_dir), wid, from_task="x-inner")
+    assert plan.from_task == "x" and plan.reused == ["a"] and set(plan.rerun) == {"x", "d"}
+    workflow.fork(wid, f"{wid}-f", from_task="x-inner")
+    assert {n: ft.ran(log_dir, n) for n in ("a", "x", "x-inner", "x-out", "d")} == {
+        "a": 1, "x": 2, "x-inner": 2, "x-out": 2, "d": 2}
+    # Without from_task, the continuation's finished sub-DAG is reused with its top-level task.
+    workflow.fork(wid, f"{wid}-g")
+    forked = run_sync(load_state(context().storage, f"{wid}-g")).tasks
+    assert {t for t, task in forked.items() if task.forked} == {"a", "x", "x-inner", "x-out", "d"}
+    assert ft.ran(log_dir, "x") == 2
+
+
+def test_an_interrupted_delete_refuses_forks_until_it_is_run_again(backend, wid, log_dir):
+    from engine.store import _forks
+
+    workflow.run(ft.pipeline(log_dir), workflow_id=wid)
+    workflow.fork(wid, f"{wid}-a", from_task="d")
+    storage = context().storage
+    run_sync(_forks.hand_over(storage, wid))  # a delete that stopped after its first step (a crash)
+    with pytest.raises(workflow.WorkflowError, match=f"run `ray-durable delete {wid}` again"):
+        workflow.fork(wid, f"{wid}-b", from_task="d")
+    assert not run_sync(storage.exists(f"{wid}-b"))
+    workflow.delete(wid)  # run again: finishes
+    assert workflow.get_output(f"{wid}-a", task_id="b")["name"] == "b"
+    assert workflow.fork(f"{wid}-a", f"{wid}-c", from_task="d")["name"] == "d"
