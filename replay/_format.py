@@ -10,6 +10,8 @@ import datetime
 import json
 from typing import Any
 
+import msgspec
+
 from ._events import Event, PayloadRef
 
 
@@ -84,6 +86,8 @@ def describe_value(value: Any) -> str:
         return "<" + fmt_payload(value) + ">"
     if isinstance(value, (dict, list)):
         return compact_json(value)
+    if isinstance(value, msgspec.Struct):  # e.g. a fork's origin
+        return compact_json(msgspec.to_builtins(value))
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
     if isinstance(value, str):
