@@ -23,10 +23,11 @@ from replay import ForkOrigin, PayloadRef, TaskForked, WorkflowState, encode_eve
 from storage_backends import AppendConflictError, Storage
 
 from .._names import validate_workflow_id
-from ..exceptions import WorkflowForkError, WorkflowNotFoundError
+from ..exceptions import WorkflowForkError, WorkflowNotFoundError, WorkflowQueueFullError
 from ..graph._build import WorkflowGraph, build_graph, reads_input
 from ..graph._reuse import ReusePlan, plan_reuse
 from ..store import _forks, _payloads
+from ..store._offline import delete_from_storage
 from ..store._sync import run_sync
 from ._init import context
 from ._workflows import _deploy_http_provider, _start, _unwrap, dag_payload, submission_event
@@ -54,6 +55,7 @@ def fork(source_id: str, new_workflow_id: str, from_task: str | None = None, dag
         WorkflowForkError: ``new_workflow_id`` exists, ``from_task`` is unknown or never ran,
             or is not a task of ``dag``; nothing is written.
         WorkflowExecutionError: the fork failed (as :func:`engine.run`).
+        WorkflowQueueFullError: ``max_pending_workflows`` are queued (the fork is not kept).
     """
     return _unwrap(fork_async(source_id, new_workflow_id, from_task, dag), new_workflow_id)
 
@@ -82,7 +84,11 @@ def fork_async(source_id: str, new_workflow_id: str, from_task: str | None = Non
     run_sync(_write_fork(storage, source_id, new_workflow_id, [event, *forked], shared))
     if any(spec.wait is not None and spec.wait.kind == "mailbox" for spec in graph.tasks.values()):
         _deploy_http_provider()
-    return _start(new_workflow_id, None, env_values)
+    try:
+        return _start(new_workflow_id, None, env_values)
+    except WorkflowQueueFullError:  # refused: the fork never existed (and shares nothing)
+        run_sync(delete_from_storage(storage, new_workflow_id, context().storage_url))
+        raise
 
 
 def check(dag: DAGNode, workflow_id: str, from_task: str | None = None) -> ReusePlan:

@@ -15,6 +15,8 @@ wrote them). Whoever deletes an owner must not take them away from a live fork, 
 So a delete costs nothing extra for a workflow nobody forked (one small append), copies only
 what live forks share, and is safe to run again after a crash: copies are idempotent, and a
 fork of an owner whose delete was interrupted is refused until that delete is run again.
+Anything else that removes an owner's output blobs (dropping a finished workflow's
+intermediate outputs) calls :func:`hand_over` first, with ``reason="drop"``.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ _ATTEMPTS = 20
 
 
 class ForkRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
-    kind: str  # "fork" (registered), "gone" (that fork was deleted), "closed" (the owner is being deleted)
+    kind: str  # "fork" (registered), "gone" (that fork was deleted), "closed" (no more forks share)
     ts: float
     fork: str = ""
     blobs: list[str] = []  # the owner's blob names the fork shares
+    reason: str = ""  # closed: "delete", or "drop" (the owner's intermediate outputs are dropped)
 
 
 _encode = msgspec.json.Encoder().encode
@@ -57,12 +60,17 @@ async def _append(storage: Storage, owner: str, record: ForkRecord, refuse_close
     acceptable to the caller, else raise for a closed log."""
     for _ in range(_ATTEMPTS):
         seq, records = await _records(storage, owner)
-        if any(r.kind == "closed" for r in records):
-            if refuse_closed:
+        closed = next((r for r in records if r.kind == "closed"), None)
+        if closed is not None:
+            if not refuse_closed:
+                return False
+            if closed.reason == "drop":
                 raise WorkflowError(
-                    f"workflow {owner!r}, whose outputs this fork would share, is being deleted (or a delete of it "
-                    f"was interrupted); run `ray-durable delete {owner}` again to finish it, then fork again")
-            return False
+                    f"workflow {owner!r} dropped its intermediate outputs (keep='output'), so a fork cannot "
+                    "reuse them; fork from an earlier workflow, or run the DAG anew")
+            raise WorkflowError(
+                f"workflow {owner!r}, whose outputs this fork would share, is being deleted (or a delete of it "
+                f"was interrupted); run `ray-durable delete {owner}` again to finish it, then fork again")
         try:
             await storage.append(forks_log_id(owner), [_encode(record)], seq)
             return True
@@ -100,16 +108,22 @@ async def unregister(storage: Storage, owner: str, fork_id: str) -> None:
         await _append(storage, owner, ForkRecord(kind="gone", ts=time.time(), fork=fork_id), refuse_closed=False)
 
 
-async def hand_over(storage: Storage, owner: str) -> dict[str, int]:
-    """Before ``owner`` is deleted: close its forks log and copy every blob a live fork shares
-    into that fork. Returns ``{fork id: blobs copied}``. Safe to run again."""
+async def hand_over(storage: Storage, owner: str, reason: str = "delete") -> dict[str, int]:
+    """Before ``owner``'s blobs go: close its forks log and copy every blob a live fork shares
+    into that fork. Returns ``{fork id: blobs shared}``. Safe to run again.
+
+    Args:
+        reason: "delete" (``owner`` is deleted), or "drop" (its intermediate outputs are dropped,
+            ``keep="output"``): what a later fork of ``owner`` is told when it is refused.
+    """
     while True:
         seq, records = await _records(storage, owner)
         if any(r.kind == "closed" for r in records):
             break
+        closed = ForkRecord(kind="closed", ts=time.time(), reason=reason)
         try:
-            await storage.append(forks_log_id(owner), [_encode(ForkRecord(kind="closed", ts=time.time()))], seq)
-            records.append(ForkRecord(kind="closed", ts=time.time()))
+            await storage.append(forks_log_id(owner), [_encode(closed)], seq)
+            records.append(closed)
             break
         except AppendConflictError:
             continue

@@ -250,3 +250,37 @@ def test_an_interrupted_delete_refuses_forks_until_it_is_run_again(backend, wid,
     workflow.delete(wid)  # run again: finishes
     assert workflow.get_output(f"{wid}-a", task_id="b")["name"] == "b"
     assert workflow.fork(f"{wid}-a", f"{wid}-c", from_task="d")["name"] == "d"
+
+
+def test_a_dropped_source_refuses_forks_and_its_forks_keep_their_copies(local, wid, log_dir):
+    from engine.store import _forks
+
+    workflow.run(ft.pipeline(log_dir), workflow_id=wid)
+    workflow.fork(wid, f"{wid}-a", from_task="d")
+    storage = context().storage
+    blob = next(e for e in _events(f"{wid}-a") if isinstance(e, TaskForked) and e.task_id == "b").output.blob
+    run_sync(_forks.hand_over(storage, wid, reason="drop"))  # what dropping its outputs does first
+    assert run_sync(storage.blob_exists(f"{wid}-a", blob))
+    with pytest.raises(workflow.WorkflowError, match="dropped its intermediate outputs"):
+        workflow.fork(wid, f"{wid}-b", from_task="d")
+
+
+def test_a_fork_the_queue_refuses_leaves_nothing(ray_runtime, tmp_path, wid, log_dir):
+    import queue
+
+    import ray
+
+    from tests.engine import tasks
+
+    workflow.init(f"file://{tmp_path}/q", max_running_workflows=1, max_pending_workflows=0)
+    workflow.run(ft.pipeline(log_dir), workflow_id=wid)
+    ref = workflow.run_async(tasks.slow.bind(1, 2), workflow_id=f"{wid}-busy")
+    with pytest.raises(queue.Full):
+        workflow.fork(wid, f"{wid}-f", from_task="d")
+    assert ray.get(ref) == 1
+    assert not run_sync(context().storage.exists(f"{wid}-f"))
+    from engine.store import _forks
+
+    _, records = run_sync(_forks._records(context().storage, wid))  # so a delete of wid copies nothing for it
+    assert [(r.kind, r.fork) for r in records] == [("fork", f"{wid}-f"), ("gone", f"{wid}-f")]
+    assert sorted(workflow.list_all()) == [(wid, workflow.SUCCESSFUL), (f"{wid}-busy", workflow.SUCCESSFUL)]
