@@ -92,8 +92,9 @@ def fork_async(source_id: str, new_workflow_id: str, from_task: str | None = Non
 
 
 def check(dag: DAGNode, workflow_id: str, from_task: str | None = None) -> ReusePlan:
-    """Say, without running anything, which completed tasks of ``workflow_id``'s log a fork (or
-    a run of the same log) with ``dag`` would reuse, which tasks it would run and why.
+    """Say, without running anything, which completed tasks of ``workflow_id``'s log a fork with
+    ``dag`` would reuse, which tasks it would run and why (with the DAG the workflow was
+    submitted with, this is what ``resume`` does).
 
     Returns:
         a :class:`engine.graph._reuse.ReusePlan`: ``reused``, ``rerun`` (task id -> reason:
