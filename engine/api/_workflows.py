@@ -96,14 +96,14 @@ def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any],
     storage = context().storage
     dag_ref = dag_payload(graph, workflow_id)
     if dag_ref is None:
-        return None, {}
+        return None, {}, None
     event, env_values = submission_event(workflow_id, dag_ref, metadata, _inputs_ref(inputs))
     record = encode_event(event)
     try:
         run_sync(storage.append(workflow_id, [record], 0))
     except AppendConflictError:
-        return None, {}
-    return record, env_values
+        return None, {}, None
+    return record, env_values, storage.tail_token(workflow_id)
 
 
 def dag_payload(graph: WorkflowGraph, workflow_id: str) -> PayloadRef | None:
@@ -140,7 +140,7 @@ def submission_event(workflow_id: str, dag_ref: PayloadRef, metadata: dict[str, 
 
 def _deploy_http_provider() -> None:
     """The workflow waits on an HTTPListener: its endpoint is to answer from the moment run returns."""
-    ref = deploy_once(context().storage_url, context().storage_options)
+    ref = deploy_once(context().spec)
     if ref is not None:
         try:
             ray.get(ref)
@@ -189,18 +189,23 @@ def run_async(dag: DAGNode, *args: Any, workflow_id: str | None = None,
         metadata: JSON-serializable dict, returned by ``get_metadata(workflow_id)``.
 
     Returns:
-        an ObjectRef to the workflow's output.
+        an ObjectRef to the workflow's output, once the submission (the workflow's first event:
+        its DAG, inputs and metadata) is durable in its log. The manager claims and runs it
+        afterwards, without the caller waiting (unless ``max_pending_workflows`` is set). A
+        driver that dies before Ray delivered that hand-over leaves the workflow RESUMABLE
+        (``resume`` / ``resume_all`` run it), never lost. An error in the hand-over (another
+        driver claimed the same new id first) comes out of the ref.
 
     Raises:
         WorkflowRunningError: the id is being run (also a RuntimeError, as 2.47 raised).
         WorkflowQueueFullError: ``max_pending_workflows`` are queued (also a ``queue.Full``).
         ValueError / TypeError: a bad id, metadata, DAG or inputs (nothing is written).
     """
-    workflow_id, submission, env_values = _submit_new(dag, args, kwargs, workflow_id, metadata)
+    workflow_id, submission, env_values, tail = _submit_new(dag, args, kwargs, workflow_id, metadata)
     if submission is None:
         return resume_async(workflow_id)
     with _refused_leaves_no_trace(workflow_id):
-        return _start(workflow_id, submission, env_values)
+        return _start(workflow_id, submission, env_values, tail)
 
 
 def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
@@ -216,15 +221,15 @@ def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
         WorkflowCancellationError: it was canceled meanwhile (also a RayTaskError).
         and what :func:`run_async` raises.
     """
-    workflow_id, submission, env_values = _submit_new(dag, args, kwargs, workflow_id, metadata)
+    workflow_id, submission, env_values, tail = _submit_new(dag, args, kwargs, workflow_id, metadata)
     if submission is None:
         return resume(workflow_id)
     with _refused_leaves_no_trace(workflow_id):
-        return _manager_client.drive(context(), "run", workflow_id, submission, env_values)
+        return _manager_client.drive(context(), "run", workflow_id, submission, env_values, tail)
 
 
 def _submit_new(dag: Any, args: tuple, kwargs: dict, workflow_id: str | None,
-                metadata: dict[str, Any] | None) -> tuple[str, bytes | None, dict]:
+                metadata: dict[str, Any] | None) -> tuple[str, bytes | None, dict, bytes | None]:
     """Check run's arguments and record the submission; (id, its record), or (id, None) if the
     id already existed (then the append at seq 0 found it: no read first)."""
     if not isinstance(dag, DAGNode):
@@ -244,16 +249,27 @@ def _refused_leaves_no_trace(workflow_id: str) -> Iterator[None]:
         raise
 
 
-def _start(workflow_id: str, submission: bytes | None, env_values: dict) -> ray.ObjectRef:
-    """Hand the workflow to the manager (which claims its log, or queues it) and return a ref to
-    its output (a call Ray sends again to a restarted manager).
+def _start(workflow_id: str, submission: bytes | None, env_values: dict,
+           tail: bytes | None = None) -> ray.ObjectRef:
+    """Hand the workflow to the manager and return a ref to its output (a call Ray sends again
+    to a restarted manager).
+
+    A new workflow (``submission``, already durable) is handed over without waiting for the
+    manager, unless ``max_pending_workflows`` is set: its claim of the log, and any error in it
+    (another driver claimed the id meanwhile), come out of the ref. A resume, or a new workflow
+    with that limit, waits for the manager's answer, so a full queue or a workflow running
+    elsewhere is raised here, as 2.47 raised them.
 
     Args:
         env_values: what the recorded runtime env leaves out (secrets), for the run's tasks.
+        tail: the new log's tail token (see :func:`_submit`).
     """
     ctx = context()
-    _manager_client.drive(ctx, "start", workflow_id, submission, env_values)
-    return _manager_client.retried(ctx.manager.wait_output).remote(workflow_id)
+    if submission is not None and ctx.manager_limits.get("max_pending_workflows") is None:
+        manager = _manager_client.live_manager(ctx, ctx.shard_for(workflow_id))
+        return _manager_client.retried(manager.run).remote(workflow_id, submission, env_values, tail)
+    _manager_client.drive(ctx, "start", workflow_id, submission, env_values, tail)
+    return _manager_client.retried(ctx.manager_for(workflow_id).wait_output).remote(workflow_id)
 
 
 def _new_id() -> str:
@@ -340,10 +356,10 @@ def _output_or_error(workflow_id: str, task_id: str | None) -> ray.ObjectRef | B
     elif state.status not in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
         ctx = context()
         if _manager_client.ask(ctx, "live_status", workflow_id) is not None:
-            return _manager_client.retried(ctx.manager.wait_output).remote(workflow_id, task_id)
+            return _manager_client.retried(ctx.manager_for(workflow_id).wait_output).remote(workflow_id, task_id)
         state = _existing_state(workflow_id)  # it may have ended between the read and the answer
-        if status_of(state.status, None, _lease_of(state), asked_seat=ctx.seat) is WorkflowStatus.RUNNING:
-            return _manager_client.retried(ctx.manager.wait_output).remote(workflow_id, task_id)  # another cluster
+        if status_of(state.status, None, _lease_of(state), asked_seat=ctx.seats) is WorkflowStatus.RUNNING:
+            return _manager_client.retried(ctx.manager_for(workflow_id).wait_output).remote(workflow_id, task_id)  # another cluster
     try:
         return (run_sync(output_from_state(context().storage, workflow_id, state, task_id)),)
     except (WorkflowError, ValueError) as exc:
@@ -379,7 +395,7 @@ def _live_status(workflow_id: str, state: WorkflowState) -> WorkflowStatus:
     lease = None
     if live is None:
         lease = _lease_of(state)
-    return status_of(state.status, live, lease, asked_seat=ctx.seat)
+    return status_of(state.status, live, lease, asked_seat=ctx.seats)
 
 
 def get_metadata(workflow_id: str, task_id: str | None = None) -> dict[str, Any]:

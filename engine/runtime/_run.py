@@ -80,6 +80,7 @@ class WorkflowRun:
                  manager_name: str, index: StatusIndex, run_id: str | None = None, owner: Any = None,
                  env_values: dict | None = None):
         self.storage = storage
+        self.spec = spec  # how other processes open the storage (the listener actor, the HTTP provider)
         self.workflow_id = state.workflow_id
         self.state = state
         self.writer = LogWriter(storage, self.workflow_id, state)
@@ -144,6 +145,11 @@ class WorkflowRun:
         for task_id, _deps in ready:
             self._record_scheduled(task_id)
         await self.writer.drain()
+        # Claimed under this manager's lease: nobody else writes to or deletes the log until the
+        # run ends (a cancel from elsewhere is still a conflict), so the storage need not prove
+        # its cached tail before each append (on S3 a HEAD per append).
+        self.storage.hold(self.workflow_id)
+        self.result.add_done_callback(lambda _f: self.storage.release(self.workflow_id))
         if self.finished:
             return
         for task_id, deps in ready:
@@ -323,7 +329,9 @@ class WorkflowRun:
             # or by a manager another job created, runs tasks where they were meant to run.
             options = {**options, "runtime_env": self.runtime_env}
         if "name" not in options:  # for the dashboard, `ray list tasks` and log prefixes
-            options = {**options, "name": f"{spec.name.rpartition('.')[2]} [{self.workflow_id}]"}
+            # (not the workflow id too: Ray keeps state per task name in this process for good,
+            # ~30 KB per workflow with a name each; see benchmarks/throughput.py's manager RSS)
+            options = {**options, "name": spec.name.rpartition(".")[2]}
         key = tuple(sorted((k, repr(v)) for k, v in options.items()))
         remote = self._remotes.get(key)
         if remote is None:
