@@ -200,6 +200,8 @@ def main() -> None:
     parser.add_argument("--drivers", default="1,4")
     parser.add_argument("--shards", type=int, default=None)
     parser.add_argument("--cluster", type=int, default=0, metavar="NODES")
+    parser.add_argument("--fan-out", type=int, default=0, metavar="WIDTH",
+                        help="only one workflow of WIDTH parallel tasks (--full runs 100,000)")
     args = parser.parse_args()
     fake_aws_env()  # before ray.init: the manager and workers inherit the driver's environment
     if args.cluster:
@@ -211,6 +213,15 @@ def main() -> None:
     report: dict = {"backend": args.backend, "rows": []}
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     ray.get([inc.remote(i) for i in range(200)])  # workers up
+    if args.fan_out:
+        with tempfile.TemporaryDirectory() as tmp, _storage(args.backend, tmp) as (url, options, _proxy):
+            workflow.init(url, storage_options=options)
+            report["fan_out"] = fan_out(args.fan_out)
+        fan = report["fan_out"]
+        print(f"{fan['width']}-task fan-out: {fan['durable_s']:.1f} s vs plain {fan['plain_s']:.1f} s "
+              f"({fan['ratio']:.2f}x); manager {fan['manager_bytes_per_task']:.0f} bytes per task")
+        print("results:", write_results(f"throughput-{args.backend}-fan-out", report))
+        return
     with tempfile.TemporaryDirectory() as tmp, _storage(args.backend, tmp) as (url, options, proxy):
         init_kwargs = {"shards": args.shards} if args.shards else {}
         workflow.init(url, storage_options=options, **init_kwargs)

@@ -417,7 +417,7 @@ def get_metadata(workflow_id: str, task_id: str | None = None) -> dict[str, Any]
         return workflow_metadata(state, _live_status(workflow_id, state))
     task = state.tasks.get(task_id)
     if task is None:
-        raise ValueError(f"workflow {workflow_id!r} has no task {task_id!r}")
+        return _unscheduled_task_metadata(workflow_id, state, task_id)
     ended = task.status in (TaskStatus.SUCCESSFUL, TaskStatus.FAILED)
     return {
         "task_id": task_id,
@@ -427,6 +427,33 @@ def get_metadata(workflow_id: str, task_id: str | None = None) -> dict[str, Any]
         "stats": _stats(task.started_at, task.ended_at if ended else None),
         "status": str(task.status),
         "attempts": task.attempt,
+    }
+
+
+def _unscheduled_task_metadata(workflow_id: str, state: WorkflowState, task_id: str) -> dict[str, Any]:
+    """A task of the submitted DAG that no run has scheduled yet (run_async returns before the
+    manager's claim; a downstream task waits for its inputs): its metadata from the DAG, as
+    2.47 had every task's from the submission on, with no stats yet.
+
+    Raises:
+        ValueError: the submitted DAG has no such task either (a continuation's tasks are known
+            only once the task that returns it has run).
+    """
+    spec = None
+    if state.submission is not None:
+        graph = WorkflowGraph.from_bytes(run_sync(_payloads.load_bytes(context().storage, workflow_id,
+                                                                       state.submission.dag)))
+        spec = graph.tasks.get(task_id)
+    if spec is None:
+        raise ValueError(f"workflow {workflow_id!r} has no task {task_id!r}")
+    return {
+        "task_id": task_id,
+        "task_options": _task_options_247(runtime_envs.recorded_task_options(spec.recorded_options())),
+        "user_metadata": dict(spec.options.metadata),
+        "workflow_refs": list(spec.deps),
+        "stats": {},
+        "status": "PENDING",
+        "attempts": 0,
     }
 
 

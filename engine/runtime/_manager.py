@@ -436,6 +436,9 @@ class WorkflowManager:
         if queued is not None:
             queued.set_exception(WorkflowCancellationError(workflow_id))
             return False
+        # A claim under way (run_async hands over without waiting for it): cancel the run it
+        # starts, rather than race its claim with a cancel appended to the log from outside.
+        await self._claimed(workflow_id)
         run = self.runs.get(workflow_id)
         if run is None or run.finished:
             return False

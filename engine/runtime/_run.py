@@ -53,6 +53,11 @@ from ._waits import Waits
 from ._worker import Outcome, RunContext, TaskCall, decode_outcome, remote_run_task
 
 OK, CONTINUED, FAILED, DEFERRED = "ok", "continued", "failed", "deferred"
+# A run that starts with thousands of ready tasks (a wide fan-out) hands the event loop back
+# every this many: the manager's other runs and its lease renewal must not wait ~0.3 ms per Ray
+# submission times 100,000 (a 100,000-task fan-out stalled the loop past the lease, and the
+# manager fenced its own runs).
+_YIELD_EVERY = 256
 
 
 class StatusIndex(Protocol):
@@ -142,8 +147,10 @@ class WorkflowRun:
             deps = self._usable_deps(task_id) if task_id in self.waiting else None
             if deps is not None:
                 ready.append((task_id, deps))
-        for task_id, _deps in ready:
+        for i, (task_id, _deps) in enumerate(ready):
             self._record_scheduled(task_id)
+            if i % _YIELD_EVERY == _YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # see _YIELD_EVERY
         await self.writer.drain()
         # Claimed under this manager's lease: nobody else writes to or deletes the log until the
         # run ends (a cancel from elsewhere is still a conflict), so the storage need not prove
@@ -152,9 +159,13 @@ class WorkflowRun:
         self.result.add_done_callback(lambda _f: self.storage.release(self.workflow_id))
         if self.finished:
             return
-        for task_id, deps in ready:
-            self.waiting.discard(task_id)
+        self.waiting.difference_update(task_id for task_id, _ in ready)  # (outcomes may arrive meanwhile)
+        for i, (task_id, deps) in enumerate(ready):
+            if self.finished:  # fenced or canceled while launching
+                return
             self._launch(task_id, deps)
+            if i % _YIELD_EVERY == _YIELD_EVERY - 1:
+                await asyncio.sleep(0)
         self._advance(list(dict.fromkeys(d for t, _ in ready for d in self.dependents.get(t, ()))))
         self._check_finished()
 

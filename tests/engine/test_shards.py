@@ -29,6 +29,12 @@ def _wait_for(condition, what: str, timeout: float = 120.0):
         time.sleep(0.05)
 
 
+def _claimed(wid: str) -> bool:
+    """The workflow's log says RUNNING: its shard's claim is durable (run_async does not wait
+    for it; a manager killed before it leaves the workflow RESUMABLE, see the README)."""
+    return run_sync(load_state(context().storage, wid)).status is workflow.WorkflowStatus.RUNNING
+
+
 def _id_in_shard(shard: int, prefix: str) -> str:
     """A fresh workflow id that shard ``shard`` drives."""
     while True:
@@ -105,7 +111,7 @@ def test_a_shard_killed_mid_run_heals_and_the_driver_gets_the_output(sharded, tm
     other = _id_in_shard(0, "untouched")
     ref = workflow.run_async(tasks.gated.bind("healed", gate), workflow_id=wid)
     other_ref = workflow.run_async(tasks.gated.bind("untouched", gate), workflow_id=other)
-    _wait_for(lambda: workflow.get_status(wid) == workflow.WorkflowStatus.RUNNING, "RUNNING")
+    _wait_for(lambda: _claimed(wid), "the claim")
     victim = context().managers[victim_shard]
     os.kill(ray.get(victim.describe.remote())["pid"], signal.SIGKILL)
     open(gate, "w").close()
@@ -120,7 +126,7 @@ def test_a_shard_gone_for_good_is_replaced_and_takes_its_workflows_on(sharded, t
     gate = str(tmp_path / "gate")
     wid = _id_in_shard(2, "replaced")
     workflow.run_async(tasks.gated.bind("replaced", gate), workflow_id=wid)
-    _wait_for(lambda: workflow.get_status(wid) == workflow.WorkflowStatus.RUNNING, "RUNNING")
+    _wait_for(lambda: _claimed(wid), "the claim")
     ray.kill(context().managers[2], no_restart=True)
     open(gate, "w").close()
     assert workflow.get_output(wid) == "replaced"
