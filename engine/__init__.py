@@ -28,6 +28,8 @@ _LAZY = {
     "get_output_async": ".api._workflows", "get_status": ".api._workflows", "resume": ".api._workflows",
     "resume_async": ".api._workflows", "run": ".api._workflows", "run_async": ".api._workflows",
     "init": ".api._init",
+    "fork": ".api._fork", "fork_async": ".api._fork", "check": ".api._fork",
+    "WorkflowForkError": ".exceptions",
     "WorkflowCancellationError": ".exceptions", "WorkflowError": ".exceptions",
     "WorkflowExecutionError": ".exceptions", "WorkflowNotFoundError": ".exceptions",
     "WorkflowNotResumableError": ".exceptions", "WorkflowRunningError": ".exceptions",

@@ -27,7 +27,10 @@ NAMESPACE = "ray_durable"
 #    runtime env values the log does not record (secrets).
 # 7: manager shards (a workflow's shard by its id; settings()); start and run take the new
 #    log's tail token; run_async hands over with run, without waiting.
-PROTOCOL = 7
+# 8: forks: a log may start with task.forked events (completions taken over from another
+#    workflow) and a PayloadRef may name another workflow's blob (PayloadRef.log); an older
+#    manager would misread such a log, so it must never be handed one.
+PROTOCOL = 8
 MANAGER_PREFIX = "ray-durable-manager-"
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "WorkflowError",
     "WorkflowEventError",
     "WorkflowExecutionError",
+    "WorkflowForkError",
     "WorkflowInterruptedError",
     "WorkflowNotFoundError",
     "WorkflowNotResumableError",
@@ -265,3 +266,17 @@ class WorkflowStorageError(WorkflowInterruptedError, StorageError):
 
     def __reduce__(self):
         return (type(self), (self.workflow_id, self.reason, self.path))
+
+
+class WorkflowForkError(WorkflowError, ValueError):
+    """``workflow.fork`` / ``workflow.check`` refused its input (an existing new id, an unknown or
+    never-started ``from_task``, ...); nothing was written. The message names the workflow and
+    the task, and says what to do."""
+
+    def __init__(self, workflow_id: str, reason: str):
+        self.workflow_id = workflow_id
+        self.reason = reason
+        super().__init__(f"cannot fork workflow {workflow_id!r}: {reason}")
+
+    def __reduce__(self):
+        return (type(self), (self.workflow_id, self.reason))

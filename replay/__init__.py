@@ -14,11 +14,13 @@ from ._events import (
     EventAwaited,
     EventReceived,
     EventSent,
+    ForkOrigin,
     PayloadRef,
     TaskCaught,
     TaskCompleted,
     TaskContinued,
     TaskFailed,
+    TaskForked,
     TaskRetried,
     TaskScheduled,
     TaskStarted,
@@ -31,7 +33,7 @@ from ._events import (
 )
 from ._fold import IllegalTransitionError, apply, fold
 from . import _runtime_env as runtime_envs  # runtime envs as logs record them: no secret values
-from ._log import EventRecordError, append_events, load_state, read_events
+from ._log import EventRecordError, append_events, load_state, read_blob, read_events
 from ._mailbox import Mailbox, mailbox_log_id, read_mailbox
 from ._runs import RUN_OUTCOMES, Run, runs_of
 from ._state import TaskError, TaskState, TaskStatus, WaitState, WorkflowState, WorkflowStatus

@@ -301,7 +301,7 @@ async def _diff(args, storage) -> int:
     d = diff_states(folded[0].state, folded[1].state, threshold=args.threshold / 100)
     if args.json:
         _out(json.dumps({"a": d.a, "b": d.b, "differs": d.differs, "differences": d.lines,
-                         "durations": d.durations}, indent=1) + "\n")
+                         "durations": d.durations, "fork": d.fork}, indent=1) + "\n")
     else:
         _out(render_diff(d))
     status = max(_report(log, f) for log, f in zip(logs, folded))

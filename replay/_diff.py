@@ -19,6 +19,7 @@ class Diff:
     a: str
     b: str
     lines: list[str] = field(default_factory=list)  # structural differences
+    fork: list[str] = field(default_factory=list)  # how one forks the other (informational)
     durations: list[str] = field(default_factory=list)  # informational
 
     @property
@@ -40,6 +41,7 @@ def _duration(state: WorkflowState) -> float | None:
 def diff_states(a: WorkflowState, b: WorkflowState, threshold: float = 0.10) -> Diff:
     """Compare ``a`` with ``b``; durations count as changed beyond ``threshold`` (relative)."""
     d = Diff(a.workflow_id, b.workflow_id)
+    d.fork = _fork_lines(a, b) or _fork_lines(b, a)
     if a.status != b.status:
         d.lines.append(f"status: {a.status} -> {b.status}")
     if _digest(a) != _digest(b):
@@ -60,12 +62,28 @@ def diff_states(a: WorkflowState, b: WorkflowState, threshold: float = 0.10) -> 
         if changes:
             d.lines.append(f"task {task_id}: " + "; ".join(changes))
         change = _duration_change(ta.duration, tb.duration, threshold)
-        if change:
+        if change and not (ta.forked or tb.forked):  # a reused completion did not run again
             d.durations.append(f"task {task_id}: {change}")
     change = _duration_change(_duration(a), _duration(b), threshold)
     if change:
         d.durations.insert(0, f"workflow: {change}")
     return d
+
+
+def _fork_lines(source: WorkflowState, fork: WorkflowState) -> list[str]:
+    """If ``fork`` is a fork of ``source``: where it forked, and which tasks it reused or re-ran."""
+    origin = fork.submission.forked_from if fork.submission is not None else None
+    if origin is None or origin.workflow_id != source.workflow_id:
+        return []
+    where = f"{fork.workflow_id} forks {source.workflow_id} at seq {origin.seq}"
+    if origin.from_task is not None:
+        where += f", re-run from task {origin.from_task}"
+    if origin.new_dag:
+        where += ", with a new DAG"
+    reused = [t for t, task in fork.tasks.items() if task.forked]
+    ran = [t for t, task in fork.tasks.items() if not task.forked]
+    return [where, f"reused ({len(reused)}): {', '.join(reused) or '-'}",
+            f"ran in the fork ({len(ran)}): {', '.join(ran) or '-'}"]
 
 
 def _failure(state: WorkflowState) -> str:
@@ -106,6 +124,7 @@ def _duration_change(a: float | None, b: float | None, threshold: float) -> str 
 
 def render_diff(d: Diff) -> str:
     lines = [f"diff {d.a} -> {d.b}"]
+    lines += ["  " + line for line in d.fork]
     if d.lines:
         lines += ["  " + line for line in d.lines]
     else:

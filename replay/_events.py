@@ -33,6 +33,20 @@ class PayloadRef(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     codec: str = "cloudpickle"
     blob: str | None = None  # blob name under the workflow's log
     inline: bytes | None = None
+    # The workflow whose blobs hold ``blob``, if not the log's own: a fork shares the outputs
+    # it reuses with the workflow that made them (engine/store/_forks.py says how a delete of
+    # that workflow keeps them). None: the log's own workflow.
+    log: str | None = None
+
+
+class ForkOrigin(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """Where a forked workflow comes from: the source's log up to ``seq`` (its durable prefix
+    when the fork was made), re-run from ``from_task`` (None: only what had not completed)."""
+
+    workflow_id: str
+    seq: int
+    from_task: str | None = None
+    new_dag: bool = False  # the fork runs a DAG given to fork(dag=...), not the source's
 
 
 class Event(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True, gc=False):
@@ -58,6 +72,7 @@ class WorkflowSubmitted(Event, tag="workflow.submitted"):
     # pickled (args, kwargs) inline when small; larger ones only described (codec "none"),
     # since their values are inside the DAG's calls already.
     inputs: PayloadRef | None = None
+    forked_from: ForkOrigin | None = None  # set in a fork's log (workflow.fork)
 
 
 class WorkflowRunStarted(Event, tag="workflow.run_started"):
@@ -97,6 +112,22 @@ class TaskCompleted(Event, tag="task.completed"):
     task_id: str
     output: PayloadRef
     attempt: int = 1
+
+
+class TaskForked(Event, tag="task.forked"):
+    """(In a fork's log, after its submission and before its first run.) The task completed in
+    the source workflow (``ForkOrigin``) at ``source_seq``; the fork reuses that completion as its
+    own durable one and never runs the task. ``output`` may point at the source's blob
+    (``PayloadRef.log``)."""
+
+    task_id: str
+    name: str
+    output: PayloadRef
+    source_seq: int
+    task_options: dict[str, Any] = {}
+    user_metadata: dict[str, Any] = {}
+    parent_task_id: str | None = None
+    deps: tuple[str, ...] = ()
 
 
 class TaskFailed(Event, tag="task.failed"):
@@ -216,6 +247,7 @@ AnyEvent = Union[
     EventAwaited,
     EventReceived,
     EventSent,
+    TaskForked,
 ]
 
 EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__  # type: ignore[attr-defined]

@@ -143,6 +143,7 @@ def state_dict(state: WorkflowState, runs: list[Run] | None = None) -> dict[str,
         "versions": None if sub is None else {"ray-durable": sub.engine_version, "ray": sub.ray_version,
                                               "python": sub.python_version},
         "output": payload_dict(state.output),
+        "forked_from": None if sub is None or sub.forked_from is None else msgspec.to_builtins(sub.forked_from),
         "tasks": [task_dict(state, t) for t in state.tasks.values()],
     }
 
@@ -158,6 +159,7 @@ def task_dict(state: WorkflowState, task: TaskState) -> dict[str, Any]:
         "errors": [{"attempt": e.attempt, "error_type": e.error_type, "message": e.message,
                     "traceback": e.traceback, "at": e.at} for e in task.errors],
         "task_options": dict(task.task_options), "user_metadata": dict(task.user_metadata),
+        "forked": task.forked,
     }
 
 

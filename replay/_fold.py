@@ -169,6 +169,21 @@ def _scheduled(state: WorkflowState, e: ev.TaskScheduled, seq: int) -> None:
     task.ended_at = None
 
 
+def _forked(state: WorkflowState, e: ev.TaskForked, seq: int) -> None:
+    """A completion a fork takes over from its source: only in a fork's log, before any run."""
+    submission = state.submission
+    if submission is None or submission.forked_from is None:
+        _fail(seq, e, "task.forked belongs in a fork's log (its submission names the source)")
+    if state.status is not WorkflowStatus.PENDING or state.run_ids:
+        _fail(seq, e, f"task.forked must come before the fork's first run, it is {state.status}")
+    if e.task_id in state.tasks:
+        _fail(seq, e, f"task {e.task_id!r} was already forked")
+    state.tasks[e.task_id] = TaskState(
+        task_id=e.task_id, name=e.name, status=TaskStatus.SUCCESSFUL, task_options=e.task_options,
+        user_metadata=e.user_metadata, parent_task_id=e.parent_task_id, deps=e.deps,
+        scheduled_at=e.ts, output=e.output, forked=True)
+
+
 def _unsaved_output(task: TaskState) -> bool:
     """A task run with checkpoint=False completed without a stored output; it may run again."""
     return task.output is not None and task.output.codec == "none"
@@ -398,4 +413,5 @@ _HANDLERS = {
     ev.EventAwaited: _event_awaited,
     ev.EventReceived: _event_received,
     ev.EventSent: _mailbox_record,
+    ev.TaskForked: _forked,
 }

@@ -10,6 +10,8 @@ import datetime
 import json
 from typing import Any
 
+import msgspec
+
 from ._events import Event, PayloadRef
 
 
@@ -60,6 +62,8 @@ def fmt_payload(ref: PayloadRef | None) -> str:
     if ref.codec == "none":
         return f"{ref.type_name or 'value'}, not checkpointed"
     where = "inline" if ref.inline is not None else (f"blob {ref.blob}" if ref.blob else "nowhere")
+    if ref.blob and ref.log:  # a fork's output, shared with the workflow that made it
+        where += f" of {ref.log}"
     kind = ref.type_name or "unknown type"
     codec = "" if ref.codec == "cloudpickle" else f", codec {ref.codec}"
     return f"{kind}, {fmt_size(ref.size)}, {where}{codec}"
@@ -82,6 +86,8 @@ def describe_value(value: Any) -> str:
         return "<" + fmt_payload(value) + ">"
     if isinstance(value, (dict, list)):
         return compact_json(value)
+    if isinstance(value, msgspec.Struct):  # e.g. a fork's origin
+        return compact_json(msgspec.to_builtins(value))
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
     if isinstance(value, str):

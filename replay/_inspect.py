@@ -30,6 +30,7 @@ from . import _runtime_env
 from ._events import Event, PayloadRef, TaskScheduled, WorkflowSubmitted
 from ._fold import IllegalTransitionError, apply
 from ._format import tag_of
+from ._log import read_blob
 from ._state import WorkflowState
 
 
@@ -272,7 +273,7 @@ async def load_payload_repr(storage: Storage, workflow_id: str, ref: PayloadRef 
         return f"<payload codec {ref.codec!r} is not one this tool can load>"
     try:
         data = ref.inline if ref.inline is not None else (
-            await storage.get_blob(workflow_id, ref.blob) if ref.blob else None)
+            await read_blob(storage, workflow_id, ref) if ref.blob else None)
     except StorageError as exc:
         return f"<cannot read payload: {exc}>"
     if data is None:

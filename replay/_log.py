@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from storage_backends import Batch, Storage
+from storage_backends import Batch, BlobNotFoundError, Storage
 
 from ._codec import EventDecodeError, decode_concatenated, decode_event, encode_event
-from ._events import Event
+from ._events import Event, PayloadRef
 from ._fold import apply, apply_run
 from ._gc import gc_paused
 from ._state import WorkflowState
@@ -73,3 +73,20 @@ async def append_events(storage: Storage, workflow_id: str, events: list[Event],
                         expected_next_seq: int) -> int:
     """Encode and compare-and-append ``events``; returns the log's new next seq."""
     return await storage.append(workflow_id, [encode_event(e) for e in events], expected_next_seq)
+
+
+async def read_blob(storage: Storage, workflow_id: str, ref: PayloadRef) -> bytes:
+    """The bytes of ``ref``'s blob, a payload of ``workflow_id``'s log.
+
+    A fork's shared output names the workflow that holds it (``ref.log``); once that workflow
+    is deleted, its delete has copied the blob into the fork's own blobs (engine/store/_forks.py).
+
+    Raises:
+        BlobNotFoundError: in neither place.
+    """
+    if ref.log is not None and ref.log != workflow_id:
+        try:
+            return await storage.get_blob(ref.log, ref.blob)
+        except BlobNotFoundError:
+            pass
+    return await storage.get_blob(workflow_id, ref.blob)

@@ -35,6 +35,9 @@ def render_state(state: WorkflowState, payload_reprs: dict[str, str] | None = No
     """
     lines = [f"workflow   {state.workflow_id}", f"status     {_status_line(state, historical)}"]
     lines.append(f"submitted  {fmt_ts(state.start_time)}")
+    origin = state.submission.forked_from if state.submission is not None else None
+    if origin is not None:
+        lines.append(f"forked     {fork_text(origin, state)}")
     if state.end_time is not None:
         lines.append(f"ended      {fmt_ts(state.end_time)}  "
                      f"(took {fmt_duration(state.end_time - (state.start_time or state.end_time))})")
@@ -304,6 +307,17 @@ def _runs_text(timeline) -> str:
     return ", ".join(parts) or "never run"
 
 
+def fork_text(origin, state: WorkflowState) -> str:
+    """``from W at seq N, re-run from task T, with a new DAG; K completions reused``."""
+    text = f"from {origin.workflow_id} at seq {origin.seq}"
+    if origin.from_task is not None:
+        text += f", re-run from task {origin.from_task}"
+    if origin.new_dag:
+        text += ", with a new DAG"
+    reused = sum(1 for t in state.tasks.values() if t.forked)
+    return text + f"; {reused} completion{'s' if reused != 1 else ''} reused"
+
+
 def _attempts_text(row) -> str:
     if isinstance(row, LaneGroup):
         counts = row.outcomes()
@@ -312,6 +326,8 @@ def _attempts_text(row) -> str:
             text += f" ({row.failed_attempts} failed attempt{'s' if row.failed_attempts != 1 else ''})"
         return text
     if not row.spans:
+        if row.task.forked:
+            return f"forked ({row.task.status})"
         return f"not started ({row.task.status})"
     text = ", ".join(f"#{s.attempt} {s.outcome} {fmt_duration(s.end - s.start)}" for s in row.spans)
     wait = row.wait

@@ -92,6 +92,7 @@ class TaskState(msgspec.Struct, gc=False):
     caught_from: str | None = None  # it caught this task's failure (catch_exceptions)
     spans: tuple[tuple[int, float, float | None], ...] = ()  # (attempt, start, end) per start
     wait: WaitState | None = None  # set for timers and event waits
+    forked: bool = False  # its completion was taken over from the workflow this one forks (task.forked)
 
     @property
     def error(self) -> TaskError | None:

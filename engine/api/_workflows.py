@@ -21,6 +21,7 @@ import ray
 from ray.dag import DAGNode
 
 from replay import (
+    ForkOrigin,
     PayloadRef,
     TaskStatus,
     WorkflowState,
@@ -92,32 +93,49 @@ def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any],
     graph = build_graph(dag, inputs=inputs)
     if any(spec.wait is not None and spec.wait.kind == "mailbox" for spec in graph.tasks.values()):
         _deploy_http_provider()
-    data = graph.to_bytes()
     storage = context().storage
+    dag_ref = dag_payload(graph, workflow_id)
+    if dag_ref is None:
+        return None, {}, None
+    event, env_values = submission_event(workflow_id, dag_ref, metadata, _inputs_ref(inputs))
+    record = encode_event(event)
+    try:
+        run_sync(storage.append(workflow_id, [record], 0))
+    except AppendConflictError:
+        return None, {}, None
+    return record, env_values, storage.tail_token(workflow_id)
+
+
+def dag_payload(graph: WorkflowGraph, workflow_id: str) -> PayloadRef | None:
+    """The graph as a payload of ``workflow_id``: inline if small, else a blob (None if the
+    workflow already exists: a blob written now would sit in another workflow's directory)."""
+    data = graph.to_bytes()
     if len(data) <= _payloads.INLINE_LIMIT:
-        dag_ref = _payloads.make_ref(data, graph, None)
-    else:
-        if run_sync(storage.next_seq(workflow_id)) > 0:
-            return None, {}, None  # (a blob written now would sit in another workflow's directory)
-        # Named by its content: a driver racing this one with the same id can only ever
-        # overwrite it with the same bytes, whichever of the two submissions wins.
-        name = f"dag-{_payloads.digest(data)}"
-        run_sync(storage.put_blob(workflow_id, name, data))
-        dag_ref = _payloads.make_ref(data, graph, name)
+        return _payloads.make_ref(data, graph, None)
+    storage = context().storage
+    if run_sync(storage.next_seq(workflow_id)) > 0:
+        return None
+    # Named by its content: a driver racing this one with the same id can only ever
+    # overwrite it with the same bytes, whichever of the two submissions wins.
+    name = f"dag-{_payloads.digest(data)}"
+    run_sync(storage.put_blob(workflow_id, name, data))
+    return _payloads.make_ref(data, graph, name)
+
+
+def submission_event(workflow_id: str, dag_ref: PayloadRef, metadata: dict[str, Any],
+                     inputs: PayloadRef | None, forked_from: ForkOrigin | None = None
+                     ) -> tuple[WorkflowSubmitted, dict]:
+    """The ``workflow.submitted`` event for this driver's job, and the runtime env values it
+    leaves out (secrets), for the manager's run of it, never stored."""
     job_env = _runtime_env()
     recorded_env = runtime_envs.recorded(job_env)  # env var names, never values
     event = WorkflowSubmitted(
         ts=time.time(), workflow_id=workflow_id, dag=dag_ref, user_metadata=metadata,
         ray_version=ray.__version__, engine_version=ENGINE_VERSION,
         python_version=platform.python_version(), runtime_env=recorded_env,
-        packages=_package_versions(), inputs=_inputs_ref(inputs),
+        packages=_package_versions(), inputs=inputs, forked_from=forked_from,
     )
-    record = encode_event(event)
-    try:
-        run_sync(storage.append(workflow_id, [record], 0))
-    except AppendConflictError:
-        return None, {}, None
-    return record, runtime_envs.supplied(recorded_env, job_env, {})[0], storage.tail_token(workflow_id)
+    return event, runtime_envs.supplied(recorded_env, job_env, {})[0]
 
 
 def _deploy_http_provider() -> None:

@@ -34,6 +34,10 @@ _SORT_KEYS = ("start", "end", "duration", "id", "status")
 def main(argv: Sequence[str] | None = None) -> int:
     """``ray-durable COMMAND ...``: the replay tool and the management commands."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["replay", "check"]:  # imports the user's DAG module, so it lives in the engine
+        from ._fork_commands import check_main
+
+        return check_main(argv[2:])
     if argv and argv[0] == "replay":
         from replay._cli import replay_main  # no Ray on this path
 
@@ -76,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("replay", add_help=False,
                    help="inspect, verify, diff and export workflow logs (no Ray needed; "
-                        f"'{PROG} replay --help')").add_argument("rest", nargs=argparse.REMAINDER)
+                        f"'{PROG} replay --help'); 'replay check WID --dag MODULE:FUNCTION' checks a "
+                        "DAG against logs").add_argument("rest", nargs=argparse.REMAINDER)
 
     def command(name: str, help_text: str, cluster: bool = False, json_help: str = "") -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -145,6 +150,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", dest="payload", metavar="PAYLOAD", default="null",
                    help="the payload, as JSON (default: null); '-' reads it from stdin")
 
+    from ._fork_commands import add_fork_parser
+
+    add_fork_parser(command)
+
     p = command("ui", "a local web UI over a storage: workflows, their timelines, tasks and events "
                       "(reads storage only)", json_help='print {"url": ...} once it is serving')
     p.add_argument("--host", default="127.0.0.1", help="interface to serve on (default 127.0.0.1)")
@@ -209,6 +218,8 @@ def _handler(command: str):
         from . import _storage_commands as module
     elif command == "send-event":
         from . import _event_commands as module
+    elif command == "fork":
+        from . import _fork_commands as module
     else:
         from . import _cluster_commands as module
     return getattr(module, "cmd_" + command.replace("-", "_"))

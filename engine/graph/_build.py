@@ -54,6 +54,12 @@ class Dep:
     def __reduce__(self):
         return (Dep, (self.index,))
 
+    def __eq__(self, other: object) -> bool:  # so two unpickled calls compare (workflow.check)
+        return type(other) is type(self) and other.index == self.index
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.index))
+
 
 class DepRef(Dep):
     """Placeholder for an ObjectRef to the value of ``deps[index]`` (nested in a container)."""
@@ -74,6 +80,11 @@ class PutRef:
 
     def __reduce__(self):
         return (PutRef, (self.value,))
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is PutRef and other.value == self.value
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass
@@ -321,6 +332,20 @@ def build_graph(root: Any, inputs: tuple[tuple, dict] | None = None,
         raise ValueError("workflow.run was given inputs, but the DAG has no InputNode to read them; "
                          "build it inside `with InputNode() as inp:` or drop the inputs")
     return WorkflowGraph(tasks, ids[id(root)], functions, GRAPH_FORMAT)
+
+
+def reads_input(root: FunctionNode) -> bool:
+    """Whether the DAG ending in ``root`` reads an InputNode (directly or in a container)."""
+    def reads(value: Any) -> bool:
+        if isinstance(value, (InputNode, InputAttributeNode)):
+            return True
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return any(reads(v) for v in value)
+        if isinstance(value, dict):
+            return any(reads(v) for v in value.values())
+        return False
+
+    return any(reads(list(node._bound_args) + list(node._bound_kwargs.values())) for node in _post_order(root))
 
 
 def _dep_index(value: Any) -> int | None:

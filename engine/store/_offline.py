@@ -13,7 +13,7 @@ from replay import WorkflowCanceled, WorkflowState, WorkflowStatus, append_event
 from storage_backends import AppendConflictError, Storage
 
 from ..exceptions import WorkflowError, WorkflowNotFoundError
-from . import _index
+from . import _forks, _index
 
 
 async def cancel_in_storage(storage: Storage, workflow_id: str, state: WorkflowState) -> WorkflowStatus:
@@ -45,11 +45,28 @@ async def cancel_in_storage(storage: Storage, workflow_id: str, state: WorkflowS
 async def delete_from_storage(storage: Storage, workflow_id: str, storage_url: str = "") -> None:
     """Delete a workflow's log, payloads, mailbox and index entry (the caller checked nobody drives it).
 
+    Outputs that live forks share are copied into them first, and a fork stops counting as a
+    sharer of its source's outputs (:mod:`engine.store._forks`).
+
     Raises:
         WorkflowNotFoundError: there was no such log.
     """
+    try:
+        shared_from = _owners(await load_state(storage, workflow_id), workflow_id)
+    except Exception:  # a damaged log is still deleted; it cannot say whose outputs it shared
+        shared_from = []
+    await _forks.hand_over(storage, workflow_id)
     # Tombstone first: if we crash before the log is gone, the log is folded, never misread.
     await _index.append(storage, deleted=[workflow_id])
     if not await storage.delete(workflow_id):
         raise WorkflowNotFoundError(workflow_id, storage_url)
     await storage.delete(mailbox_log_id(workflow_id))
+    await _forks.forget(storage, workflow_id)
+    for owner in shared_from:
+        await _forks.unregister(storage, owner, workflow_id)
+
+
+def _owners(state: WorkflowState, workflow_id: str) -> list[str]:
+    """The workflows whose outputs ``workflow_id`` (a fork) shares."""
+    return sorted({t.output.log for t in state.tasks.values()
+                   if t.output is not None and t.output.log not in (None, workflow_id)})

@@ -12,7 +12,7 @@ from typing import Any
 
 import cloudpickle
 
-from replay import PayloadRef
+from replay import PayloadRef, read_blob
 
 INLINE_LIMIT = 16 * 1024  # bytes; larger payloads go to blobs beside the log
 
@@ -57,11 +57,14 @@ def blob_name(kind: str, task_id: str, attempt: int = 0) -> str:
 
 
 async def load_bytes(storage, workflow_id: str, ref: PayloadRef) -> bytes:
+    """The payload's bytes: inline, a blob of ``workflow_id``, or (a fork's shared output) a blob
+    of the workflow ``ref.log`` names, else the copy a delete of that workflow left in
+    ``workflow_id``'s own blobs (see :mod:`engine.store._forks`)."""
     if ref.inline is not None:
         return ref.inline
     if ref.blob is None:
         raise ValueError(f"payload of workflow {workflow_id!r} was not checkpointed")
-    return await storage.get_blob(workflow_id, ref.blob)
+    return await read_blob(storage, workflow_id, ref)
 
 
 def loads(data: bytes) -> Any:

@@ -16,10 +16,12 @@ from replay import (
     Event,
     EventAwaited,
     EventReceived,
+    ForkOrigin,
     PayloadRef,
     TaskCompleted,
     TaskContinued,
     TaskFailed,
+    TaskForked,
     TaskRetried,
     TaskScheduled,
     TaskStarted,
@@ -109,6 +111,10 @@ class LogBuilder:
     def canceled(self, dt=0.01):
         return self._add(WorkflowCanceled, dt)
 
+    def forked(self, task_id: str, value=None, source_seq=0, dt=0.0, ref: PayloadRef | None = None):
+        return self._add(TaskForked, dt, task_id=task_id, name=f"tests.{task_id}", source_seq=source_seq,
+                         output=ref if ref is not None else payload(value if value is not None else task_id))
+
 
 # --- the scenarios the tool tests (and golden files) use -------------------------------------------
 
@@ -188,12 +194,27 @@ def waits(workflow_id: str = "golden-waits") -> LogBuilder:
     return b
 
 
+def forked(workflow_id: str = "golden-forked") -> LogBuilder:
+    """A fork of ``golden-failed`` from ``flaky``: ``ok`` (inline) and ``big`` (the source's
+    blob) reused, ``flaky`` run again and succeeding."""
+    b = LogBuilder(workflow_id)
+    b.submit(forked_from=ForkOrigin(workflow_id="golden-failed", seq=14, from_task="flaky"))
+    big = payload("x" * 100, blob="out-0123456789abcdef0123-1")
+    big.log = "golden-failed"
+    b.forked("ok", 1, source_seq=14).forked("big", ref=big, source_seq=14)
+    b.run("run-1")
+    b.schedule("flaky").start("flaky").complete("flaky", 2)
+    b.succeed(3)
+    return b
+
+
 SCENARIOS = {
     "retry_and_continuation": retry_and_continuation,
     "resumed_after_failure": resumed_after_failure,
     "failed": failed,
     "running": running,
     "waits": waits,
+    "forked": forked,
 }
 
 

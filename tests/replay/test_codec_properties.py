@@ -28,11 +28,13 @@ from replay import (
     EventDecodeError,
     EventReceived,
     EventSent,
+    ForkOrigin,
     PayloadRef,
     TaskCaught,
     TaskCompleted,
     TaskContinued,
     TaskFailed,
+    TaskForked,
     TaskRetried,
     TaskScheduled,
     TaskStarted,
@@ -77,7 +79,9 @@ payload_refs = st.builds(
     # inline bytes, or a blob name, or (defaults) neither
     blob=st.none() | ids,
     inline=st.none() | st.binary(max_size=300),
+    log=st.none() | ids,  # a fork's shared output: the source's blob
 )
+fork_origins = st.builds(ForkOrigin, workflow_id=ids, seq=ints, from_task=st.none() | ids, new_dag=st.booleans())
 
 
 def _event(cls, **fields):
@@ -87,7 +91,8 @@ def _event(cls, **fields):
 _SPECS = [
     _event(WorkflowSubmitted, workflow_id=ids, dag=payload_refs, user_metadata=any_dicts, ray_version=text,
            engine_version=text, python_version=text, runtime_env=st.none() | any_dicts,
-           packages=st.dictionaries(text, text, max_size=4), inputs=st.none() | payload_refs),
+           packages=st.dictionaries(text, text, max_size=4), inputs=st.none() | payload_refs,
+           forked_from=st.none() | fork_origins),
     _event(WorkflowRunStarted, run_id=ids, resumed=st.booleans(), owner=ids, cluster=text, application=text),
     _event(TaskScheduled, task_id=ids, name=text, attempt=ints, task_options=any_dicts, user_metadata=any_dicts,
            parent_task_id=st.none() | ids, deps=st.lists(ids, max_size=4).map(tuple)),
@@ -108,6 +113,8 @@ _SPECS = [
     _event(EventReceived, task_id=ids, payload=payload_refs, attempt=ints, event_key=st.none() | text,
            mailbox_seq=st.none() | ints),
     _event(EventSent, workflow_id=ids, event_key=text, payload=payload_refs, sender=text),
+    _event(TaskForked, task_id=ids, name=text, output=payload_refs, source_seq=ints, task_options=any_dicts,
+           user_metadata=any_dicts, parent_task_id=st.none() | ids, deps=st.lists(ids, max_size=4).map(tuple)),
 ]
 STRATEGIES = {cls: strategy for cls, _fields, strategy in _SPECS}
 any_event = st.one_of([STRATEGIES[cls] for cls in EVENT_TYPES if cls in STRATEGIES])
@@ -128,7 +135,7 @@ def test_every_field_is_generated(cls, fields):
 
 def test_payload_ref_strategy_covers_every_field():
     declared = {f.name for f in msgspec.structs.fields(PayloadRef)}
-    assert declared == {"size", "digest", "type_name", "codec", "blob", "inline"}, \
+    assert declared == {"size", "digest", "type_name", "codec", "blob", "inline", "log"}, \
         "PayloadRef changed: update payload_refs above"
 
 
