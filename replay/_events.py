@@ -198,6 +198,18 @@ class WorkflowCanceled(Event, tag="workflow.canceled"):
     pass
 
 
+class WorkflowSnapshotted(Event, tag="workflow.snapshot"):
+    """The log's writer stored a snapshot of the fold as of ``upto_seq`` (always this event's seq
+    minus one): compaction. A reader that finds the snapshot folds it and the events after it
+    instead of the whole log (see :mod:`replay._snapshot`). It changes nothing in the fold but
+    ``WorkflowState.last_snapshot_seq``; every event it covers stays in the log."""
+
+    upto_seq: int
+    digest: str  # of the snapshot's state bytes, so a reader can tell its snapshot from a stale one
+    size: int  # bytes of the snapshot's state
+    tasks: int = 0  # how many tasks the state held (for people reading the log)
+
+
 AnyEvent = Union[
     WorkflowSubmitted,
     WorkflowRunStarted,
@@ -212,6 +224,7 @@ AnyEvent = Union[
     WorkflowSucceeded,
     WorkflowFailed,
     WorkflowCanceled,
+    WorkflowSnapshotted,
     TimerSet,
     EventAwaited,
     EventReceived,

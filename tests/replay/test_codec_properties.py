@@ -41,6 +41,7 @@ from replay import (
     WorkflowCanceled,
     WorkflowFailed,
     WorkflowRunStarted,
+    WorkflowSnapshotted,
     WorkflowSubmitted,
     WorkflowSucceeded,
     decode_event,
@@ -108,6 +109,7 @@ _SPECS = [
     _event(EventReceived, task_id=ids, payload=payload_refs, attempt=ints, event_key=st.none() | text,
            mailbox_seq=st.none() | ints),
     _event(EventSent, workflow_id=ids, event_key=text, payload=payload_refs, sender=text),
+    _event(WorkflowSnapshotted, upto_seq=ints, digest=text, size=ints, tasks=ints),
 ]
 STRATEGIES = {cls: strategy for cls, _fields, strategy in _SPECS}
 any_event = st.one_of([STRATEGIES[cls] for cls in EVENT_TYPES if cls in STRATEGIES])
