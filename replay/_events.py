@@ -58,6 +58,8 @@ class WorkflowSubmitted(Event, tag="workflow.submitted"):
     # pickled (args, kwargs) inline when small; larger ones only described (codec "none"),
     # since their values are inside the DAG's calls already.
     inputs: PayloadRef | None = None
+    # "output": once it succeeds, drop every payload blob but its result (run(..., keep="output")).
+    keep: str = ""
 
 
 class WorkflowRunStarted(Event, tag="workflow.run_started"):

@@ -11,6 +11,7 @@ from typing import Any
 
 import ray
 
+from replay import DEFAULT_SNAPSHOT_EVERY
 from storage_backends import STORAGE_ENV_VAR, Storage
 
 from .._names import MANAGER_PREFIX, NAMESPACE, manager_name, seat
@@ -18,6 +19,7 @@ from ..exceptions import WorkflowError
 from ..runtime._manager import DEFAULT_APPLICATION, ManagerConfig
 from ..store import _index
 from ..store._leases import DEFAULT_DURATION_S
+from ..store._retention import as_retention
 from ..store._spec import StorageSpec
 from ..store._sync import run_sync, storage_for
 from ._manager_client import start_manager
@@ -49,7 +51,8 @@ _context: EngineContext | None = None
 def init(storage: str | Storage | None = None, *, storage_options: dict[str, Any] | None = None,
          max_running_workflows: int | None = None, max_pending_workflows: int | None = None,
          application: str | None = None, lease_duration: float | None = None, recover: bool = True,
-         manager_options: dict[str, Any] | None = None, **ray_init_kwargs: Any) -> None:
+         manager_options: dict[str, Any] | None = None, retention: Any = None,
+         snapshot_every: int | None = None, **ray_init_kwargs: Any) -> None:
     """Choose the storage and connect to (or start) Ray, as ``ray.workflow.init`` did.
 
     Args:
@@ -75,7 +78,15 @@ def init(storage: str | Storage | None = None, *, storage_options: dict[str, Any
             start (``resume_all`` still does, by hand).
         manager_options: where the manager actor may run, as Ray actor options: ``resources``,
             ``scheduling_strategy``, ``label_selector`` (e.g. to keep it off spot nodes).
-            These four settings apply to the manager the first ``init`` against a storage
+        retention: finished workflows to delete in the background (see ``engine.Retention``):
+            None (default: keep everything), a duration (``"30d"``, seconds, a ``timedelta``:
+            delete SUCCESSFUL, CANCELED and FAILED workflows that ended that long ago), a dict of
+            ``Retention``'s fields, or a ``Retention``. Applied by the manager every
+            ``Retention.every`` (default 1 hour), as ``ray-durable gc`` would.
+        snapshot_every: compaction: the manager stores a snapshot of a workflow's fold every
+            this many events of its log (default 10,000; 0: never), so that loading a long log
+            reads the snapshot and the events after it.
+            These six settings apply to the manager the first ``init`` against a storage
             creates on a cluster.
         **ray_init_kwargs: passed to ``ray.init`` when Ray is not running yet. Ray is joined
             only where asked (``address=``, ``$RAY_ADDRESS``, ``"auto"``) or where the cluster
@@ -85,6 +96,8 @@ def init(storage: str | Storage | None = None, *, storage_options: dict[str, Any
         TypeError: a limit that is not an int. ValueError: a limit out of range, or one that
             differs from what the storage's manager on this cluster already runs with (as
             2.47's re-init raised; None keeps the manager's); storage_options with an instance.
+        TypeError, ValueError: a ``retention`` or ``snapshot_every`` out of shape (the message
+            says which field and what it takes).
         UnknownSchemeError, StorageURLError: (ValueErrors) a URL no backend can open (before Ray starts).
         TypeError: a storage instance that cannot travel to other processes.
         WorkflowError: no storage was given and managers of several storages run on this cluster.
@@ -92,7 +105,7 @@ def init(storage: str | Storage | None = None, *, storage_options: dict[str, Any
             answer; the message names the address and how to clear a stale record.
     """
     limits = _limits(max_running_workflows, max_pending_workflows)
-    config = _manager_config(limits, application, lease_duration, recover)
+    config = _manager_config(limits, application, lease_duration, recover, retention, snapshot_every)
     placement = _placement(manager_options)
     spec = _chosen_storage(storage, storage_options)  # bad URL or instance: fails before Ray starts
     start_or_join(ray_init_kwargs)  # a dead address is a clear error here, within seconds
@@ -172,7 +185,7 @@ def _connect(spec: StorageSpec, config: ManagerConfig, placement: dict[str, Any]
 
 
 def _manager_config(limits: dict[str, int | None], application: str | None, lease_duration: Any,
-                    recover: bool) -> ManagerConfig:
+                    recover: bool, retention: Any = None, snapshot_every: Any = None) -> ManagerConfig:
     application = application or os.environ.get(APPLICATION_ENV_VAR) or DEFAULT_APPLICATION
     if not isinstance(application, str) or not application.isprintable() or len(application) > 200:
         raise ValueError(f"application must be a printable str of at most 200 characters, got {application!r}")
@@ -183,8 +196,14 @@ def _manager_config(limits: dict[str, int | None], application: str | None, leas
         raise ValueError(f"lease_duration must be a number of seconds from 1 to 86400, got {lease_duration!r}")
     if not isinstance(recover, bool):
         raise TypeError(f"recover must be True or False, got {recover!r}")
+    if snapshot_every is None:
+        snapshot_every = DEFAULT_SNAPSHOT_EVERY
+    if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 0:
+        raise ValueError(f"snapshot_every must be an int of 0 (no snapshots) or more (events between "
+                         f"snapshots), got {snapshot_every!r}")
     return ManagerConfig(owner=f"m-{uuid.uuid4().hex[:16]}", application=application,
-                         lease_duration_s=float(lease_duration), recover=recover, limits=limits)
+                         lease_duration_s=float(lease_duration), recover=recover, limits=limits,
+                         snapshot_every=snapshot_every, retention=as_retention(retention))
 
 
 _PLACEMENT_OPTIONS = ("resources", "scheduling_strategy", "label_selector")
