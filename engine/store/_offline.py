@@ -121,7 +121,8 @@ async def finish_delete(storage: Storage, workflow_id: str, started: float, open
         raise WorkflowError(f"could not delete workflow {workflow_id!r}: its log kept changing")
     await storage.delete(mailbox_log_id(workflow_id))
     await storage.delete(workflow_id)  # the log first, then its blobs (see Storage.delete)
-    await _index.append(storage, deleting={workflow_id: -1.0})
+    # The tombstone again, for whatever was indexed meanwhile (the fence's claim, a listing's repair).
+    await _index.append(storage, deleted=[workflow_id], deleting={workflow_id: -1.0})
     return True
 
 

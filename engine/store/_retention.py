@@ -84,7 +84,8 @@ def parse_statuses(value: Any) -> frozenset[WorkflowStatus]:
     if not isinstance(value, Iterable):
         raise TypeError(f"statuses must be a status or an iterable of statuses, got {value!r}")
     out = set()
-    for item in value:
+    names = [part for item in value for part in (item.split(",") if isinstance(item, str) else [item])]
+    for item in names:
         name = str(item).strip().upper()
         if not name:
             continue
