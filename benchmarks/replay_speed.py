@@ -176,7 +176,8 @@ COMPACTED_ID = "bench-compacted"
 
 async def write_compacted_log(storage, events, every: int, batch: int) -> tuple[int, int]:
     """Append ``events`` as a run's writer does, a snapshot every ``every`` events (the event at
-    once, the blob once that event is durable, as engine/runtime/_log_writer.py does).
+    once, the blob once that event is durable, as engine/runtime/_log_writer.py does). Only the
+    last blob is stored: the writer replaces each with the next, and a load reads the last one.
 
     Returns:
         (events in the log, snapshot events in it).
@@ -192,9 +193,8 @@ async def write_compacted_log(storage, events, every: int, batch: int) -> tuple[
             chunk.append(event)
             pending, snapshots = blob, snapshots + 1
         seq = await replay.append_events(storage, COMPACTED_ID, chunk, seq)
-        if pending is not None:
-            await storage.put_blob(COMPACTED_ID, SNAPSHOT_BLOB, pending)
-            pending = None
+    if pending is not None:
+        await storage.put_blob(COMPACTED_ID, SNAPSHOT_BLOB, pending)
     return seq, snapshots
 
 
