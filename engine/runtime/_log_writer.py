@@ -39,6 +39,7 @@ class LogWriter:
         self.snapshot_every = snapshot_every
         self._snapshot: tuple[int, bytes] | None = None  # (its event's seq, blob) until that event is durable
         self._snapshot_store: asyncio.Task | None = None
+        self._no_snapshot_before = 0  # after a snapshot that could not be taken: wait this long
         self.workflow_id = workflow_id
         self.state = state  # runs ahead of the durable log by the queued events
         self._durable_next_seq = state.next_seq
@@ -54,13 +55,23 @@ class LogWriter:
         for event in events:
             apply(self.state, event)
             self._queue.append(encode_event(event))
-        if snapshot_due(self.state, self.snapshot_every):
-            event, blob = take_snapshot(self.state)
-            apply(self.state, event)
-            self._queue.append(encode_event(event))
-            self._snapshot = (self.state.last_seq, blob)
+        if snapshot_due(self.state, self.snapshot_every) and self.state.last_seq >= self._no_snapshot_before:
+            self._take_snapshot()
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.ensure_future(self._flush())
+
+    def _take_snapshot(self) -> None:
+        """Queue a snapshot event now (right after the last event it covers) and keep its blob."""
+        try:
+            event, blob = take_snapshot(self.state)
+        except Exception as exc:  # never the run's failure: only a slower load
+            logger.warning("could not take a snapshot of workflow %s (%s: %s); trying again after %d more "
+                           "events", self.workflow_id, type(exc).__name__, exc, self.snapshot_every)
+            self._no_snapshot_before = self.state.last_seq + self.snapshot_every
+            return
+        apply(self.state, event)
+        self._queue.append(encode_event(event))
+        self._snapshot = (self.state.last_seq, blob)
 
     async def write(self, *events: Event) -> None:
         """Queue ``events`` and wait until they are durable."""
