@@ -100,7 +100,7 @@ class WorkflowManager:
         self._recovered = asyncio.Event()
         self._adopted: set[str] = set()  # being driven because this manager took them on by itself
         self._env_values: dict[str, dict] = {}  # queued workflow -> what its recorded runtime env left out
-        self._retention_reports: list[dict] = []  # the latest passes of the retention, newest last
+        self._retention_reports: list[dict] = []  # the latest retention passes that deleted anything
         # An async actor's constructor runs beside its event loop: take on orphans there.
         asyncio.get_event_loop().call_soon_threadsafe(lambda: asyncio.ensure_future(self._recover()))
         if config.retention is not None:
@@ -179,14 +179,15 @@ class WorkflowManager:
                 for item in report.items:
                     logger.info("retention: %s %s (%s; %d blob(s), %d bytes)", item.action, item.workflow_id,
                                 item.status or "a delete cut short", len(item.blobs), item.bytes)
-                self._retention_reports = [*self._retention_reports[-9:], {"at": time.time(), **report.to_dict()}]
+                if report.items:
+                    self._retention_reports = [*self._retention_reports[-9:], {"at": time.time(), **report.to_dict()}]
             except Exception:
                 logger.exception("a retention pass failed; the next one tries again in %.0fs", policy.every)
             await asyncio.sleep(policy.every)
 
     def retention_reports(self) -> list[dict]:
-        """What the latest (up to 10) retention passes deleted, oldest first: ``GcReport.to_dict()``
-        plus ``at`` (Unix seconds). Empty without ``init(retention=...)``."""
+        """What the latest (up to 10) retention passes that deleted anything deleted, oldest first:
+        ``GcReport.to_dict()`` plus ``at`` (Unix seconds). Empty without ``init(retention=...)``."""
         return list(self._retention_reports)
 
     def _fence(self, reason: str) -> None:

@@ -33,15 +33,10 @@ from tests.engine import tasks
 from tests.replay.logs import LogBuilder
 
 
-@pytest.fixture(params=["local", "s3"])
-def compacting(request, ray_runtime, tmp_path, moto_server):
+@pytest.fixture
+def compacting(own_storage):
     """A storage of its own whose manager snapshots every 25 events."""
-    if request.param == "local":
-        url, options = f"file://{tmp_path}/store", {}
-    else:
-        bucket = f"compact-{uuid.uuid4().hex[:12]}"
-        request.getfixturevalue("s3_admin").create_bucket(Bucket=bucket)
-        url, options = f"s3://{bucket}/wf", {"endpoint_url": moto_server}
+    url, options = own_storage
     workflow.init(url, storage_options=options, snapshot_every=25)
     return url, options
 

@@ -221,16 +221,6 @@ def test_gc_refuses_open_statuses_and_bad_ages(fresh_backend):
             workflow.gc(older_than=age)
 
 
-@pytest.fixture(params=["local", "s3"])
-def own_storage(request, ray_runtime, tmp_path, moto_server):
-    """A storage nobody has initialised yet: the next init makes its manager, with its options."""
-    if request.param == "local":
-        return f"file://{tmp_path}/store", {}
-    bucket = f"own-{uuid.uuid4().hex[:12]}"
-    request.getfixturevalue("s3_admin").create_bucket(Bucket=bucket)
-    return f"s3://{bucket}/wf", {"endpoint_url": moto_server}
-
-
 def test_retention_applied_by_the_running_manager(own_storage, tmp_path):
     url, options = own_storage
     workflow.init(url, storage_options=options,
