@@ -1,9 +1,9 @@
 """A TCP proxy for benchmarks: adds latency to every request and counts the requests it forwards.
 
 Put in front of ``moto_server`` it makes S3 figures reflect a real region's round trip: each
-chunk the client sends waits ``delay_s`` before it is forwarded, and each chunk the server
-answers waits ``delay_s`` before it reaches the client, so one HTTP request and its answer cost
-``2 * delay_s`` more (a one-way delay of ``delay_s``). Requests are counted by method from the
+chunk either side sends reaches the other side ``delay_s`` after it arrived (a one-way delay),
+so one HTTP request and its answer cost ``2 * delay_s`` more, and a new connection's set-up
+adds nothing (the proxy accepts at once, as a load balancer near the client would). Requests are counted by method from the
 request lines it sees (HTTP/1.1 on kept-alive connections).
 """
 
@@ -44,6 +44,10 @@ class LatencyProxy:
     def __exit__(self, *exc) -> None:
         async def stop():
             self._server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:  # open connections' pipes: end them quietly
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self._server.wait_closed()
         asyncio.run_coroutine_threadsafe(stop(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -58,18 +62,37 @@ class LatencyProxy:
         except OSError:
             client_writer.close()
             return
-        await asyncio.gather(self._pipe(client_reader, server_writer, count=True),
-                             self._pipe(server_reader, client_writer, count=False))
+        with contextlib.suppress(asyncio.CancelledError):  # (cancelled when the proxy stops)
+            await asyncio.gather(self._pipe(client_reader, server_writer, count=True),
+                                 self._pipe(server_reader, client_writer, count=False))
 
     async def _pipe(self, reader, writer, count: bool) -> None:
+        # Each chunk is forwarded delay_s after it arrived, not after the previous one was sent:
+        # a one-way delay (a long wire), not a slow link, so pipelined chunks are not delayed twice.
+        chunks: asyncio.Queue = asyncio.Queue()
+        forwarder = asyncio.ensure_future(self._forward(chunks, writer))
         with contextlib.suppress(ConnectionError, asyncio.CancelledError):
             while data := await reader.read(1 << 16):
                 if count:
                     for method in _REQUEST_LINE.findall(data):
                         self.requests[method.decode()] += 1
-                if self.delay_s:
-                    await asyncio.sleep(self.delay_s)
+                chunks.put_nowait((self._loop.time() + self.delay_s, data))
+        chunks.put_nowait((self._loop.time() + self.delay_s, b""))
+        try:
+            await forwarder
+        except (ConnectionError, asyncio.CancelledError):
+            forwarder.cancel()
+
+    async def _forward(self, chunks: asyncio.Queue, writer) -> None:
+        try:
+            while True:
+                due, data = await chunks.get()
+                if (wait := due - self._loop.time()) > 0:
+                    await asyncio.sleep(wait)
+                if not data:
+                    break
                 writer.write(data)
                 await writer.drain()
-        with contextlib.suppress(Exception):
-            writer.close()
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()

@@ -26,6 +26,7 @@ def main() -> None:
     workflow.init(storage, storage_options=options)
     tag = uuid.uuid4().hex[:8]
     workflow.run(inc.bind(0), workflow_id=f"drv-warm-{tag}")
+    ray.get([inc.remote(i) for i in range(200)])  # this job's own workers up (plain tasks need them)
     print("READY", flush=True)
     sys.stdin.readline()
     if kind == "plain":

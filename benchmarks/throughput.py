@@ -1,7 +1,7 @@
 """Throughput: many workflows at once, against the same tasks as plain Ray in the same run.
 
     .venv/bin/python benchmarks/throughput.py [--quick] [--backend local|s3|s3-20ms] [--drivers 1,4]
-                                              [--shards N] [--full]
+                                              [--shards N] [--full] [--cluster NODES]
 
 Shapes, each submitted all at once (``run_async`` in a loop, then one ``ray.get`` of all):
 
@@ -11,11 +11,20 @@ Shapes, each submitted all at once (``run_async`` in a loop, then one ``ray.get`
 
 Reported: workflows/s and tasks/s, and the ratio to plain Ray. Per one-task workflow (measured
 alone): latency against a plain task round trip, and on S3 the requests by method and the bytes
-stored; behind a proxy that adds 20 ms each way to every request (``s3-20ms``) the sequential
-storage round trips (its extra latency over 40 ms). With --full, the manager's memory (RSS) before
+stored; behind a proxy that adds 20 ms to every request, 10 ms each way (``s3-20ms``), the
+sequential storage round trips: the one-task workflow's extra latency with the delay on over the
+same proxy with it off, in 20 ms units. With --full, the manager's memory (RSS) before
 and after 10,000 finished workflows, and a 100,000-task fan-out's time and manager memory per task.
 
-Prints a table; writes JSON to benchmarks/results/throughput-<backend>.json.
+On local storage, the floor in the same run: creating a file durably (create, write, fsync, and
+fsync of its directory: one journal commit of the file system), which every new workflow's log
+costs before run_async returns.
+
+With ``--cluster NODES``: the 1,000 one-task shape (1 and 4 drivers) on a ``ray.cluster_utils``
+cluster of NODES nodes of 1 CPU each, with 1 manager shard and with one shard per node, and per
+shard the workflows it drove and the node it sat on.
+
+Prints a table; writes JSON to benchmarks/results/throughput-<backend>[-cluster].json.
 """
 
 from __future__ import annotations
@@ -36,9 +45,10 @@ import ray  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import engine as workflow  # noqa: E402
-from _common import moto_server, write_results  # noqa: E402
+from _common import fake_aws_env, moto_server, write_results  # noqa: E402
 from _proxy import LatencyProxy  # noqa: E402
 from _shapes import inc  # noqa: E402
+from _shapes import total as total_of  # noqa: E402
 from engine.api._init import context  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -105,8 +115,21 @@ def many_drivers(kind: str, n: int, drivers: int, storage: str, options: dict) -
         proc.stdin.flush()
     for proc in procs:
         proc.stdout.readline()  # DONE
+    elapsed = time.perf_counter() - started
+    for proc in procs:  # (a driver's exit takes Ray's shutdown: not part of the figure)
         proc.wait()
-    return time.perf_counter() - started
+    return elapsed
+
+
+def drivers_row(n: int, drivers: int, url: str, options: dict, suffix: str = "") -> dict:
+    """n one-task workflows from ``drivers`` processes at once, against n plain tasks from one
+    driver: plain tasks from several drivers are several Ray jobs, each needing workers of its
+    own, and on 2 CPUs Ray kills and starts workers between the jobs (their figure is kept as
+    ``plain_drivers_per_s``). The engine's tasks all run in the manager's job."""
+    durable_s = many_drivers("durable", n, drivers, url, options)
+    result = row(f"{n} one-task workflows, {drivers} drivers{suffix}", plain_one_tasks(n), durable_s, n)
+    result["plain_drivers_per_s"] = n / many_drivers("plain", n, drivers, url, options)
+    return result
 
 
 def one_task_latency(repeats: int) -> tuple[float, float]:
@@ -124,11 +147,44 @@ def one_task_latency(repeats: int) -> tuple[float, float]:
 
 
 def manager_rss() -> float:
-    """The manager's resident memory, MiB (Ray vendors psutil)."""
+    """The managers' resident memory, MiB, summed over shards (Ray vendors psutil)."""
     import psutil
 
-    pid = ray.get(context().manager.describe.remote())["pid"]
-    return psutil.Process(pid).memory_info().rss / 2**20
+    pids = [ray.get(m.describe.remote())["pid"] for m in context().managers]
+    return sum(psutil.Process(pid).memory_info().rss for pid in pids) / 2**20
+
+
+def new_file_floor_ms(directory: str, n: int = 200) -> float:
+    """Median ms to create a file durably (create, write 300 bytes, fsync it and its directory)."""
+    times = []
+    for i in range(n):
+        started = time.perf_counter()
+        path = os.path.join(directory, f"floor-{i}")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.pwrite(fd, b"x" * 300, 0)
+        os.fsync(fd)
+        os.close(fd)
+        dfd = os.open(directory, os.O_RDONLY)
+        os.fsync(dfd)
+        os.close(dfd)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def fan_out(width: int) -> dict:
+    """One workflow of ``width`` parallel tasks summed by one more; against the same in plain Ray."""
+    started = time.perf_counter()
+    assert ray.get(total_of.remote(*[inc.remote(i) for i in range(width)])) == width * (width + 1) // 2
+    plain_s = time.perf_counter() - started
+    rss_before = manager_rss()
+    started = time.perf_counter()
+    dag = total_of.bind(*[inc.bind(i) for i in range(width)])
+    assert workflow.run(dag, workflow_id=f"fan-{_tag()}") == width * (width + 1) // 2
+    durable_s = time.perf_counter() - started
+    rss_after = manager_rss()
+    return {"width": width, "plain_s": plain_s, "durable_s": durable_s, "ratio": durable_s / plain_s,
+            "manager_rss_mib": {"before": rss_before, "after": rss_after},
+            "manager_bytes_per_task": (rss_after - rss_before) * 2**20 / width}
 
 
 def row(name: str, plain_s: float, durable_s: float, count: int, unit: str = "workflows") -> dict:
@@ -143,38 +199,124 @@ def main() -> None:
     parser.add_argument("--backend", choices=["local", "s3", "s3-20ms"], default="local")
     parser.add_argument("--drivers", default="1,4")
     parser.add_argument("--shards", type=int, default=None)
+    parser.add_argument("--cluster", type=int, default=0, metavar="NODES")
+    parser.add_argument("--fan-out", type=int, default=0, metavar="WIDTH",
+                        help="only one workflow of WIDTH parallel tasks (--full runs 100,000)")
     args = parser.parse_args()
+    fake_aws_env()  # before ray.init: the manager and workers inherit the driver's environment
+    if args.cluster:
+        report = scale_out(args)
+        print_scale_out(report)
+        print("results:", write_results(f"throughput-{args.backend}-cluster", report))
+        return
     sizes = [100] if args.quick else [100, 1000] + ([10_000] if args.full else [])
     report: dict = {"backend": args.backend, "rows": []}
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     ray.get([inc.remote(i) for i in range(200)])  # workers up
+    if args.fan_out:
+        with tempfile.TemporaryDirectory() as tmp, _storage(args.backend, tmp) as (url, options, _proxy):
+            workflow.init(url, storage_options=options)
+            report["fan_out"] = fan_out(args.fan_out)
+        fan = report["fan_out"]
+        print(f"{fan['width']}-task fan-out: {fan['durable_s']:.1f} s vs plain {fan['plain_s']:.1f} s "
+              f"({fan['ratio']:.2f}x); manager {fan['manager_bytes_per_task']:.0f} bytes per task")
+        print("results:", write_results(f"throughput-{args.backend}-fan-out", report))
+        return
     with tempfile.TemporaryDirectory() as tmp, _storage(args.backend, tmp) as (url, options, proxy):
         init_kwargs = {"shards": args.shards} if args.shards else {}
         workflow.init(url, storage_options=options, **init_kwargs)
         for i in range(20):
             workflow.run(inc.bind(i), workflow_id=f"warm-{_tag()}")
+        if args.backend == "local":
+            os.makedirs(os.path.join(tmp, "floor"))
+            report["new_file_floor_ms"] = new_file_floor_ms(os.path.join(tmp, "floor"))
         plain_ms, durable_ms = one_task_latency(20 if args.quick else 50)
         report["one_task_ms"] = {"plain": plain_ms, "durable": durable_ms, "ratio": durable_ms / plain_ms}
         if proxy is not None:
             proxy.reset()
             workflow.run(inc.bind(1), workflow_id=f"count-{_tag()}")
+            time.sleep(1.0)  # (nothing of it is left in flight: the count is the workflow's own)
             report["requests_per_one_task_workflow"] = dict(proxy.requests)
-            if proxy.delay_s:
-                report["sequential_round_trips"] = (durable_ms - plain_ms) / (2 * proxy.delay_s * 1000)
-        rss_before = manager_rss()
+            if delay_s := proxy.delay_s:
+                proxy.delay_s = 0.0
+                _, undelayed_ms = one_task_latency(20 if args.quick else 50)
+                proxy.delay_s = delay_s
+                report["one_task_ms"]["without_delay"] = undelayed_ms
+                report["sequential_round_trips"] = (durable_ms - undelayed_ms) / (2 * delay_s * 1000)
         for n in sizes:
+            if n == sizes[-1]:
+                rss_before = manager_rss()
+            if proxy is not None:
+                proxy.reset()
             report["rows"].append(row(f"{n} one-task workflows", plain_one_tasks(n), durable_one_tasks(n), n))
+            if proxy is not None:
+                report["requests_per_workflow_at_once"] = {
+                    "workflows": n, **{k: v / n for k, v in proxy.requests.items()}}
+        report["manager_rss_mib"] = {"workflows": sizes[-1], "before": rss_before, "after": manager_rss()}
         m = 20 if args.quick else 100
         report["rows"].append(row(f"{m} 10-task chains", plain_chains(m), durable_chains(m), m * 10, "tasks"))
         for drivers in [int(d) for d in args.drivers.split(",") if int(d) > 1]:
-            n = sizes[-1]
-            report["rows"].append(row(f"{n} one-task workflows, {drivers} drivers",
-                                      many_drivers("plain", n, drivers, url, options),
-                                      many_drivers("durable", n, drivers, url, options), n))
-        report["manager_rss_mib"] = {"before": rss_before, "after": manager_rss()}
+            report["rows"].append(drivers_row(sizes[-1], drivers, url, options))
+        if args.full:
+            report["fan_out"] = fan_out(100_000)
     print_table(report)
     print("results:", write_results(f"throughput-{args.backend}", report))
     ray.shutdown()
+
+
+def scale_out(args) -> dict:
+    """The 1,000 one-task shape on a cluster of ``args.cluster`` 1-CPU nodes, with 1 shard and
+    with one shard per node (each on a storage of its own)."""
+    from ray.cluster_utils import Cluster
+
+    n = 200 if args.quick else 1000
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    for _ in range(args.cluster - 1):
+        cluster.add_node(num_cpus=1)
+    report: dict = {"backend": args.backend, "nodes": args.cluster, "workflows": n, "runs": []}
+    try:
+        ray.init(address=cluster.address, log_to_driver=False)
+        ray.get([inc.remote(i) for i in range(200)])
+        with tempfile.TemporaryDirectory() as tmp:
+            for shards in sorted({1, args.cluster}):
+                with _storage(args.backend, os.path.join(tmp, f"s{shards}")) as (url, options, _proxy):
+                    workflow.init(url, storage_options=options, shards=shards)
+                    for i in range(20):
+                        workflow.run(inc.bind(i), workflow_id=f"warm-{_tag()}")
+                    one = row(f"{n} one-task workflows, {shards} shard(s)", plain_one_tasks(n),
+                              durable_one_tasks(n), n)
+                    four = drivers_row(n, 4, url, options, f", {shards} shard(s)")
+                    report["runs"].append({"shards": shards, "rows": [one, four], "per_shard": _per_shard()})
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    return report
+
+
+def _per_shard() -> list[dict]:
+    """Each shard's node and how many workflows it drove (its run_started events, by owner)."""
+    from engine.store._sync import run_sync
+    from replay import load_state
+
+    ctx = context()
+    shards = [ray.get(m.describe.remote()) for m in ctx.managers]
+    driven = {info["owner"]: 0 for info in shards}
+    for workflow_id in [wid for wid, _ in workflow.list_all()]:
+        owner = run_sync(load_state(ctx.storage, workflow_id)).owner
+        if owner in driven:
+            driven[owner] += 1
+    return [{"shard": info["shard"], "node": info["node_id"][:12], "workflows": driven[info["owner"]]}
+            for info in shards]
+
+
+def print_scale_out(report: dict) -> None:
+    print(f"\nscale-out on {report['nodes']} nodes of 1 CPU ({report['backend']} storage, one machine)")
+    print(f"  {'shape':<52} {'plain/s':>10} {'durable/s':>10} {'durable/plain':>14}")
+    for run in report["runs"]:
+        for r in run["rows"]:
+            print(f"  {r['shape']:<52} {r['plain_per_s']:>10.0f} {r['durable_per_s']:>10.0f} {r['ratio']:>14.2f}")
+        for shard in run["per_shard"]:
+            print(f"    shard {shard['shard']} on node {shard['node']}: {shard['workflows']} workflows")
 
 
 def print_table(report: dict) -> None:
@@ -184,13 +326,23 @@ def print_table(report: dict) -> None:
           f"({one['ratio']:.2f}x)")
     if "requests_per_one_task_workflow" in report:
         print(f"  storage requests per one-task workflow: {report['requests_per_one_task_workflow']}")
+    if "requests_per_workflow_at_once" in report:
+        print(f"  storage requests per workflow, {report['requests_per_workflow_at_once']['workflows']} at once: "
+              f"{ {k: round(v, 2) for k, v in report['requests_per_workflow_at_once'].items() if k != 'workflows'} }")
+    if "new_file_floor_ms" in report:
+        print(f"  floor: creating one file durably (a new workflow's log) {report['new_file_floor_ms']:.2f} ms")
     if "sequential_round_trips" in report:
         print(f"  sequential storage round trips per one-task workflow: {report['sequential_round_trips']:.1f}")
     print(f"  {'shape':<40} {'plain/s':>10} {'durable/s':>10} {'durable/plain':>14}")
     for r in report["rows"]:
         print(f"  {r['shape']:<40} {r['plain_per_s']:>10.0f} {r['durable_per_s']:>10.0f} {r['ratio']:>14.2f}")
     rss = report["manager_rss_mib"]
-    print(f"  manager RSS: {rss['before']:.0f} MiB -> {rss['after']:.0f} MiB")
+    print(f"  manager RSS across {rss['workflows']} workflows: {rss['before']:.0f} MiB -> {rss['after']:.0f} MiB "
+          f"({100 * (rss['after'] / rss['before'] - 1):+.1f}%)")
+    if "fan_out" in report:
+        fan = report["fan_out"]
+        print(f"  {fan['width']}-task fan-out: {fan['durable_s']:.1f} s vs plain {fan['plain_s']:.1f} s "
+              f"({fan['ratio']:.2f}x); manager {fan['manager_bytes_per_task']:.0f} bytes per task")
 
 
 class _storage:
@@ -209,7 +361,7 @@ class _storage:
 
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="throughput")
         port = int(endpoint.rsplit(":", 1)[1])
-        self._proxy = LatencyProxy(port, 0.020 if self.backend == "s3-20ms" else 0.0).__enter__()
+        self._proxy = LatencyProxy(port, 0.010 if self.backend == "s3-20ms" else 0.0).__enter__()
         return "s3://throughput/wf", {"endpoint_url": self._proxy.url}, self._proxy
 
     def __exit__(self, *exc):

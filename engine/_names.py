@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import zlib
 
 from storage_backends import InvalidIdError, is_system_id, validate_log_id
 
@@ -24,21 +25,31 @@ NAMESPACE = "ray_durable"
 #    the status index and the leases live in system logs (system:status_index, system:leases).
 # 6: timers and event waits (notify_event; the listener actor); start and run take the
 #    runtime env values the log does not record (secrets).
-PROTOCOL = 6
+# 7: manager shards (a workflow's shard by its id; settings()); start and run take the new
+#    log's tail token; run_async hands over with run, without waiting.
+PROTOCOL = 7
 MANAGER_PREFIX = "ray-durable-manager-"
 
 
-@functools.lru_cache(maxsize=64)
-def manager_name(storage_key: str) -> str:
-    """The manager actor's name (in :data:`NAMESPACE`) for a storage (``StorageSpec.key``)."""
+@functools.lru_cache(maxsize=256)
+def manager_name(storage_key: str, shard: int = 0) -> str:
+    """The name (in :data:`NAMESPACE`) of a storage's (``StorageSpec.key``) manager actor, or
+    of its shard ``shard`` (shard 0 keeps the name a single manager has)."""
     key = f"{storage_key}\nprotocol {PROTOCOL}"
-    return MANAGER_PREFIX + hashlib.sha1(key.encode()).hexdigest()[:16]
+    name = MANAGER_PREFIX + hashlib.sha1(key.encode()).hexdigest()[:16]
+    return name if shard == 0 else f"{name}-shard-{shard}"
 
 
-def seat(gcs_address: str, storage_key: str) -> str:
-    """Where the manager for a storage (``StorageSpec.key``) sits on the cluster at ``gcs_address``
-    (see Lease.seat)."""
-    return f"{gcs_address}/{manager_name(storage_key)}"
+def seat(gcs_address: str, storage_key: str, shard: int = 0) -> str:
+    """Where a storage's (``StorageSpec.key``) manager, or its shard, sits on the cluster at
+    ``gcs_address`` (see Lease.seat)."""
+    return f"{gcs_address}/{manager_name(storage_key, shard)}"
+
+
+def shard_of(workflow_id: str, shards: int) -> int:
+    """The manager shard (0 .. shards-1) that drives ``workflow_id``: by a stable hash of the
+    id, the same in every process and Python version."""
+    return zlib.crc32(workflow_id.encode()) % shards if shards > 1 else 0
 
 
 def validate_workflow_id(workflow_id: object) -> str:

@@ -72,7 +72,7 @@ def start_http_event_provider(http_options: dict[str, Any] | None = None) -> Non
 
     ctx = context()
     try:
-        ray.get(deploy_task.remote(ctx.storage_url, ctx.storage_options, http_options, True))
+        ray.get(deploy_task.remote(ctx.spec, http_options, True))
     except ray.exceptions.RayTaskError as exc:
         raise exc.cause if isinstance(exc.cause, ImportError) else exc
 

@@ -112,6 +112,27 @@ class Storage(abc.ABC):
         """All records of :meth:`read` as a list."""
         return [record async for record in self.read(log_id, from_seq)]
 
+    # --- exclusive writers (optional: the defaults are correct, only slower) --
+
+    def tail_token(self, log_id: str) -> bytes | None:
+        """What this instance knows of the log's tail after its own last append, as opaque
+        bytes for another instance's :meth:`learn_tail` (None: nothing worth handing over)."""
+        return None
+
+    def learn_tail(self, log_id: str, token: bytes | None) -> None:
+        """Take what another instance knew of the log's tail (its :meth:`tail_token`), so that
+        the next append here need not look the tail up first; it checks it as it checks what
+        it saw itself. A token that is not one of this backend's is ignored."""
+
+    def hold(self, log_id: str) -> None:
+        """Nobody deletes the log (and begins it anew) until :meth:`release`: the caller
+        vouches for it (a lease above storage, say). A backend may then trust the tail it
+        last saw without proving it again before an append. Appends stay conditional on
+        ``expected_next_seq``: another writer's append is still a conflict."""
+
+    def release(self, log_id: str) -> None:
+        """End :meth:`hold`; the backend may forget what it cached about the log."""
+
     # --- blobs ----------------------------------------------------------------
 
     @abc.abstractmethod

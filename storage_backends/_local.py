@@ -392,6 +392,9 @@ class LocalStorage(Storage):
 
     # --- logs -----------------------------------------------------------------
 
+    def release(self, log_id: str) -> None:
+        self._tails.pop(log_id, None)  # (an append re-reads the tail: a cache, not a promise)
+
     async def append(self, log_id: str, records: Sequence[bytes], expected_next_seq: int) -> int:
         path = self._log_path(log_id)
         if not records:

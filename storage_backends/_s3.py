@@ -138,12 +138,15 @@ class S3Storage(Storage):
         # batch's ETag or None), as last seen: the end is a boundary of the chain as long as that
         # very batch is still there (another writer may have deleted the log and begun it again).
         self._tails: dict[str, tuple[int | None, int, str | None]] = {}
+        # Logs whose caller holds them (see Storage.hold): nobody else deletes them meanwhile, so
+        # a boundary as last seen needs no HEAD beside the next put to prove it is still one.
+        self._held: set[str] = set()
 
     def __getstate__(self) -> dict:
         # Picklable for child processes / Ray tasks: the configuration travels,
         # not the connection, the cache or the credentials learned from the chain.
         state = self.__dict__.copy()
-        for name in ("_errors", "_client", "_tails"):
+        for name in ("_errors", "_client", "_tails", "_held"):
             del state[name]
         return state
 
@@ -228,7 +231,7 @@ class S3Storage(Storage):
             tail = await self._find_tail(s3, log_id)
             if tail != expected:
                 raise AppendConflictError(log_id, expected, tail)
-        elif expected != 0:
+        elif expected != 0 and log_id not in self._held:
             # A boundary as last seen; still one only if the batch ending there is the one we saw
             # (the log may have been deleted, and begun again, by another writer). Asked alongside
             # the put, so it costs a request but no time; a put it proves wrong is taken back.
@@ -244,6 +247,28 @@ class S3Storage(Storage):
             self._tails.pop(log_id, None)
             raise AppendConflictError(log_id, expected, await self._tail_after_conflict(s3, log_id, 0))
         return end
+
+    def tail_token(self, log_id: str) -> bytes | None:
+        cached = self._tails.get(log_id)
+        if cached is None or cached[2] is None:
+            return None
+        return f"{-1 if cached[0] is None else cached[0]} {cached[1]} {cached[2]}".encode()
+
+    def learn_tail(self, log_id: str, token: bytes | None) -> None:
+        if token is None:
+            return
+        try:
+            start, end, etag = token.decode().split(" ", 2)
+            self._tails[log_id] = (None if int(start) < 0 else int(start), int(end), etag)
+        except (UnicodeDecodeError, ValueError):
+            pass  # not a token of ours: the next append looks the tail up
+
+    def hold(self, log_id: str) -> None:
+        self._held.add(log_id)
+
+    def release(self, log_id: str) -> None:
+        self._held.discard(log_id)
+        self._tails.pop(log_id, None)
 
     async def _unchanged(self, s3, log_id: str, start: int | None, etag: str) -> bool:
         """Whether the batch at ``start`` still has ``etag`` (a failed question counts as yes)."""

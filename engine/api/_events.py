@@ -36,5 +36,5 @@ def send_event(workflow_id: str, event_key: str, payload: Any = None) -> None:
     ctx = context()
     sender = f"api {os.getpid()}@{socket.gethostname()}"
     run_sync(post_event(ctx.storage, workflow_id, event_key, payload, sender=sender))
-    ctx.manager.notify_event.remote(workflow_id)  # a nudge: the wait would see it at its next poll
+    ctx.manager_for(workflow_id).notify_event.remote(workflow_id)  # a nudge: the wait would see it at its next poll
 

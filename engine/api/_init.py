@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
@@ -14,7 +15,7 @@ import ray
 from replay import DEFAULT_SNAPSHOT_EVERY
 from storage_backends import STORAGE_ENV_VAR, Storage
 
-from .._names import MANAGER_PREFIX, NAMESPACE, manager_name, seat
+from .._names import MANAGER_PREFIX, NAMESPACE, manager_name, seat, shard_of
 from ..exceptions import WorkflowError
 from ..runtime._manager import DEFAULT_APPLICATION, ManagerConfig
 from ..store import _index
@@ -26,6 +27,7 @@ from ._manager_client import start_manager
 from ._ray_cluster import start_or_join
 
 APPLICATION_ENV_VAR = "RAY_DURABLE_APPLICATION"
+MAX_SHARDS = 64
 logger = logging.getLogger(__name__)
 
 
@@ -33,15 +35,37 @@ logger = logging.getLogger(__name__)
 class EngineContext:
     spec: StorageSpec
     storage: Storage
-    manager: Any  # ActorHandle
-    manager_name: str
-    seat: str  # the manager's seat (engine.store._leases.Lease.seat): this cluster's, this storage's
-    config: ManagerConfig  # what a manager made here runs with (also one made to replace a dead one)
+    managers: list[Any]  # ActorHandles, one per shard (index = shard)
+    gcs_address: str
+    config: ManagerConfig  # shard 0's; a manager made here (also to replace a dead one) runs with it
     placement: dict[str, Any]
+    # The limits the manager runs with (it may have been made by another driver, with its own).
+    manager_limits: dict[str, int | None] = field(default_factory=dict)
 
     @property
     def storage_url(self) -> str:
         return self.spec.url
+
+    @property
+    def manager(self) -> Any:
+        """Shard 0's manager: the only one unless ``init(shards=...)``."""
+        return self.managers[0]
+
+    @property
+    def manager_name(self) -> str:
+        return manager_name(self.spec.key)
+
+    @property
+    def seats(self) -> frozenset[str]:
+        """The seats (``Lease.seat``) of this cluster's managers of this storage, every shard's."""
+        return frozenset(seat(self.gcs_address, self.spec.key, i) for i in range(len(self.managers)))
+
+    def shard_for(self, workflow_id: str) -> int:
+        return shard_of(workflow_id, len(self.managers))
+
+    def manager_for(self, workflow_id: str) -> Any:
+        """The manager (shard) that drives ``workflow_id``."""
+        return self.managers[self.shard_for(workflow_id)]
 
 
 _lock = threading.Lock()
@@ -51,7 +75,7 @@ _context: EngineContext | None = None
 def init(storage: str | Storage | None = None, *, storage_options: dict[str, Any] | None = None,
          max_running_workflows: int | None = None, max_pending_workflows: int | None = None,
          application: str | None = None, lease_duration: float | None = None, recover: bool = True,
-         manager_options: dict[str, Any] | None = None, retention: Any = None,
+         manager_options: dict[str, Any] | None = None, shards: int | None = None, retention: Any = None,
          snapshot_every: int | None = None, **ray_init_kwargs: Any) -> None:
     """Choose the storage and connect to (or start) Ray, as ``ray.workflow.init`` did.
 
@@ -86,8 +110,13 @@ def init(storage: str | Storage | None = None, *, storage_options: dict[str, Any
         snapshot_every: compaction: the manager stores a snapshot of a workflow's fold every
             this many events of its log (default 10,000; 0: never), so that loading a long log
             reads the snapshot and the events after it.
-            These six settings apply to the manager the first ``init`` against a storage
-            creates on a cluster.
+        shards: how many manager actors drive this storage's workflows on this cluster (default 1;
+            at most 64). A workflow belongs to one shard by a hash of its id; each shard has its
+            own lease, and the limits above apply per shard. With more than one, and no
+            ``scheduling_strategy`` given, they are spread over the cluster's nodes (Ray's
+            "SPREAD"), so throughput grows with nodes. None: as many as the cluster runs already.
+            These settings apply to the managers the first ``init`` against a storage creates
+            on a cluster (retention is applied by shard 0 alone).
         **ray_init_kwargs: passed to ``ray.init`` when Ray is not running yet. Ray is joined
             only where asked (``address=``, ``$RAY_ADDRESS``, ``"auto"``) or where the cluster
             ``ray start`` recorded is alive; otherwise a local Ray starts.
@@ -95,7 +124,8 @@ def init(storage: str | Storage | None = None, *, storage_options: dict[str, Any
     Raises:
         TypeError: a limit that is not an int. ValueError: a limit out of range, or one that
             differs from what the storage's manager on this cluster already runs with (as
-            2.47's re-init raised; None keeps the manager's); storage_options with an instance.
+            2.47's re-init raised; None keeps the manager's); the same for ``shards``;
+            storage_options with an instance.
         TypeError, ValueError: a ``retention`` or ``snapshot_every`` out of shape (the message
             says which field and what it takes).
         UnknownSchemeError, StorageURLError: (ValueErrors) a URL no backend can open (before Ray starts).
@@ -106,12 +136,22 @@ def init(storage: str | Storage | None = None, *, storage_options: dict[str, Any
     """
     limits = _limits(max_running_workflows, max_pending_workflows)
     config = _manager_config(limits, application, lease_duration, recover, retention, snapshot_every)
+    shards = _shards(shards)
     placement = _placement(manager_options)
     spec = _chosen_storage(storage, storage_options)  # bad URL or instance: fails before Ray starts
     start_or_join(ray_init_kwargs)  # a dead address is a clear error here, within seconds
     if spec is None:
         spec = cluster_storage() or StorageSpec.from_url(None)
-    _connect(spec, config, placement)
+    _connect(spec, config, placement, shards)
+
+
+def _shards(shards: Any) -> int | None:
+    if shards is None:
+        return None
+    if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= MAX_SHARDS:
+        raise ValueError(f"shards must be an int from 1 to {MAX_SHARDS} (manager actors per storage), "
+                         f"got {shards!r}")
+    return shards
 
 
 def _chosen_storage(storage: str | Storage | None, options: dict[str, Any] | None) -> StorageSpec | None:
@@ -171,17 +211,27 @@ def cluster_storage() -> StorageSpec | None:
     return spec
 
 
-def _connect(spec: StorageSpec, config: ManagerConfig, placement: dict[str, Any]) -> None:
+def _connect(spec: StorageSpec, config: ManagerConfig, placement: dict[str, Any], shards: int | None) -> None:
     global _context
     store = storage_for(spec)
     run_sync(store.check())  # fail fast: a root that is a file, read-only storage, missing bucket
     run_sync(_index.ensure_current(store))  # a store of ray-durable 0.1: move its index now
-    manager = start_manager(spec, config, placement)
+    config = dataclasses.replace(config, shards=shards or 1)
+    if config.shards > 1 and "scheduling_strategy" not in placement:
+        placement = {**placement, "scheduling_strategy": "SPREAD"}  # one shard per node, if it can
+    first = start_manager(spec, config, placement)
+    settings = ray.get(first.settings.remote())  # (the shards may have been made by another driver)
     if config.limits:
-        _check_same_limits(spec.url, config.limits, ray.get(manager.limits.remote()))
+        _check_same_limits(spec.url, config.limits, settings["limits"])
+    if shards is not None and shards != settings["shards"]:
+        raise ValueError(f"workflow.init was called with shards={shards}, but this cluster's managers for "
+                         f"storage {spec.url} run with shards={settings['shards']}; pass the same (or None "
+                         "to keep them), or use another storage")
+    config = dataclasses.replace(config, shards=settings["shards"])
+    managers = [first] + [start_manager(spec, config.for_shard(i), placement) for i in range(1, config.shards)]
     with _lock:
-        _context = EngineContext(spec, store, manager, manager_name(spec.key),
-                                 seat(ray.get_runtime_context().gcs_address, spec.key), config, placement)
+        _context = EngineContext(spec, store, managers, ray.get_runtime_context().gcs_address, config,
+                                 placement, settings["limits"])
 
 
 def _manager_config(limits: dict[str, int | None], application: str | None, lease_duration: Any,

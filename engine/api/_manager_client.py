@@ -13,6 +13,9 @@ seat, which takes on its predecessor's workflows at once, and
   joins the run it took on, or claims the workflow if nobody had;
 * a call that waits on a workflow (:func:`result` with a workflow id) waits again on it.
 
+With ``init(shards=N)`` there are N managers per storage on the cluster, and each call goes to
+the shard of its workflow (``EngineContext.shard_for``); listings ask every shard (:func:`ask_all`).
+
 Workflow errors the manager raised come out with our message, as instances of both their
 class and ``RayTaskError`` (as 2.47's ``ray.get`` raised them).
 """
@@ -39,13 +42,14 @@ _lost: set[str] = set()  # actor ids of manager handles whose actor is known to 
 
 
 def start_manager(spec: StorageSpec, config: ManagerConfig, placement: dict[str, Any]) -> Any:
-    """The manager for ``spec`` on this cluster: the running one, or a new one with ``config``.
+    """The manager for ``spec`` (its shard ``config.shard``) on this cluster: the running one, or
+    a new one with ``config``.
 
     Ray restarts it wherever it can (its process or node lost) with the same config, so the same
     lease owner: the new incarnation takes on what the old one drove.
     """
     return WorkflowManager.options(
-        name=manager_name(spec.key), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+        name=manager_name(spec.key, config.shard), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
         max_restarts=-1, **placement,
     ).remote(spec, config)
 
@@ -55,34 +59,47 @@ def retried(method: Any) -> Any:
     return method.options(max_task_retries=-1)
 
 
-def live_manager(ctx) -> Any:
-    """``ctx.manager``, replaced first by a new manager if it is known to be gone for good."""
-    handle = ctx.manager
+def live_manager(ctx, shard: int = 0) -> Any:
+    """The manager of ``shard`` (see ``EngineContext.shard_for``), replaced first by a new one
+    if it is known to be gone for good."""
+    handle = ctx.managers[shard]
     if _actor_id(handle) in _lost:
-        handle = _replace(ctx, handle)
+        handle = _replace(ctx, shard, handle)
     return handle
 
 
-def ask(ctx, method: str, *args: Any) -> Any:
-    """``manager.method(*args)`` for a question or an idempotent order, asked of a new manager
-    if the old one is gone."""
-    handle = live_manager(ctx)
+def ask(ctx, method: str, workflow_id: str, *args: Any) -> Any:
+    """``manager.method(workflow_id, *args)`` of the workflow's shard, for a question or an
+    idempotent order, asked of a new manager if the old one is gone."""
+    return _call(ctx, ctx.shard_for(workflow_id), method, workflow_id, *args)
+
+
+def ask_all(ctx, method: str) -> list[Any]:
+    """``manager.method()`` of every shard (sent to all at once), in shard order."""
+    refs = [retried(getattr(live_manager(ctx, shard), method)).remote() for shard in range(len(ctx.managers))]
+    answers = []
+    for shard, ref in enumerate(refs):
+        try:
+            answers.append(result(ref))
+        except ACTOR_LOST:
+            answers.append(_call(ctx, shard, method))
+    return answers
+
+
+def drive(ctx, method: str, workflow_id: str, *args: Any) -> Any:
+    """``manager.method(workflow_id, *args)`` of the workflow's shard, for a call that hands a
+    workflow over (start, run): made again of a new manager if the old one is gone (it joins
+    the run it took on, or claims it)."""
+    return _call(ctx, ctx.shard_for(workflow_id), method, workflow_id, *args)
+
+
+def _call(ctx, shard: int, method: str, *args: Any) -> Any:
+    handle = live_manager(ctx, shard)
     try:
         return result(retried(getattr(handle, method)).remote(*args))
     except ACTOR_LOST:
         _mark_lost(handle)
-        return result(retried(getattr(_replace(ctx, handle), method)).remote(*args))
-
-
-def drive(ctx, method: str, *args: Any) -> Any:
-    """``manager.method(*args)`` for a call that hands a workflow over (start, run): made again
-    of a new manager if the old one is gone (it joins the run it took on, or claims it)."""
-    handle = live_manager(ctx)
-    try:
-        return result(retried(getattr(handle, method)).remote(*args))
-    except ACTOR_LOST:
-        _mark_lost(handle)
-    return result(retried(getattr(_replace(ctx, handle), method)).remote(*args))
+    return result(retried(getattr(_replace(ctx, shard, handle), method)).remote(*args))
 
 
 def result(ref: ray.ObjectRef, workflow_id: str | None = None, ctx: Any = None,
@@ -102,8 +119,10 @@ def result(ref: ray.ObjectRef, workflow_id: str | None = None, ctx: Any = None,
     except ACTOR_LOST:
         if workflow_id is None or ctx is None:
             raise
-        _mark_lost(ctx.manager)
-    return result(retried(_replace(ctx, ctx.manager).wait_output).remote(workflow_id, task_id))
+    shard = ctx.shard_for(workflow_id)
+    dead = ctx.managers[shard]
+    _mark_lost(dead)
+    return result(retried(_replace(ctx, shard, dead).wait_output).remote(workflow_id, task_id))
 
 
 def _actor_id(handle: Any) -> str:
@@ -115,24 +134,25 @@ def _mark_lost(handle: Any) -> None:
         _lost.add(_actor_id(handle))
 
 
-def _replace(ctx, dead: Any) -> Any:
-    """A new, answering manager in place of ``dead`` (once per dead handle, whoever asks first).
+def _replace(ctx, shard: int, dead: Any) -> Any:
+    """A new, answering manager for ``shard`` in place of ``dead`` (once per dead handle,
+    whoever asks first).
 
     Raises:
         WorkflowError: no new manager answered within REPLACE_BOUND_S.
     """
     with _lock:
         _lost.add(_actor_id(dead))
-        if ctx.manager is not dead:  # another thread replaced it already
-            return ctx.manager
+        if ctx.managers[shard] is not dead:  # another thread replaced it already
+            return ctx.managers[shard]
         deadline = time.monotonic() + REPLACE_BOUND_S
         while True:
             # Until the GCS has released the dead actor's name, get_if_exists hands back the dead one.
-            handle = start_manager(ctx.spec, ctx.config, ctx.placement)
+            handle = start_manager(ctx.spec, ctx.config.for_shard(shard), ctx.placement)
             if _actor_id(handle) not in _lost:
                 try:
                     ray.get(handle.live_statuses.remote(), timeout=max(1.0, deadline - time.monotonic()))
-                    ctx.manager = handle
+                    ctx.managers[shard] = handle
                     return handle
                 except ACTOR_LOST:
                     _lost.add(_actor_id(handle))

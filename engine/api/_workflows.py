@@ -40,7 +40,7 @@ from ..exceptions import (
     WorkflowQueueFullError,
     as_ray_task_error,
 )
-from ..graph._build import build_graph
+from ..graph._build import WorkflowGraph, build_graph
 from ..graph._options import check_json_metadata
 from ..runtime import _worker
 from ..runtime._http_deploy import deploy_once, report
@@ -98,7 +98,7 @@ def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any],
         dag_ref = _payloads.make_ref(data, graph, None)
     else:
         if run_sync(storage.next_seq(workflow_id)) > 0:
-            return None, {}  # (a blob written now would sit in another workflow's directory)
+            return None, {}, None  # (a blob written now would sit in another workflow's directory)
         # Named by its content: a driver racing this one with the same id can only ever
         # overwrite it with the same bytes, whichever of the two submissions wins.
         name = f"dag-{_payloads.digest(data)}"
@@ -116,13 +116,13 @@ def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any],
     try:
         run_sync(storage.append(workflow_id, [record], 0))
     except AppendConflictError:
-        return None, {}
-    return record, runtime_envs.supplied(recorded_env, job_env, {})[0]
+        return None, {}, None
+    return record, runtime_envs.supplied(recorded_env, job_env, {})[0], storage.tail_token(workflow_id)
 
 
 def _deploy_http_provider() -> None:
     """The workflow waits on an HTTPListener: its endpoint is to answer from the moment run returns."""
-    ref = deploy_once(context().storage_url, context().storage_options)
+    ref = deploy_once(context().spec)
     if ref is not None:
         try:
             ray.get(ref)
@@ -179,18 +179,23 @@ def run_async(dag: DAGNode, *args: Any, workflow_id: str | None = None,
             ``InputNode`` keyword input may not be named ``keep``.
 
     Returns:
-        an ObjectRef to the workflow's output.
+        an ObjectRef to the workflow's output, once the submission (the workflow's first event:
+        its DAG, inputs and metadata) is durable in its log. The manager claims and runs it
+        afterwards, without the caller waiting (unless ``max_pending_workflows`` is set). A
+        driver that dies before Ray delivered that hand-over leaves the workflow RESUMABLE
+        (``resume`` / ``resume_all`` run it), never lost. An error in the hand-over (another
+        driver claimed the same new id first) comes out of the ref.
 
     Raises:
         WorkflowRunningError: the id is being run (also a RuntimeError, as 2.47 raised).
         WorkflowQueueFullError: ``max_pending_workflows`` are queued (also a ``queue.Full``).
         ValueError / TypeError: a bad id, metadata, DAG, inputs or ``keep`` (nothing is written).
     """
-    workflow_id, submission, env_values = _submit_new(dag, args, kwargs, workflow_id, metadata, keep)
+    workflow_id, submission, env_values, tail = _submit_new(dag, args, kwargs, workflow_id, metadata, keep)
     if submission is None:
         return resume_async(workflow_id)
     with _refused_leaves_no_trace(workflow_id):
-        return _start(workflow_id, submission, env_values)
+        return _start(workflow_id, submission, env_values, tail)
 
 
 def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
@@ -206,15 +211,16 @@ def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
         WorkflowCancellationError: it was canceled meanwhile (also a RayTaskError).
         and what :func:`run_async` raises.
     """
-    workflow_id, submission, env_values = _submit_new(dag, args, kwargs, workflow_id, metadata, keep)
+    workflow_id, submission, env_values, tail = _submit_new(dag, args, kwargs, workflow_id, metadata, keep)
     if submission is None:
         return resume(workflow_id)
     with _refused_leaves_no_trace(workflow_id):
-        return _manager_client.drive(context(), "run", workflow_id, submission, env_values)
+        return _manager_client.drive(context(), "run", workflow_id, submission, env_values, tail)
 
 
 def _submit_new(dag: Any, args: tuple, kwargs: dict, workflow_id: str | None,
-                metadata: dict[str, Any] | None, keep: str | None = None) -> tuple[str, bytes | None, dict]:
+                metadata: dict[str, Any] | None, keep: str | None = None
+                ) -> tuple[str, bytes | None, dict, bytes | None]:
     """Check run's arguments and record the submission; (id, its record), or (id, None) if the
     id already existed (then the append at seq 0 found it: no read first)."""
     if not isinstance(dag, DAGNode):
@@ -237,16 +243,27 @@ def _refused_leaves_no_trace(workflow_id: str) -> Iterator[None]:
         raise
 
 
-def _start(workflow_id: str, submission: bytes | None, env_values: dict) -> ray.ObjectRef:
-    """Hand the workflow to the manager (which claims its log, or queues it) and return a ref to
-    its output (a call Ray sends again to a restarted manager).
+def _start(workflow_id: str, submission: bytes | None, env_values: dict,
+           tail: bytes | None = None) -> ray.ObjectRef:
+    """Hand the workflow to the manager and return a ref to its output (a call Ray sends again
+    to a restarted manager).
+
+    A new workflow (``submission``, already durable) is handed over without waiting for the
+    manager, unless ``max_pending_workflows`` is set: its claim of the log, and any error in it
+    (another driver claimed the id meanwhile), come out of the ref. A resume, or a new workflow
+    with that limit, waits for the manager's answer, so a full queue or a workflow running
+    elsewhere is raised here, as 2.47 raised them.
 
     Args:
         env_values: what the recorded runtime env leaves out (secrets), for the run's tasks.
+        tail: the new log's tail token (see :func:`_submit`).
     """
     ctx = context()
-    _manager_client.drive(ctx, "start", workflow_id, submission, env_values)
-    return _manager_client.retried(ctx.manager.wait_output).remote(workflow_id)
+    if submission is not None and ctx.manager_limits.get("max_pending_workflows") is None:
+        manager = _manager_client.live_manager(ctx, ctx.shard_for(workflow_id))
+        return _manager_client.retried(manager.run).remote(workflow_id, submission, env_values, tail)
+    _manager_client.drive(ctx, "start", workflow_id, submission, env_values, tail)
+    return _manager_client.retried(ctx.manager_for(workflow_id).wait_output).remote(workflow_id)
 
 
 def _new_id() -> str:
@@ -333,10 +350,10 @@ def _output_or_error(workflow_id: str, task_id: str | None) -> ray.ObjectRef | B
     elif state.status not in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
         ctx = context()
         if _manager_client.ask(ctx, "live_status", workflow_id) is not None:
-            return _manager_client.retried(ctx.manager.wait_output).remote(workflow_id, task_id)
+            return _manager_client.retried(ctx.manager_for(workflow_id).wait_output).remote(workflow_id, task_id)
         state = _existing_state(workflow_id)  # it may have ended between the read and the answer
-        if status_of(state.status, None, _lease_of(state), asked_seat=ctx.seat) is WorkflowStatus.RUNNING:
-            return _manager_client.retried(ctx.manager.wait_output).remote(workflow_id, task_id)  # another cluster
+        if status_of(state.status, None, _lease_of(state), asked_seat=ctx.seats) is WorkflowStatus.RUNNING:
+            return _manager_client.retried(ctx.manager_for(workflow_id).wait_output).remote(workflow_id, task_id)  # another cluster
     try:
         return (run_sync(output_from_state(context().storage, workflow_id, state, task_id)),)
     except (WorkflowError, ValueError) as exc:
@@ -372,7 +389,7 @@ def _live_status(workflow_id: str, state: WorkflowState) -> WorkflowStatus:
     lease = None
     if live is None:
         lease = _lease_of(state)
-    return status_of(state.status, live, lease, asked_seat=ctx.seat)
+    return status_of(state.status, live, lease, asked_seat=ctx.seats)
 
 
 def get_metadata(workflow_id: str, task_id: str | None = None) -> dict[str, Any]:
@@ -394,7 +411,7 @@ def get_metadata(workflow_id: str, task_id: str | None = None) -> dict[str, Any]
         return workflow_metadata(state, _live_status(workflow_id, state))
     task = state.tasks.get(task_id)
     if task is None:
-        raise ValueError(f"workflow {workflow_id!r} has no task {task_id!r}")
+        return _unscheduled_task_metadata(workflow_id, state, task_id)
     ended = task.status in (TaskStatus.SUCCESSFUL, TaskStatus.FAILED)
     return {
         "task_id": task_id,
@@ -404,6 +421,33 @@ def get_metadata(workflow_id: str, task_id: str | None = None) -> dict[str, Any]
         "stats": _stats(task.started_at, task.ended_at if ended else None),
         "status": str(task.status),
         "attempts": task.attempt,
+    }
+
+
+def _unscheduled_task_metadata(workflow_id: str, state: WorkflowState, task_id: str) -> dict[str, Any]:
+    """A task of the submitted DAG that no run has scheduled yet (run_async returns before the
+    manager's claim; a downstream task waits for its inputs): its metadata from the DAG, as
+    2.47 had every task's from the submission on, with no stats yet.
+
+    Raises:
+        ValueError: the submitted DAG has no such task either (a continuation's tasks are known
+            only once the task that returns it has run).
+    """
+    spec = None
+    if state.submission is not None:
+        graph = WorkflowGraph.from_bytes(run_sync(_payloads.load_bytes(context().storage, workflow_id,
+                                                                       state.submission.dag)))
+        spec = graph.tasks.get(task_id)
+    if spec is None:
+        raise ValueError(f"workflow {workflow_id!r} has no task {task_id!r}")
+    return {
+        "task_id": task_id,
+        "task_options": _task_options_247(runtime_envs.recorded_task_options(spec.recorded_options())),
+        "user_metadata": dict(spec.options.metadata),
+        "workflow_refs": list(spec.deps),
+        "stats": {},
+        "status": "PENDING",
+        "attempts": 0,
     }
 
 

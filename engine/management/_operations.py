@@ -50,12 +50,12 @@ def list_all(status_filter: Any = None) -> list[tuple[str, WorkflowStatus]]:
     """``[(workflow_id, status)]`` for every workflow, optionally only those with the given status(es)."""
     wanted = _as_status_set(status_filter)
     ctx = context()
-    live = _manager_client.ask(ctx, "live_statuses")
+    live = {wid: status for shard in _manager_client.ask_all(ctx, "live_statuses") for wid, status in shard.items()}
 
     async def logged() -> dict[str, WorkflowStatus | None]:
         found = await _index.lookup(ctx.storage, await _index.list_workflow_ids(ctx.storage))
         open_states = {wid: st for wid, st in found.open_states.items() if wid not in live}
-        judged = await statuses_from_storage(ctx.storage, open_states, asked_seat=ctx.seat)
+        judged = await statuses_from_storage(ctx.storage, open_states, asked_seat=ctx.seats)
         return {wid: judged[wid][0] if wid in judged else status_of(status, live.get(wid))
                 for wid, status in found.statuses.items()}
 

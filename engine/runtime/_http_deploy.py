@@ -20,14 +20,15 @@ from typing import Any
 
 import ray
 
+from ..store._spec import StorageSpec
+
 logger = logging.getLogger(__name__)
 
 
-def _deploy(storage_url: str, storage_options: dict[str, Any], http_options: dict[str, Any] | None,
-            replace: bool) -> None:
+def _deploy(spec: StorageSpec, http_options: dict[str, Any] | None, replace: bool) -> None:
     from ._http_provider import deploy
 
-    deploy(storage_url, storage_options, http_options, replace)
+    deploy(spec, http_options, replace)
 
 
 deploy_task = ray.remote(num_cpus=0, max_calls=1, max_retries=0)(_deploy)
@@ -35,14 +36,14 @@ deploy_task = ray.remote(num_cpus=0, max_calls=1, max_retries=0)(_deploy)
 _asked = False
 
 
-def deploy_once(storage_url: str, storage_options: dict[str, Any]) -> Any:
-    """Start deploying the provider for ``storage_url`` (never in place of one serving another
-    storage) unless this process asked already; returns the task's ObjectRef, or None."""
+def deploy_once(spec: StorageSpec) -> Any:
+    """Start deploying the provider for the storage of ``spec`` (never in place of one serving
+    another storage) unless this process asked already; returns the task's ObjectRef, or None."""
     global _asked
     if _asked or os.environ.get("RAY_DURABLE_HTTP_EVENTS", "1") == "0":
         return None
     _asked = True
-    return deploy_task.remote(storage_url, storage_options, None, False)
+    return deploy_task.remote(spec, None, False)
 
 
 def report(error: BaseException) -> None:

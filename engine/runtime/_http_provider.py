@@ -28,11 +28,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from ray import serve
 
-from storage_backends import InvalidIdError, open_storage, validate_log_id
+from storage_backends import InvalidIdError, validate_log_id
 
 from .._names import HTTP_EVENT_PROVIDER_NAME, HTTP_EVENT_ROUTE_PREFIX, NAMESPACE, manager_name
 from ..exceptions import DuplicateEventError, WorkflowEventError, WorkflowNotFoundError
 from ..store._mailbox import post_event
+from ..store._spec import StorageSpec
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +49,9 @@ def _error(code: int, message: str) -> JSONResponse:
 class HTTPEventProvider:
     """Receives events over HTTP for the workflows of one storage (see the module)."""
 
-    def __init__(self, storage_url: str, storage_options: dict[str, Any]):
-        self.storage_url = storage_url
-        self.storage_options = storage_options
+    def __init__(self, spec: StorageSpec):
+        self.spec = spec
+        self.storage_url = spec.url
         self._storage = None  # opened on the replica's event loop, at the first request
         self._manager = None
 
@@ -94,22 +95,21 @@ class HTTPEventProvider:
 
     def _open(self):
         if self._storage is None:
-            self._storage = open_storage(self.storage_url, **self.storage_options)
+            self._storage = self.spec.open()
         return self._storage
 
     def _nudge(self, workflow_id: str) -> None:
         """Tell the storage's manager on this cluster, if there is one (it polls otherwise)."""
         try:
             if self._manager is None:
-                self._manager = ray.get_actor(manager_name(self.storage_url), namespace=NAMESPACE)
+                self._manager = ray.get_actor(manager_name(self.spec.key), namespace=NAMESPACE)
             self._manager.notify_event.remote(workflow_id)
         except Exception:  # no manager (yet), or it died: look it up again next time
             self._manager = None
 
 
-def deploy(storage_url: str, storage_options: dict[str, Any], http_options: Optional[dict[str, Any]],
-           replace: bool = False) -> None:
-    """Deploy the provider for ``storage_url`` and return once it answers.
+def deploy(spec: StorageSpec, http_options: Optional[dict[str, Any]], replace: bool = False) -> None:
+    """Deploy the provider for the storage of ``spec`` and return once it answers.
 
     One provider per cluster (its route is 2.47's ``/event``). If one runs for another storage,
     it is kept, unless ``replace``: then this storage's takes its place.
@@ -122,6 +122,7 @@ def deploy(storage_url: str, storage_options: dict[str, Any], http_options: Opti
         running = False
     if running:
         current = serve.get_app_handle(HTTP_EVENT_PROVIDER_NAME).storage.remote().result()
+        storage_url = spec.url
         if current == storage_url:
             return
         if not replace:
@@ -129,5 +130,5 @@ def deploy(storage_url: str, storage_options: dict[str, Any], http_options: Opti
                            "can be sent with workflow.send_event or ray-durable send-event",
                            current, storage_url)
             return
-    serve.run(HTTPEventProvider.bind(storage_url, storage_options), name=HTTP_EVENT_PROVIDER_NAME,
+    serve.run(HTTPEventProvider.bind(spec), name=HTTP_EVENT_PROVIDER_NAME,
               route_prefix=HTTP_EVENT_ROUTE_PREFIX)

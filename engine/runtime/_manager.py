@@ -17,11 +17,13 @@ or a ``ray stop`` picks up where the last one stopped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
 import time
 from collections import OrderedDict
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +40,7 @@ from replay import (
 )
 from storage_backends import AppendConflictError, StorageError
 
-from .._names import NAMESPACE, manager_name, seat
+from .._names import NAMESPACE, manager_name, seat, shard_of
 from ..exceptions import (
     WorkflowCancellationError,
     WorkflowError,
@@ -70,7 +72,13 @@ class ManagerConfig:
     recover: bool = True  # take on the expired workflows of this application at start
     limits: dict[str, int | None] = field(default_factory=dict)
     snapshot_every: int = DEFAULT_SNAPSHOT_EVERY  # compaction: events between snapshots (0: none)
-    retention: Retention | None = None  # applied in the background (engine.store._retention)
+    retention: Retention | None = None  # applied in the background by shard 0 (engine.store._retention)
+    shards: int = 1  # manager actors per storage on the cluster; a workflow's is shard_of(id)
+    shard: int = 0  # which of them this one is
+
+    def for_shard(self, shard: int) -> ManagerConfig:
+        """The config of shard ``shard`` of the managers this one belongs to: its own lease owner."""
+        return dataclasses.replace(self, shard=shard, owner=self.owner if shard == 0 else f"{self.owner}.{shard}")
 
 @ray.remote(num_cpus=0, max_concurrency=100_000)
 class WorkflowManager:
@@ -88,7 +96,8 @@ class WorkflowManager:
         self.max_running = config.limits.get("max_running_workflows")
         self.max_pending = config.limits.get("max_pending_workflows")
         cluster = ray.get_runtime_context().gcs_address
-        self.identity = Identity(config.owner, cluster, seat(cluster, spec.key), config.application)
+        self.identity = Identity(config.owner, cluster, seat(cluster, spec.key, config.shard), config.application)
+        self.name = manager_name(spec.key, config.shard)
         self._storage = None
         self._index = None
         self._lease: LeaseKeeper | None = None
@@ -103,12 +112,14 @@ class WorkflowManager:
         self._retention_reports: list[dict] = []  # the latest retention passes that deleted anything
         # An async actor's constructor runs beside its event loop: take on orphans there.
         asyncio.get_event_loop().call_soon_threadsafe(lambda: asyncio.ensure_future(self._recover()))
-        if config.retention is not None:
+        if config.retention is not None and config.shard == 0:  # one gc per storage and cluster
             asyncio.get_event_loop().call_soon_threadsafe(
                 lambda: asyncio.ensure_future(self._apply_retention(config.retention)))
 
     def __repr__(self) -> str:
         # Ray prefixes this actor's log lines (on the driver's console too) with its repr.
+        if self.config.shards > 1:
+            return f"ray-durable manager of {self.storage_url}, shard {self.config.shard}/{self.config.shards}"
         return f"ray-durable manager of {self.storage_url}"
 
     @property
@@ -138,6 +149,7 @@ class WorkflowManager:
             next_look = None
             try:
                 orphans, next_look = await find_orphans(self.storage, self.identity, self.config.recover)
+                orphans = [wid for wid in orphans if self._mine(wid)]
                 for workflow_id in orphans:
                     if self._live(workflow_id) is None:
                         self._claiming.add(workflow_id)  # live from now on, for callers that ask
@@ -190,6 +202,10 @@ class WorkflowManager:
         ``GcReport.to_dict()`` plus ``at`` (Unix seconds). Empty without ``init(retention=...)``."""
         return list(self._retention_reports)
 
+    def _mine(self, workflow_id: str) -> bool:
+        """Whether this shard drives ``workflow_id`` (always, with one shard)."""
+        return shard_of(workflow_id, self.config.shards) == self.config.shard
+
     def _fence(self, reason: str) -> None:
         """The lease may have lapsed: stop every run before another cluster may take one over."""
         logger.error("manager %s stops its %d run(s): %s", self.identity.owner, len(self.runs), reason)
@@ -202,6 +218,7 @@ class WorkflowManager:
         return {"owner": me.owner, "cluster": me.cluster, "seat": me.seat, "application": me.application,
                 "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
                 "lease_duration_s": self.config.lease_duration_s,
+                "shard": self.config.shard, "shards": self.config.shards,
                 "lease_writes": self._lease.writes if self._lease is not None else 0}
 
     def storage_spec(self) -> StorageSpec:
@@ -209,11 +226,15 @@ class WorkflowManager:
         return self.spec
 
     def limits(self) -> dict[str, int | None]:
-        """The queueing limits this manager runs with (None: no limit)."""
+        """The queueing limits this manager runs with (None: no limit); per shard, with shards."""
         return {"max_running_workflows": self.max_running, "max_pending_workflows": self.max_pending}
 
+    def settings(self) -> dict[str, Any]:
+        """What a driver joining this cluster must agree with: ``limits`` and ``shards``."""
+        return {"limits": self.limits(), "shards": self.config.shards}
+
     async def start(self, workflow_id: str, submission: bytes | None = None,
-                    env_values: dict | None = None) -> str:
+                    env_values: dict | None = None, tail: bytes | None = None) -> str:
         """Claim and start driving a workflow, or queue it if ``max_running`` are running.
 
         Args:
@@ -222,6 +243,9 @@ class WorkflowManager:
                 it meanwhile, the claim's append at seq 1 conflicts.
             env_values: what the recorded runtime env leaves out (env var values, URL
                 credentials), from the driver's job: the run's tasks get them, the log never.
+            tail: what the driver's storage knew of the new log's tail after appending
+                ``submission`` (``Storage.tail_token``): the claim appends after it without
+                looking the tail up (on S3, a LIST and a GET fewer).
 
         Returns:
             "started", "queued", or "finished" (it had already succeeded).
@@ -237,6 +261,8 @@ class WorkflowManager:
                 return "started"  # taken on by itself after a crash: a resume joins it
             raise WorkflowRunningError(workflow_id)
         state = _submitted_state(workflow_id, submission)
+        if state is not None:
+            self.storage.learn_tail(workflow_id, tail)
         if state is None:
             state = await load_state(self.storage, workflow_id)
             await self._refuse_if_held_elsewhere(workflow_id, state)
@@ -286,7 +312,7 @@ class WorkflowManager:
             if state is None:
                 state = await load_state(self.storage, workflow_id)
                 await self._refuse_if_held_elsewhere(workflow_id, state)
-            run = WorkflowRun(self.storage, self.spec, state, manager_name(self.spec.key), index=self._index,
+            run = WorkflowRun(self.storage, self.spec, state, self.name, index=self._index,
                               owner=self.identity, env_values=env_values,
                               snapshot_every=self.config.snapshot_every)
             try:
@@ -344,9 +370,10 @@ class WorkflowManager:
             started.set_result(None)
 
     async def run(self, workflow_id: str, submission: bytes | None = None,
-                  env_values: dict | None = None) -> Any:
-        """:meth:`start` then :meth:`wait_output`, in one call from the driver (``workflow.run``)."""
-        await self.start(workflow_id, submission, env_values)
+                  env_values: dict | None = None, tail: bytes | None = None) -> Any:
+        """:meth:`start` then :meth:`wait_output`, in one call from the driver (``workflow.run``,
+        and ``run_async`` without a ``max_pending_workflows`` limit)."""
+        await self.start(workflow_id, submission, env_values, tail)
         return await self.wait_output(workflow_id)
 
     async def wait_output(self, workflow_id: str, task_id: str | None = None) -> Any:
@@ -402,6 +429,11 @@ class WorkflowManager:
     def notify_event(self, workflow_id: str) -> None:
         """A sender put an event in the workflow's mailbox: its open waits look now (else they
         see it at their next poll)."""
+        if not self._mine(workflow_id):  # a sender that does not know the shards asks shard 0
+            shard = shard_of(workflow_id, self.config.shards)
+            with contextlib.suppress(Exception):  # (a nudge: the wait polls anyway)
+                ray.get_actor(manager_name(self.spec.key, shard), namespace=NAMESPACE).notify_event.remote(workflow_id)
+            return
         run = self.runs.get(workflow_id)
         if run is not None:
             run.waits.notify()
@@ -441,6 +473,9 @@ class WorkflowManager:
         if queued is not None:
             queued.set_exception(WorkflowCancellationError(workflow_id))
             return False
+        # A claim under way (run_async hands over without waiting for it): cancel the run it
+        # starts, rather than race its claim with a cancel appended to the log from outside.
+        await self._claimed(workflow_id)
         run = self.runs.get(workflow_id)
         if run is None or run.finished:
             return False

@@ -57,6 +57,11 @@ from ._worker import Outcome, RunContext, TaskCall, decode_outcome, remote_run_t
 
 OK, CONTINUED, FAILED, DEFERRED = "ok", "continued", "failed", "deferred"
 logger = logging.getLogger(__name__)
+# A run that starts with thousands of ready tasks (a wide fan-out) hands the event loop back
+# every this many: the manager's other runs and its lease renewal must not wait ~0.3 ms per Ray
+# submission times 100,000 (a 100,000-task fan-out stalled the loop past the lease, and the
+# manager fenced its own runs).
+_YIELD_EVERY = 256
 
 
 class StatusIndex(Protocol):
@@ -84,6 +89,7 @@ class WorkflowRun:
                  manager_name: str, index: StatusIndex, run_id: str | None = None, owner: Any = None,
                  env_values: dict | None = None, snapshot_every: int = DEFAULT_SNAPSHOT_EVERY):
         self.storage = storage
+        self.spec = spec  # how other processes open the storage (the listener actor, the HTTP provider)
         self.workflow_id = state.workflow_id
         self.state = state
         self.writer = LogWriter(storage, self.workflow_id, state, snapshot_every)
@@ -145,14 +151,25 @@ class WorkflowRun:
             deps = self._usable_deps(task_id) if task_id in self.waiting else None
             if deps is not None:
                 ready.append((task_id, deps))
-        for task_id, _deps in ready:
+        for i, (task_id, _deps) in enumerate(ready):
             self._record_scheduled(task_id)
+            if i % _YIELD_EVERY == _YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # see _YIELD_EVERY
         await self.writer.drain()
+        # Claimed under this manager's lease: nobody else writes to or deletes the log until the
+        # run ends (a cancel from elsewhere is still a conflict), so the storage need not prove
+        # its cached tail before each append (on S3 a HEAD per append).
+        self.storage.hold(self.workflow_id)
+        self.result.add_done_callback(lambda _f: self.storage.release(self.workflow_id))
         if self.finished:
             return
-        for task_id, deps in ready:
-            self.waiting.discard(task_id)
+        self.waiting.difference_update(task_id for task_id, _ in ready)  # (outcomes may arrive meanwhile)
+        for i, (task_id, deps) in enumerate(ready):
+            if self.finished:  # fenced or canceled while launching
+                return
             self._launch(task_id, deps)
+            if i % _YIELD_EVERY == _YIELD_EVERY - 1:
+                await asyncio.sleep(0)
         self._advance(list(dict.fromkeys(d for t, _ in ready for d in self.dependents.get(t, ()))))
         self._check_finished()
 
@@ -327,7 +344,9 @@ class WorkflowRun:
             # or by a manager another job created, runs tasks where they were meant to run.
             options = {**options, "runtime_env": self.runtime_env}
         if "name" not in options:  # for the dashboard, `ray list tasks` and log prefixes
-            options = {**options, "name": f"{spec.name.rpartition('.')[2]} [{self.workflow_id}]"}
+            # (not the workflow id too: Ray keeps state per task name in this process for good,
+            # ~30 KB per workflow with a name each; see benchmarks/throughput.py's manager RSS)
+            options = {**options, "name": spec.name.rpartition(".")[2]}
         key = tuple(sorted((k, repr(v)) for k, v in options.items()))
         remote = self._remotes.get(key)
         if remote is None:

@@ -183,7 +183,7 @@ class Waits:
         _check_key_free(run, task_id, key, started)
         run.writer.add(EventAwaited(ts=started, task_id=task_id, attempt=source.attempt, event_key=key,
                                     listener=spec.listener))
-        _ensure_http_provider(run.storage_url, run.storage_options)
+        _ensure_http_provider(run.spec)
         received = run.state.tasks[task_id].wait.received
         storage, workflow_id = run.storage, run.workflow_id
         del run
@@ -316,9 +316,9 @@ def _listener_failed(started: float, result: Any) -> Outcome:
                    retryable=result.retryable)
 
 
-def _ensure_http_provider(storage_url: str, storage_options: dict) -> None:
+def _ensure_http_provider(spec) -> None:
     """Deploy the HTTP event provider when this actor's first mailbox wait begins (in the background)."""
-    ref = deploy_once(storage_url, storage_options)
+    ref = deploy_once(spec)
     if ref is not None:
         asyncio.ensure_future(_await_deploy(ref))
 

@@ -335,6 +335,9 @@ class IndexWriter:
 
     def __init__(self, storage: Storage):
         self.storage = storage
+        # The index log is never deleted (rebuild and compaction write beside it), so the storage
+        # need not prove its cached tail before each append (on S3, a HEAD per update).
+        storage.hold(INDEX_LOG)
         self._pending: dict[str, Entry] = {}
         self._waiters: list[tuple[asyncio.Future, bool]] = []
         self._flusher: asyncio.Task | None = None

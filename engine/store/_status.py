@@ -34,18 +34,20 @@ _OPEN = (WorkflowStatus.RUNNING, WorkflowStatus.PENDING)
 
 
 def status_of(logged: WorkflowStatus | None, live: str | None = None, lease: Lease | None = None,
-              now: float | None = None, asked_seat: str | None = None) -> WorkflowStatus | None:
+              now: float | None = None, asked_seat: Collection[str] | str | None = None) -> WorkflowStatus | None:
     """The status to report, from the logged status and the two witnesses (see the module doc).
 
     Args:
         asked_seat: the seat (``Lease.seat``) of the manager that answered ``live``, if one
-            did: a lease held from that seat is no evidence, the manager said what it drives.
+            did, or the seats of every shard that was asked: a lease held from such a seat is
+            no evidence, the manager sitting there said what it drives.
     """
     if logged in _FINAL:
         return logged
     if live is not None:
         return WorkflowStatus(live)
-    if lease is not None and asked_seat is not None and lease.seat == asked_seat:
+    if lease is not None and asked_seat is not None and (
+            lease.seat == asked_seat if isinstance(asked_seat, str) else lease.seat in asked_seat):
         lease = None
     if logged is WorkflowStatus.RUNNING and in_force(lease, now) is not None:
         return WorkflowStatus.RUNNING
@@ -72,7 +74,7 @@ async def lease_of(storage: Storage, state: WorkflowState) -> Lease | None:
 
 
 async def statuses_from_storage(storage, states: dict[str, WorkflowState], live: dict[str, str] | None = None,
-                                asked_seat: str | None = None
+                                asked_seat: Collection[str] | str | None = None
                                 ) -> dict[str, tuple[WorkflowStatus | None, Lease | None]]:
     """``{workflow_id: (status, lease or None)}`` for folded states; one lease read per owner.
 

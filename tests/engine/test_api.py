@@ -242,3 +242,22 @@ def test_long_task_start_is_logged_while_it_runs(backend, wid, tmp_path):
     assert task.started_at is not None and task.ended_at is None
     open(gate, "w").close()
     assert ray.get(ref) == "x"
+
+
+def test_metadata_of_a_task_not_scheduled_yet_comes_from_the_dag(backend, wid, tmp_path):
+    """As in 2.47, which stored every task's metadata with the submission: a task that no run
+    has scheduled yet (run_async does not wait for the claim; this one waits for its input)
+    has its options and metadata, and no stats; a task id the DAG lacks is still an error."""
+    gate = str(tmp_path / "gate")
+    upstream = tasks.gated.bind(1, gate)
+    downstream = workflow.options(task_id="later", metadata={"k": "v"})(tasks.identity).bind(upstream)
+    ref = workflow.run_async(downstream, workflow_id=wid)
+    meta = workflow.get_metadata(wid, task_id="later")
+    assert meta["user_metadata"] == {"k": "v"} and meta["stats"] == {}
+    assert meta["status"] == "PENDING" and meta["attempts"] == 0
+    with pytest.raises(ValueError, match="has no task 'nope'"):
+        workflow.get_metadata(wid, task_id="nope")
+    open(gate, "w").close()
+    assert ray.get(ref) == 1
+    done = workflow.get_metadata(wid, task_id="later")
+    assert done["user_metadata"] == {"k": "v"} and "end_time" in done["stats"]

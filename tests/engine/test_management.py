@@ -78,7 +78,7 @@ def test_stale_index_is_repaired_never_trusted(fresh_backend, wid):
 def test_cancel_running_workflow(backend, wid, tmp_path):
     gate = str(tmp_path / "never-opened")  # the task would block until its own bound (10 min)
     ref = workflow.run_async(tasks.gated.bind(1, gate), workflow_id=wid)
-    assert workflow.get_status(wid) == workflow.RUNNING  # run_async returns once it is claimed
+    assert workflow.get_status(wid) == workflow.RUNNING  # the manager holds it once run_async returned
     started = time.monotonic()
     workflow.cancel(wid)
     assert time.monotonic() - started < tasks.GATE_BOUND_S / 2  # it did not wait for the task
