@@ -94,6 +94,8 @@ def mixed(fresh_backend, tmp_path):
     running = workflow.run_async(tasks.gated.bind(7, gate), workflow_id=ids["RUNNING"])
     write_resumable(ids["RESUMABLE"])
     write_pending(ids["PENDING"])
+    # run_async returns once the submission is durable; the manager's claim follows
+    wait_for(lambda: workflow.get_status(ids["RUNNING"]) == workflow.RUNNING, "the gated workflow to run")
     statuses = dict(workflow.list_all())
     assert {statuses[i] for i in ids.values()} == {
         workflow.SUCCESSFUL, workflow.FAILED, workflow.CANCELED, workflow.RUNNING, workflow.RESUMABLE}
@@ -227,7 +229,9 @@ def test_retention_applied_by_the_running_manager(own_storage, tmp_path):
                   retention=workflow.Retention(older_than=1, statuses={"SUCCESSFUL", "FAILED"}, every=0.3))
     ok, failed = f"ok-{uuid.uuid4().hex[:6]}", f"failed-{uuid.uuid4().hex[:6]}"
     gate = str(tmp_path / "gate")
-    running = workflow.run_async(tasks.gated.bind(5, gate), workflow_id=f"running-{uuid.uuid4().hex[:6]}")
+    running_id = f"running-{uuid.uuid4().hex[:6]}"
+    running = workflow.run_async(tasks.gated.bind(5, gate), workflow_id=running_id)
+    wait_for(lambda: workflow.get_status(running_id) == workflow.RUNNING, "the gated workflow to run")
     canceled = f"canceled-{uuid.uuid4().hex[:6]}"
     ref = workflow.run_async(tasks.gated.bind(1, str(tmp_path / "never")), workflow_id=canceled)
     workflow.cancel(canceled)
@@ -240,7 +244,7 @@ def test_retention_applied_by_the_running_manager(own_storage, tmp_path):
              "the manager's retention to delete the ended workflows")
     left = dict(workflow.list_all())
     assert left[canceled] == workflow.CANCELED  # not one of its statuses
-    assert workflow.RUNNING in left.values()
+    assert left[running_id] == workflow.RUNNING
     reports = ray.get(context().manager.retention_reports.remote())
     deleted = {w for r in reports for w in r["deleted"]}
     assert deleted == {ok, failed}
