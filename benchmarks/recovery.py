@@ -35,7 +35,7 @@ import ray  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import engine as workflow  # noqa: E402
-from _common import moto_server, write_results  # noqa: E402
+from _common import fake_aws_env, moto_server, write_results  # noqa: E402
 from engine.api._init import context  # noqa: E402
 
 DEFAULT_LEASE_S = 30.0
@@ -148,6 +148,7 @@ def main() -> None:
     args = parser.parse_args()
     kills = 5 if args.quick else 20
     lease_s = 6.0
+    fake_aws_env()  # before ray.init: the manager and workers inherit the driver's environment
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     report: dict = {"backend": args.backend, "kills": kills}
     with tempfile.TemporaryDirectory() as tmp, (moto_server() if args.backend == "s3" else _nothing()) as endpoint:

@@ -1,6 +1,7 @@
 """Replay speed: how many events per second are read, decoded and folded.
 
     .venv/bin/python benchmarks/replay_speed.py [--quick] [--events N] [--repeat R] [--no-s3]
+                                                [--compaction-events N] [--snapshot-every K]
 
 Writes one synthetic workflow log of N events (default 100,000; 10,000 with
 ``--quick``) the way the engine does (group-committed batches of events,
@@ -13,7 +14,14 @@ inline outputs, a few failures and retries), then measures:
 
 on local disk and on S3 (a moto_server started on 127.0.0.1 at a free port,
 with fake credentials; skipped with a message if the "s3" scheme or moto is
-missing). Each figure is the best of R runs. Prints a table and writes JSON to
+missing). Each figure is the best of R runs.
+
+Compaction: a second log of M events (default 1,000,000; 100,000 with ``--quick``) written
+as the manager's runs write it, with a ``workflow.snapshot`` event and snapshot every K
+events (default 10,000, the engine's default), is loaded with ``load_state`` (the snapshot
+and the tail) and with ``load_state(use_snapshot=False)`` (the whole log), in the same run:
+the ratio is the figure. On S3 it is appended 1,000 events per object (10x fewer PUTs to
+write it; both loads read the same objects). Prints a table and writes JSON to
 benchmarks/results/replay_speed.json. The target is >= 1,000,000 events/s
 decode+fold from a local file.
 """
@@ -48,6 +56,8 @@ from replay import (  # noqa: E402
     WorkflowSubmitted,
     WorkflowSucceeded,
 )
+from replay import snapshot_due, take_snapshot  # noqa: E402
+from replay._snapshot import SNAPSHOT_BLOB  # noqa: E402
 from storage_backends import open_storage, registered_schemes  # noqa: E402
 
 TARGET = 1_000_000
@@ -159,6 +169,64 @@ async def measure(backend: str, storage, events, repeat: int) -> list[dict]:
     return results
 
 
+# --- compaction -----------------------------------------------------------------------
+
+COMPACTED_ID = "bench-compacted"
+
+
+async def write_compacted_log(storage, events, every: int, batch: int) -> tuple[int, int]:
+    """Append ``events`` as a run's writer does, a snapshot every ``every`` events (the event at
+    once, the blob once that event is durable, as engine/runtime/_log_writer.py does). Only the
+    last blob is stored: the writer replaces each with the next, and a load reads the last one.
+
+    Returns:
+        (events in the log, snapshot events in it).
+    """
+    state = replay.WorkflowState()
+    seq, snapshots, pending = 0, 0, None
+    for start in range(0, len(events), batch):
+        chunk = list(events[start:start + batch])
+        replay.fold(chunk, state)
+        if snapshot_due(state, every):
+            event, blob = take_snapshot(state)
+            replay.apply(state, event)
+            chunk.append(event)
+            pending, snapshots = blob, snapshots + 1
+        seq = await replay.append_events(storage, COMPACTED_ID, chunk, seq)
+    if pending is not None:
+        await storage.put_blob(COMPACTED_ID, SNAPSHOT_BLOB, pending)
+    return seq, snapshots
+
+
+async def measure_compaction(backend: str, storage, events, every: int, repeat: int, batch: int) -> list[dict]:
+    start = time.perf_counter()
+    n, snapshots = await write_compacted_log(storage, events, every, batch)
+    write_s = time.perf_counter() - start
+
+    async def compacted():
+        return await replay.load_state(storage, COMPACTED_ID)
+
+    async def whole():
+        return await replay.load_state(storage, COMPACTED_ID, use_snapshot=False)
+
+    # Checked once, outside the timed runs: the snapshot changes nothing.
+    state = await compacted()
+    assert state == await whole() and state.last_snapshot_seq > n - every - batch - 2
+    snapshot_size = len(await storage.get_blob(COMPACTED_ID, SNAPSHOT_BLOB))
+    best_c, median_c = await abest_of(repeat, compacted)
+    best_w, median_w = await abest_of(repeat, whole)
+    common = {"backend": backend, "events": n, "snapshot_every": every, "snapshots": snapshots,
+              "tail_events": n - state.last_snapshot_seq, "snapshot_bytes": snapshot_size,
+              "tasks": len(state.tasks), "events_per_append": batch, "write_s": round(write_s, 3)}
+    return [
+        {**common, "measure": "load, whole log (no snapshot)", "best_s": round(best_w, 6),
+         "median_s": round(median_w, 6), "events_per_s": round(n / best_w)},
+        {**common, "measure": "load, snapshot + tail", "best_s": round(best_c, 6),
+         "median_s": round(median_c, 6), "events_per_s": round(n / best_c),
+         "speedup_vs_whole": round(best_w / best_c, 2)},
+    ]
+
+
 # --- S3 on moto_server ------------------------------------------------------------
 
 def s3_unavailable() -> str | None:
@@ -172,7 +240,7 @@ def s3_unavailable() -> str | None:
     return None
 
 
-async def measure_s3(events, repeat: int) -> list[dict]:
+async def measure_s3(events, repeat: int, compaction=None) -> tuple[list[dict], list[dict]]:
     import boto3
 
     with moto_server() as endpoint:
@@ -180,12 +248,28 @@ async def measure_s3(events, repeat: int) -> list[dict]:
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
         storage = open_storage(f"s3://{bucket}/replay", endpoint_url=endpoint)
         try:
-            return await measure("s3", storage, events, repeat)
+            rows = await measure("s3", storage, events, repeat)
+            compacted = []
+            if compaction is not None:
+                long_events, every, compaction_repeat = compaction
+                compacted = await measure_compaction("s3", storage, long_events, every, compaction_repeat, 1000)
+            return rows, compacted
         finally:
             await storage.close()
 
 
 # --- main -----------------------------------------------------------------------------
+
+def print_compaction(rows: list[dict]) -> None:
+    if not rows:
+        return
+    print(f"\ncompaction: a log of {rows[0]['events']:,} events, a snapshot every {rows[0]['snapshot_every']:,}")
+    print(f"{'backend':<8} {'measure':<32} {'best s':>9} {'median s':>9}  {'tail':>7} {'snapshot':>10}  speed-up")
+    for row in rows:
+        speedup = f"{row['speedup_vs_whole']:.1f}x" if "speedup_vs_whole" in row else ""
+        print(f"{row['backend']:<8} {row['measure']:<32} {row['best_s']:>9.3f} {row['median_s']:>9.3f}  "
+              f"{row['tail_events']:>7,} {row['snapshot_bytes'] / 2**20:>7.1f} MiB  {speedup}")
+
 
 def print_table(results: list[dict]) -> None:
     print(f"\n{'backend':<8} {'measure':<32} {'events':>8} {'best s':>9} {'events/s':>12}  vs target")
@@ -202,17 +286,27 @@ async def run(args) -> dict:
     n = args.events or (10_000 if args.quick else 100_000)
     repeat = args.repeat or (3 if args.quick else 5)
     events = synthetic_events(n)
-    results = []
+    results, compaction = [], []
+    long_n = args.compaction_events if args.compaction_events is not None else (
+        100_000 if args.quick else 1_000_000)
+    long_events = synthetic_events(long_n) if long_n else None
+    compaction_repeat = 3
     root = tempfile.mkdtemp(prefix="replay-speed-")
     try:
         storage = open_storage(root)
         results += await measure("local", storage, events, repeat)
+        if long_events:
+            compaction += await measure_compaction("local", storage, long_events, args.snapshot_every,
+                                                   compaction_repeat, BATCH)
         await storage.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
     s3_note = "skipped (--no-s3)" if args.no_s3 else s3_unavailable()
     if s3_note is None:
-        results += await measure_s3(events, max(1, repeat // 2))
+        rows, compacted = await measure_s3(events, max(1, repeat // 2), (long_events, args.snapshot_every,
+                                                                        compaction_repeat) if long_events else None)
+        results += rows
+        compaction += compacted
     else:
         print(f"S3: skipped: {s3_note}")
     return {
@@ -225,6 +319,7 @@ async def run(args) -> dict:
         "cpus": os.cpu_count(),
         "s3": "measured" if s3_note is None else s3_note,
         "results": results,
+        "compaction": compaction,
     }
 
 
@@ -234,13 +329,20 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=0, help="log length (default 100,000)")
     parser.add_argument("--repeat", type=int, default=0, help="runs per measure; the best counts")
     parser.add_argument("--no-s3", action="store_true", help="skip the S3 (moto_server) measures")
+    parser.add_argument("--compaction-events", type=int, default=None, metavar="M",
+                        help="length of the compacted log (default 1,000,000; --quick 100,000; 0: skip)")
+    parser.add_argument("--snapshot-every", type=int, default=replay.DEFAULT_SNAPSHOT_EVERY, metavar="K",
+                        help="events between snapshots in the compacted log (default: the engine's, 10,000)")
     parser.add_argument("--output", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                          "results", "replay_speed.json"))
     args = parser.parse_args()
     if args.events and args.events < 3:
         parser.error("--events must be at least 3")
+    if args.snapshot_every < 1:
+        parser.error("--snapshot-every must be at least 1")
     report = asyncio.run(run(args))
     print_table(report["results"])
+    print_compaction(report["compaction"])
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     with open(args.output, "w") as f:
         json.dump(report, f, indent=2)

@@ -38,6 +38,7 @@ _LAZY = {
     "WorkflowStorageError": ".exceptions",
     "cancel": ".management._operations", "delete": ".management._operations", "list_all": ".management._operations",
     "resume_all": ".management._operations", "reindex": ".management._operations",
+    "gc": ".management._gc", "Retention": ".store._retention", "GcReport": ".store._retention",
     "options": ".graph._options",
     "sleep": ".graph._waits", "wait_for_event": ".graph._waits", "send_event": ".api._events",
     "EventListener": ".event_listener",

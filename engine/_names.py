@@ -30,7 +30,9 @@ NAMESPACE = "ray_durable"
 # 8: forks: a log may start with task.forked events (completions taken over from another
 #    workflow) and a PayloadRef may name another workflow's blob (PayloadRef.log); an older
 #    manager would misread such a log, so it must never be handed one.
-PROTOCOL = 8
+# 9: retention in the manager (ManagerConfig), workflow.snapshot events and snapshot blobs
+#    (compaction), keep="output" in the submission: an older manager would ignore all three.
+PROTOCOL = 9
 MANAGER_PREFIX = "ray-durable-manager-"
 
 

@@ -28,6 +28,7 @@ from ._events import (
     WorkflowCanceled,
     WorkflowFailed,
     WorkflowRunStarted,
+    WorkflowSnapshotted,
     WorkflowSubmitted,
     WorkflowSucceeded,
 )
@@ -36,6 +37,7 @@ from . import _runtime_env as runtime_envs  # runtime envs as logs record them: 
 from ._log import EventRecordError, append_events, load_state, read_blob, read_events
 from ._mailbox import Mailbox, mailbox_log_id, read_mailbox
 from ._runs import RUN_OUTCOMES, Run, runs_of
+from ._snapshot import DEFAULT_SNAPSHOT_EVERY, SNAPSHOT_BLOB, SnapshotError, snapshot_due, take_snapshot
 from ._state import TaskError, TaskState, TaskStatus, WaitState, WorkflowState, WorkflowStatus
 from ._waits import describe_wait
 

@@ -73,6 +73,8 @@ class WorkflowSubmitted(Event, tag="workflow.submitted"):
     # since their values are inside the DAG's calls already.
     inputs: PayloadRef | None = None
     forked_from: ForkOrigin | None = None  # set in a fork's log (workflow.fork)
+    # "output": once it succeeds, drop every payload blob but its result (run(..., keep="output")).
+    keep: str = ""
 
 
 class WorkflowRunStarted(Event, tag="workflow.run_started"):
@@ -229,6 +231,18 @@ class WorkflowCanceled(Event, tag="workflow.canceled"):
     pass
 
 
+class WorkflowSnapshotted(Event, tag="workflow.snapshot"):
+    """The log's writer stored a snapshot of the fold as of ``upto_seq`` (always this event's seq
+    minus one): compaction. A reader that finds the snapshot folds it and the events after it
+    instead of the whole log (see :mod:`replay._snapshot`). It changes nothing in the fold but
+    ``WorkflowState.last_snapshot_seq``; every event it covers stays in the log."""
+
+    upto_seq: int
+    digest: str  # of the snapshot's state bytes, so a reader can tell its snapshot from a stale one
+    size: int  # bytes of the snapshot's state
+    tasks: int = 0  # how many tasks the state held (for people reading the log)
+
+
 AnyEvent = Union[
     WorkflowSubmitted,
     WorkflowRunStarted,
@@ -243,6 +257,7 @@ AnyEvent = Union[
     WorkflowSucceeded,
     WorkflowFailed,
     WorkflowCanceled,
+    WorkflowSnapshotted,
     TimerSet,
     EventAwaited,
     EventReceived,

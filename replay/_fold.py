@@ -395,6 +395,13 @@ def _canceled(state: WorkflowState, e: ev.WorkflowCanceled, seq: int) -> None:
     state.end_time = e.ts
 
 
+def _snapshotted(state: WorkflowState, e: ev.WorkflowSnapshotted, seq: int) -> None:
+    """Compaction: the snapshot covers every event before this one, and only those."""
+    if e.upto_seq != seq - 1:
+        _fail(seq, e, f"a snapshot event must follow the last event it covers (it covers up to seq {e.upto_seq})")
+    state.last_snapshot_seq = seq
+
+
 _HANDLERS = {
     ev.WorkflowSubmitted: _submitted,
     ev.WorkflowRunStarted: _run_started,
@@ -409,6 +416,7 @@ _HANDLERS = {
     ev.WorkflowSucceeded: _succeeded,
     ev.WorkflowFailed: _workflow_failed,
     ev.WorkflowCanceled: _canceled,
+    ev.WorkflowSnapshotted: _snapshotted,
     ev.TimerSet: _timer_set,
     ev.EventAwaited: _event_awaited,
     ev.EventReceived: _event_received,

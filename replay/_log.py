@@ -14,6 +14,7 @@ from ._codec import EventDecodeError, decode_concatenated, decode_event, encode_
 from ._events import Event, PayloadRef
 from ._fold import apply, apply_run
 from ._gc import gc_paused
+from ._snapshot import SNAPSHOT_BLOB, SnapshotError, announces, decode_snapshot
 from ._state import WorkflowState
 
 
@@ -39,8 +40,12 @@ async def read_events(storage: Storage, workflow_id: str, from_seq: int = 0
         yield record.seq, event
 
 
-async def load_state(storage: Storage, workflow_id: str) -> WorkflowState:
-    """Fold the workflow's whole log. An unknown workflow gives a state with status None.
+async def load_state(storage: Storage, workflow_id: str, use_snapshot: bool = True) -> WorkflowState:
+    """Fold the workflow's log. An unknown workflow gives a state with status None.
+
+    With ``use_snapshot`` (the default), a snapshot of a long log (:mod:`replay._snapshot`) is
+    read first and only the events after it are folded; the result is the same as folding the
+    whole log, which is what happens when there is no usable snapshot.
 
     Stored batch by batch: each batch's records are decoded in one call and
     folded with the cyclic GC paused (never across an ``await``). The outcome,
@@ -48,10 +53,35 @@ async def load_state(storage: Storage, workflow_id: str) -> WorkflowState:
     on damage in storage, every record before it is applied first, so an
     illegal transition before the damage is what gets raised.
     """
+    if use_snapshot:
+        state = await _load_from_snapshot(storage, workflow_id)
+        if state is not None:
+            return state
     state = WorkflowState()
     async for batch in storage.read_batches(workflow_id):
         _apply_batch(state, workflow_id, batch)
     return state
+
+
+async def _load_from_snapshot(storage: Storage, workflow_id: str) -> WorkflowState | None:
+    """The fold from the workflow's snapshot and the events after it; None if it has no usable one."""
+    try:
+        header, state = decode_snapshot(await storage.get_blob(workflow_id, SNAPSHOT_BLOB))
+    except (BlobNotFoundError, SnapshotError):
+        return None
+    first = True
+    async for batch in storage.read_batches(workflow_id, header.event_seq):
+        if first:  # the record at event_seq must announce this very snapshot
+            first = False
+            record = batch.records()[0]
+            try:
+                event = decode_event(record.data)
+            except EventDecodeError:
+                return None
+            if record.seq != header.event_seq or not announces(event, header):
+                return None
+        _apply_batch(state, workflow_id, batch)
+    return None if first else state
 
 
 def _apply_batch(state: WorkflowState, workflow_id: str, batch: Batch) -> None:

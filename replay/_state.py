@@ -130,6 +130,7 @@ class WorkflowState(msgspec.Struct, gc=False):
     # continuation bookkeeping: sub-DAG output task id -> the task waiting on it
     waiting_on: dict[str, str] = {}
     event_keys: dict[str, str] = {}  # mailbox event key received -> the task that received it
+    last_snapshot_seq: int = -1  # seq of the latest workflow.snapshot event (-1: none)
 
     @property
     def next_seq(self) -> int:

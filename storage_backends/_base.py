@@ -151,6 +151,14 @@ class Storage(abc.ABC):
     async def delete_blob(self, log_id: str, name: str) -> bool:
         """Remove one blob; True if it was there."""
 
+    async def list_blobs(self, log_id: str) -> dict[str, int] | None:
+        """Every blob of ``log_id``: name -> size in bytes ({} if none).
+
+        None means this backend cannot list blobs; callers then know only the blobs they
+        named themselves (a third-party backend that predates this method says so).
+        """
+        return None
+
     # --- lifecycle ------------------------------------------------------------
 
     async def close(self) -> None:

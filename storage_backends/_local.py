@@ -601,13 +601,27 @@ class LocalStorage(Storage):
             try:
                 os.rename(log_dir, tomb)
             except FileNotFoundError:
-                return False
+                return self._sweep_tombs(log_dir)
             self._tails.pop(log_id, None)
         finally:
             if fd >= 0:
                 os.close(fd)
         found = any(files for _dirs, _subdirs, files in os.walk(tomb))  # (not just empty directories)
         shutil.rmtree(tomb, ignore_errors=True)
+        return found
+
+    def _sweep_tombs(self, log_dir: str) -> bool:
+        """Remove what an earlier delete of this log left when it was cut short after its rename."""
+        prefix = f".deleted-{os.path.basename(log_dir)}-"
+        found = False
+        try:
+            entries = [e for e in os.scandir(self.root) if e.name.startswith(prefix)
+                       and len(e.name) == len(prefix) + 32]
+        except FileNotFoundError:
+            return False
+        for entry in entries:
+            found = found or any(files for _d, _s, files in os.walk(entry.path))
+            shutil.rmtree(entry.path, ignore_errors=True)
         return found
 
     # --- blobs ----------------------------------------------------------------
@@ -652,3 +666,23 @@ class LocalStorage(Storage):
             return True
         except FileNotFoundError:
             return False
+
+    async def list_blobs(self, log_id: str) -> dict[str, int]:
+        directory = os.path.join(self._log_dir(log_id), BLOB_DIR)
+        return await aiofiles.os.wrap(_list_blobs_sync)(directory)
+
+
+def _list_blobs_sync(directory: str) -> dict[str, int]:
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return {}
+    out = {}
+    for entry in entries:
+        if entry.name.startswith("."):  # a put_blob in flight (or cut short): not a blob yet
+            continue
+        try:
+            out[entry.name] = entry.stat().st_size
+        except FileNotFoundError:  # deleted meanwhile
+            pass
+    return dict(sorted(out.items()))

@@ -591,6 +591,22 @@ class S3Storage(Storage):
                     return False
                 raise
 
+    async def list_blobs(self, log_id: str) -> dict[str, int]:
+        prefix = self._blob_prefix(log_id)
+        s3 = await self._s3()
+        out: dict[str, int] = {}
+        kwargs = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": _LIST_PAGE_SIZE}
+        with self._errors.translate("list_blobs", log_id, prefix):
+            while True:
+                page = await s3.list_objects_v2(**kwargs)
+                for item in page.get("Contents", ()):
+                    name = item["Key"][len(prefix):]
+                    if name and "/" not in name:
+                        out[name] = int(item.get("Size", 0))
+                if not page.get("IsTruncated"):
+                    return dict(sorted(out.items()))
+                kwargs["ContinuationToken"] = page["NextContinuationToken"]
+
     async def delete_blob(self, log_id: str, name: str) -> bool:
         key = self._blob_key(log_id, name)
         if not await self.blob_exists(log_id, name):  # S3's DELETE does not say whether it found anything

@@ -279,6 +279,23 @@ class StorageConformance:
         assert await storage.delete_blob(log, "x") is False
         assert not await storage.blob_exists(log, "x")
 
+    async def test_list_blobs(self, storage: Storage):
+        log, other = self.new_id(), self.new_id()
+        listed = await storage.list_blobs(log)
+        if listed is None:
+            pytest.skip(f"{type(storage).__name__} cannot list blobs")
+        assert listed == {}
+        await storage.put_blob(log, "b", b"12345")
+        await storage.put_blob(log, "a", b"")
+        await storage.put_blob(other, "c", b"x")
+        await storage.append(log, [b"r"], 0)
+        assert await storage.list_blobs(log) == {"a": 0, "b": 5}
+        await storage.delete_blob(log, "b")
+        assert await storage.list_blobs(log) == {"a": 0}
+        await storage.delete(log)
+        assert await storage.list_blobs(log) == {}
+        assert await storage.list_blobs(other) == {"c": 1}
+
     async def test_blobs_do_not_make_a_log(self, storage: Storage):
         log = self.new_id()
         await storage.put_blob(log, "dag", b"d")

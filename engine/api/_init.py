@@ -12,6 +12,7 @@ from typing import Any
 
 import ray
 
+from replay import DEFAULT_SNAPSHOT_EVERY
 from storage_backends import STORAGE_ENV_VAR, Storage
 
 from .._names import MANAGER_PREFIX, NAMESPACE, manager_name, seat, shard_of
@@ -19,6 +20,7 @@ from ..exceptions import WorkflowError
 from ..runtime._manager import DEFAULT_APPLICATION, ManagerConfig
 from ..store import _index
 from ..store._leases import DEFAULT_DURATION_S
+from ..store._retention import as_retention
 from ..store._spec import StorageSpec
 from ..store._sync import run_sync, storage_for
 from ._manager_client import start_manager
@@ -73,8 +75,8 @@ _context: EngineContext | None = None
 def init(storage: str | Storage | None = None, *, storage_options: dict[str, Any] | None = None,
          max_running_workflows: int | None = None, max_pending_workflows: int | None = None,
          application: str | None = None, lease_duration: float | None = None, recover: bool = True,
-         manager_options: dict[str, Any] | None = None, shards: int | None = None,
-         **ray_init_kwargs: Any) -> None:
+         manager_options: dict[str, Any] | None = None, shards: int | None = None, retention: Any = None,
+         snapshot_every: int | None = None, **ray_init_kwargs: Any) -> None:
     """Choose the storage and connect to (or start) Ray, as ``ray.workflow.init`` did.
 
     Args:
@@ -100,13 +102,21 @@ def init(storage: str | Storage | None = None, *, storage_options: dict[str, Any
             start (``resume_all`` still does, by hand).
         manager_options: where the manager actor may run, as Ray actor options: ``resources``,
             ``scheduling_strategy``, ``label_selector`` (e.g. to keep it off spot nodes).
+        retention: finished workflows to delete in the background (see ``engine.Retention``):
+            None (default: keep everything), a duration (``"30d"``, seconds, a ``timedelta``:
+            delete SUCCESSFUL, CANCELED and FAILED workflows that ended that long ago), a dict of
+            ``Retention``'s fields, or a ``Retention``. Applied by the manager every
+            ``Retention.every`` (default 1 hour), as ``ray-durable gc`` would.
+        snapshot_every: compaction: the manager stores a snapshot of a workflow's fold every
+            this many events of its log (default 10,000; 0: never), so that loading a long log
+            reads the snapshot and the events after it.
         shards: how many manager actors drive this storage's workflows on this cluster (default 1;
             at most 64). A workflow belongs to one shard by a hash of its id; each shard has its
             own lease, and the limits above apply per shard. With more than one, and no
             ``scheduling_strategy`` given, they are spread over the cluster's nodes (Ray's
             "SPREAD"), so throughput grows with nodes. None: as many as the cluster runs already.
             These settings apply to the managers the first ``init`` against a storage creates
-            on a cluster.
+            on a cluster (retention is applied by shard 0 alone).
         **ray_init_kwargs: passed to ``ray.init`` when Ray is not running yet. Ray is joined
             only where asked (``address=``, ``$RAY_ADDRESS``, ``"auto"``) or where the cluster
             ``ray start`` recorded is alive; otherwise a local Ray starts.
@@ -116,6 +126,8 @@ def init(storage: str | Storage | None = None, *, storage_options: dict[str, Any
             differs from what the storage's manager on this cluster already runs with (as
             2.47's re-init raised; None keeps the manager's); the same for ``shards``;
             storage_options with an instance.
+        TypeError, ValueError: a ``retention`` or ``snapshot_every`` out of shape (the message
+            says which field and what it takes).
         UnknownSchemeError, StorageURLError: (ValueErrors) a URL no backend can open (before Ray starts).
         TypeError: a storage instance that cannot travel to other processes.
         WorkflowError: no storage was given and managers of several storages run on this cluster.
@@ -123,7 +135,7 @@ def init(storage: str | Storage | None = None, *, storage_options: dict[str, Any
             answer; the message names the address and how to clear a stale record.
     """
     limits = _limits(max_running_workflows, max_pending_workflows)
-    config = _manager_config(limits, application, lease_duration, recover)
+    config = _manager_config(limits, application, lease_duration, recover, retention, snapshot_every)
     shards = _shards(shards)
     placement = _placement(manager_options)
     spec = _chosen_storage(storage, storage_options)  # bad URL or instance: fails before Ray starts
@@ -223,7 +235,7 @@ def _connect(spec: StorageSpec, config: ManagerConfig, placement: dict[str, Any]
 
 
 def _manager_config(limits: dict[str, int | None], application: str | None, lease_duration: Any,
-                    recover: bool) -> ManagerConfig:
+                    recover: bool, retention: Any = None, snapshot_every: Any = None) -> ManagerConfig:
     application = application or os.environ.get(APPLICATION_ENV_VAR) or DEFAULT_APPLICATION
     if not isinstance(application, str) or not application.isprintable() or len(application) > 200:
         raise ValueError(f"application must be a printable str of at most 200 characters, got {application!r}")
@@ -234,8 +246,14 @@ def _manager_config(limits: dict[str, int | None], application: str | None, leas
         raise ValueError(f"lease_duration must be a number of seconds from 1 to 86400, got {lease_duration!r}")
     if not isinstance(recover, bool):
         raise TypeError(f"recover must be True or False, got {recover!r}")
+    if snapshot_every is None:
+        snapshot_every = DEFAULT_SNAPSHOT_EVERY
+    if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 0:
+        raise ValueError(f"snapshot_every must be an int of 0 (no snapshots) or more (events between "
+                         f"snapshots), got {snapshot_every!r}")
     return ManagerConfig(owner=f"m-{uuid.uuid4().hex[:16]}", application=application,
-                         lease_duration_s=float(lease_duration), recover=recover, limits=limits)
+                         lease_duration_s=float(lease_duration), recover=recover, limits=limits,
+                         snapshot_every=snapshot_every, retention=as_retention(retention))
 
 
 _PLACEMENT_OPTIONS = ("resources", "scheduling_strategy", "label_selector")

@@ -82,13 +82,15 @@ def _unwrap(ref: ray.ObjectRef, workflow_id: str | None = None, task_id: str | N
 
 
 def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any],
-            inputs: tuple[tuple, dict]) -> tuple[bytes | None, dict]:
+            inputs: tuple[tuple, dict], keep: str = "") -> tuple[bytes | None, dict, bytes | None]:
     """Write the submission event (the DAG and its inputs as payloads) at seq 0.
 
     Returns:
         the record written, for the manager to start from without reading it back, or None if
-        the workflow already existed (nothing was written); and the values of the runtime env
-        that the record leaves out (secrets), for the manager's run of it, never stored.
+        the workflow already existed (nothing was written); the values of the runtime env that
+        the record leaves out (secrets), for the manager's run of it, never stored; and what
+        the storage knows of the new log's tail (``Storage.tail_token``), so that the manager's
+        claim need not look it up again (on S3, a LIST and a GET).
     """
     graph = build_graph(dag, inputs=inputs)
     if any(spec.wait is not None and spec.wait.kind == "mailbox" for spec in graph.tasks.values()):
@@ -97,7 +99,7 @@ def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any],
     dag_ref = dag_payload(graph, workflow_id)
     if dag_ref is None:
         return None, {}, None
-    event, env_values = submission_event(workflow_id, dag_ref, metadata, _inputs_ref(inputs))
+    event, env_values = submission_event(workflow_id, dag_ref, metadata, _inputs_ref(inputs), keep=keep)
     record = encode_event(event)
     try:
         run_sync(storage.append(workflow_id, [record], 0))
@@ -123,7 +125,7 @@ def dag_payload(graph: WorkflowGraph, workflow_id: str) -> PayloadRef | None:
 
 
 def submission_event(workflow_id: str, dag_ref: PayloadRef, metadata: dict[str, Any],
-                     inputs: PayloadRef | None, forked_from: ForkOrigin | None = None
+                     inputs: PayloadRef | None, forked_from: ForkOrigin | None = None, keep: str = ""
                      ) -> tuple[WorkflowSubmitted, dict]:
     """The ``workflow.submitted`` event for this driver's job, and the runtime env values it
     leaves out (secrets), for the manager's run of it, never stored."""
@@ -133,7 +135,7 @@ def submission_event(workflow_id: str, dag_ref: PayloadRef, metadata: dict[str, 
         ts=time.time(), workflow_id=workflow_id, dag=dag_ref, user_metadata=metadata,
         ray_version=ray.__version__, engine_version=ENGINE_VERSION,
         python_version=platform.python_version(), runtime_env=recorded_env,
-        packages=_package_versions(), inputs=inputs, forked_from=forked_from,
+        packages=_package_versions(), inputs=inputs, forked_from=forked_from, keep=keep,
     )
     return event, runtime_envs.supplied(recorded_env, job_env, {})[0]
 
@@ -177,8 +179,11 @@ def _runtime_env() -> dict[str, Any] | None:
     return dict(env) if env else None
 
 
+KEEP_CHOICES = (None, "output")
+
+
 def run_async(dag: DAGNode, *args: Any, workflow_id: str | None = None,
-              metadata: dict[str, Any] | None = None, **kwargs: Any) -> ray.ObjectRef:
+              metadata: dict[str, Any] | None = None, keep: str | None = None, **kwargs: Any) -> ray.ObjectRef:
     """Run a workflow asynchronously; an existing ``workflow_id`` is resumed instead.
 
     Args:
@@ -187,6 +192,11 @@ def run_async(dag: DAGNode, *args: Any, workflow_id: str | None = None,
             **kwargs)`` takes them); recorded with the submission, so a resume needs none.
         workflow_id: letters, digits, ``.``, ``_``, ``-`` (at most 128); default a new id.
         metadata: JSON-serializable dict, returned by ``get_metadata(workflow_id)``.
+        keep: None (default): every task's output stays in storage. ``"output"``: once the
+            workflow succeeds, its intermediate outputs (and every other payload blob) are
+            dropped and only its result is kept; recorded with the submission, so a resume
+            anywhere does the same. New in ray-durable (ray.workflow kept everything), so an
+            ``InputNode`` keyword input may not be named ``keep``.
 
     Returns:
         an ObjectRef to the workflow's output, once the submission (the workflow's first event:
@@ -199,9 +209,9 @@ def run_async(dag: DAGNode, *args: Any, workflow_id: str | None = None,
     Raises:
         WorkflowRunningError: the id is being run (also a RuntimeError, as 2.47 raised).
         WorkflowQueueFullError: ``max_pending_workflows`` are queued (also a ``queue.Full``).
-        ValueError / TypeError: a bad id, metadata, DAG or inputs (nothing is written).
+        ValueError / TypeError: a bad id, metadata, DAG, inputs or ``keep`` (nothing is written).
     """
-    workflow_id, submission, env_values, tail = _submit_new(dag, args, kwargs, workflow_id, metadata)
+    workflow_id, submission, env_values, tail = _submit_new(dag, args, kwargs, workflow_id, metadata, keep)
     if submission is None:
         return resume_async(workflow_id)
     with _refused_leaves_no_trace(workflow_id):
@@ -209,7 +219,7 @@ def run_async(dag: DAGNode, *args: Any, workflow_id: str | None = None,
 
 
 def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
-        metadata: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        metadata: dict[str, Any] | None = None, keep: str | None = None, **kwargs: Any) -> Any:
     """Run a workflow to its end and return its output (resumes an existing ``workflow_id``).
 
     Arguments as :func:`run_async`. One call to the manager starts the workflow and waits
@@ -221,7 +231,7 @@ def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
         WorkflowCancellationError: it was canceled meanwhile (also a RayTaskError).
         and what :func:`run_async` raises.
     """
-    workflow_id, submission, env_values, tail = _submit_new(dag, args, kwargs, workflow_id, metadata)
+    workflow_id, submission, env_values, tail = _submit_new(dag, args, kwargs, workflow_id, metadata, keep)
     if submission is None:
         return resume(workflow_id)
     with _refused_leaves_no_trace(workflow_id):
@@ -229,14 +239,18 @@ def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
 
 
 def _submit_new(dag: Any, args: tuple, kwargs: dict, workflow_id: str | None,
-                metadata: dict[str, Any] | None) -> tuple[str, bytes | None, dict, bytes | None]:
+                metadata: dict[str, Any] | None, keep: str | None = None
+                ) -> tuple[str, bytes | None, dict, bytes | None]:
     """Check run's arguments and record the submission; (id, its record), or (id, None) if the
     id already existed (then the append at seq 0 found it: no read first)."""
     if not isinstance(dag, DAGNode):
         raise TypeError(f"workflow.run needs a DAG made with f.bind(...), got {type(dag).__name__}")
+    if keep not in KEEP_CHOICES:
+        raise ValueError(f"keep must be None (every output stays) or 'output' (only the workflow's result "
+                         f"stays once it succeeds), got {keep!r}")
     workflow_id = validate_workflow_id(workflow_id) if workflow_id is not None else _new_id()
     metadata = check_json_metadata(metadata, "workflow")
-    return (workflow_id, *_submit(dag, workflow_id, metadata, (args, kwargs)))
+    return (workflow_id, *_submit(dag, workflow_id, metadata, (args, kwargs), keep or ""))
 
 
 @contextlib.contextmanager

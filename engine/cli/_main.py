@@ -143,6 +143,9 @@ def _parser() -> argparse.ArgumentParser:
     command("reindex", "rebuild the derived status index from the logs (progress on stderr)",
             json_help='{"workflows", "final", "failed"} counts')
 
+    from . import _gc_commands
+    _gc_commands.add_arguments(command("gc", _gc_commands.HELP, json_help=_gc_commands.JSON_HELP))
+
     p = command("send-event", "send an event to a workflow: durable when this returns; the workflow's "
                               "wait on KEY takes it, now or when it waits (needs only storage)", cluster=True)
     p.add_argument("workflow_id", metavar="WID")
@@ -220,6 +223,8 @@ def _handler(command: str):
         from . import _event_commands as module
     elif command == "fork":
         from . import _fork_commands as module
+    elif command == "gc":
+        from . import _gc_commands as module
     else:
         from . import _cluster_commands as module
     return getattr(module, "cmd_" + command.replace("-", "_"))

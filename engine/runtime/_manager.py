@@ -29,7 +29,15 @@ from typing import Any
 
 import ray
 
-from replay import WorkflowState, WorkflowStatus, WorkflowSubmitted, apply, decode_event, load_state
+from replay import (
+    DEFAULT_SNAPSHOT_EVERY,
+    WorkflowState,
+    WorkflowStatus,
+    WorkflowSubmitted,
+    apply,
+    decode_event,
+    load_state,
+)
 from storage_backends import AppendConflictError, StorageError
 
 from .._names import NAMESPACE, manager_name, seat, shard_of
@@ -43,6 +51,7 @@ from ..exceptions import (
 from ..store._index import IndexWriter
 from ..store._leases import DEFAULT_DURATION_S, read_lease
 from ..store._outputs import output_from_state
+from ..store._retention import Retention, collect
 from ..store._spec import StorageSpec
 from ._lease import LeaseKeeper
 from ._recovery import Identity, find_orphans, held_elsewhere, orphaned
@@ -62,6 +71,8 @@ class ManagerConfig:
     lease_duration_s: float = DEFAULT_DURATION_S
     recover: bool = True  # take on the expired workflows of this application at start
     limits: dict[str, int | None] = field(default_factory=dict)
+    snapshot_every: int = DEFAULT_SNAPSHOT_EVERY  # compaction: events between snapshots (0: none)
+    retention: Retention | None = None  # applied in the background by shard 0 (engine.store._retention)
     shards: int = 1  # manager actors per storage on the cluster; a workflow's is shard_of(id)
     shard: int = 0  # which of them this one is
 
@@ -98,8 +109,12 @@ class WorkflowManager:
         self._recovered = asyncio.Event()
         self._adopted: set[str] = set()  # being driven because this manager took them on by itself
         self._env_values: dict[str, dict] = {}  # queued workflow -> what its recorded runtime env left out
+        self._retention_reports: list[dict] = []  # the latest retention passes that deleted anything
         # An async actor's constructor runs beside its event loop: take on orphans there.
         asyncio.get_event_loop().call_soon_threadsafe(lambda: asyncio.ensure_future(self._recover()))
+        if config.retention is not None and config.shard == 0:  # one gc per storage and cluster
+            asyncio.get_event_loop().call_soon_threadsafe(
+                lambda: asyncio.ensure_future(self._apply_retention(config.retention)))
 
     def __repr__(self) -> str:
         # Ray prefixes this actor's log lines (on the driver's console too) with its repr.
@@ -165,6 +180,27 @@ class WorkflowManager:
             self._adopted.discard(workflow_id)
             logger.exception("taking on %s failed", workflow_id)
         return False
+
+    async def _apply_retention(self, policy: Retention) -> None:
+        """``init(retention=...)``: a gc pass every ``policy.every`` seconds, for as long as this manager
+        lives (every manager of a storage may run one: a gc is safe beside another)."""
+        await self._recovered.wait()
+        while True:
+            try:
+                report = await collect(self.storage, policy.statuses, policy.older_than, policy.keep_output)
+                for item in report.items:
+                    logger.info("retention: %s %s (%s; %d blob(s), %d bytes)", item.action, item.workflow_id,
+                                item.status or "a delete cut short", len(item.blobs), item.bytes)
+                if report.items:
+                    self._retention_reports = [*self._retention_reports[-9:], {"at": time.time(), **report.to_dict()}]
+            except Exception:
+                logger.exception("a retention pass failed; the next one tries again in %.0fs", policy.every)
+            await asyncio.sleep(policy.every)
+
+    def retention_reports(self) -> list[dict]:
+        """What the latest (up to 10) retention passes that deleted anything deleted, oldest first:
+        ``GcReport.to_dict()`` plus ``at`` (Unix seconds). Empty without ``init(retention=...)``."""
+        return list(self._retention_reports)
 
     def _mine(self, workflow_id: str) -> bool:
         """Whether this shard drives ``workflow_id`` (always, with one shard)."""
@@ -277,7 +313,8 @@ class WorkflowManager:
                 state = await load_state(self.storage, workflow_id)
                 await self._refuse_if_held_elsewhere(workflow_id, state)
             run = WorkflowRun(self.storage, self.spec, state, self.name, index=self._index,
-                              owner=self.identity, env_values=env_values)
+                              owner=self.identity, env_values=env_values,
+                              snapshot_every=self.config.snapshot_every)
             try:
                 await self.lease.ensure()  # held before the claim names this manager as owner
                 await run.start()

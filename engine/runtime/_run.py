@@ -12,6 +12,7 @@ cancellation are all handled here; nothing else decides what runs next.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections import defaultdict, deque
@@ -23,6 +24,7 @@ import ray
 from ray.exceptions import GetTimeoutError, RayTaskError, TaskCancelledError
 
 from replay import (
+    DEFAULT_SNAPSHOT_EVERY,
     PayloadRef,
     TaskCaught,
     TaskCompleted,
@@ -45,6 +47,7 @@ from storage_backends import AppendConflictError, Storage
 from ..exceptions import WorkflowCancellationError, WorkflowError, WorkflowExecutionError, WorkflowRunningError
 from ..graph._build import TaskSpec, WorkflowGraph, unique_ids
 from ..store import _payloads
+from ..store._offline import drop_outputs
 from ..store._spec import StorageSpec
 from ._arrivals import Arrivals
 from ._log_writer import LogWriter
@@ -53,6 +56,7 @@ from ._waits import Waits
 from ._worker import Outcome, RunContext, TaskCall, decode_outcome, remote_run_task
 
 OK, CONTINUED, FAILED, DEFERRED = "ok", "continued", "failed", "deferred"
+logger = logging.getLogger(__name__)
 # A run that starts with thousands of ready tasks (a wide fan-out) hands the event loop back
 # every this many: the manager's other runs and its lease renewal must not wait ~0.3 ms per Ray
 # submission times 100,000 (a 100,000-task fan-out stalled the loop past the lease, and the
@@ -83,12 +87,12 @@ class Source:
 class WorkflowRun:
     def __init__(self, storage: Storage, spec: StorageSpec, state: WorkflowState,
                  manager_name: str, index: StatusIndex, run_id: str | None = None, owner: Any = None,
-                 env_values: dict | None = None):
+                 env_values: dict | None = None, snapshot_every: int = DEFAULT_SNAPSHOT_EVERY):
         self.storage = storage
         self.spec = spec  # how other processes open the storage (the listener actor, the HTTP provider)
         self.workflow_id = state.workflow_id
         self.state = state
-        self.writer = LogWriter(storage, self.workflow_id, state)
+        self.writer = LogWriter(storage, self.workflow_id, state, snapshot_every)
         self.manager_name = manager_name
         self.index = index
         self.owner = owner  # engine.runtime._recovery.Identity of the manager driving it, if any
@@ -556,6 +560,12 @@ class WorkflowRun:
             self._finish_with(exc)
             return
         await self.index.record(self.workflow_id, WorkflowStatus.SUCCESSFUL, succeeded_seq)
+        if self.state.submission is not None and self.state.submission.keep == "output":
+            try:  # before the result is handed out, so whoever gets it finds only the result stored
+                await drop_outputs(self.storage, self.workflow_id, self.state)
+            except Exception as exc:  # the workflow succeeded all the same; a gc --keep-output finishes this
+                logger.warning("workflow %s succeeded, but dropping its intermediate outputs (keep='output') "
+                               "failed: %s: %s", self.workflow_id, type(exc).__name__, exc)
         if not self.result.done():
             self.result.set_result(value)
 

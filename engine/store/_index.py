@@ -23,6 +23,12 @@ It trusts three statuses, and that is sound because:
 * ``delete`` appends a tombstone before it removes the log, so an id that is
   deleted and reused never inherits its old entry.
 
+The tombstone comes with a *deletion mark* (``deleting``: the id and the submission time of
+the log being deleted), cleared once the log and its blobs are gone. A marked workflow whose
+log is still there (a delete or a gc cut short by a crash) is left out of every listing and
+of ``rebuild``, and the next gc finishes it (:mod:`engine.store._retention`). The submission
+time tells that log from a new workflow that reuses the id.
+
 Everything else (RUNNING, PENDING, a claim, no entry at all, e.g. after a
 crash between a log append and the index update) is folded from the log, and
 a trusted status found that way is written back: the index repairs itself.
@@ -103,12 +109,14 @@ class _Record(msgspec.Struct, omit_defaults=True):
     deleted: list[str] = []
     final: dict[str, str] = {}  # format 1 (read only): workflow id -> final status, no seq
     times: dict[str, Times] = {}  # added later: older readers skip it
+    deleting: dict[str, float] = {}  # deletion marks: id -> submission time of its log; < 0 clears
 
 
 class _Snapshot(msgspec.Struct):
     upto_seq: int  # the snapshot folds index records [0, upto_seq)
     entries: dict[str, Entry]
     times: dict[str, Times] = {}
+    deleting: dict[str, float] = {}
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -194,8 +202,9 @@ async def load_entries(storage: Storage) -> dict[str, Entry]:
     return entries
 
 
-async def _read_index(storage: Storage, log_id: str = INDEX_LOG, compact: bool = True
-                      ) -> tuple[dict[str, Entry], dict[str, Times], int]:
+async def _read_index(storage: Storage, log_id: str = INDEX_LOG, compact: bool = True,
+                      marks: dict[str, float] | None = None) -> tuple[dict[str, Entry], dict[str, Times], int]:
+    """Entries, times and the index log's next seq; ``marks`` (if given) is filled with the deletion marks."""
     if log_id == INDEX_LOG:
         await ensure_current(storage)
     try:
@@ -204,16 +213,43 @@ async def _read_index(storage: Storage, log_id: str = INDEX_LOG, compact: bool =
         snapshot = _Snapshot(0, {})
     entries = dict(snapshot.entries)
     times = dict(snapshot.times)
+    found = dict(snapshot.deleting)
     tail = 0
     next_seq = snapshot.upto_seq
     async for record in storage.read(log_id, from_seq=snapshot.upto_seq):
-        _apply(entries, _record_decoder.decode(record.data), times)
+        _apply(entries, _record_decoder.decode(record.data), times, found)
         tail += 1
         next_seq = record.seq + 1
     if compact and tail > COMPACT_AFTER:
-        snapshot = _Snapshot(next_seq, entries, times)
+        snapshot = _Snapshot(next_seq, entries, times, found)
         await storage.put_blob(log_id, SNAPSHOT_BLOB, _encoder.encode(snapshot))
+    if marks is not None:
+        marks.update(found)
     return entries, times, next_seq
+
+
+async def deletion_marks(storage: Storage) -> dict[str, float]:
+    """Workflow id -> submission time of its log, for every delete begun and not finished."""
+    marks: dict[str, float] = {}
+    await _read_index(storage, marks=marks)
+    return marks
+
+
+async def _load_marked(storage: Storage, workflow_id: str, marks: dict[str, float]) -> WorkflowState:
+    """load_state; a marked log that cannot be read (an S3 delete cut short removed its first
+    batches) reads as gone: its delete is what the next gc finishes."""
+    try:
+        return await load_state(storage, workflow_id)
+    except (StorageError, ValueError):  # (LogCorruptedError, EventRecordError, IllegalTransitionError)
+        if workflow_id not in marks:
+            raise
+        return WorkflowState()
+
+
+def hidden(marks: dict[str, float], workflow_id: str, state: WorkflowState) -> bool:
+    """True if the log folded to ``state`` is one a begun delete marked (a new log under the id is not)."""
+    mark = marks.get(workflow_id)
+    return mark is not None and (state.status is None or state.start_time == mark)
 
 
 async def load(storage: Storage) -> dict[str, WorkflowStatus]:
@@ -228,7 +264,8 @@ def _merge(entries: dict[str, Entry], workflow_id: str, entry: Entry) -> None:
         entries[workflow_id] = entry
 
 
-def _apply(entries: dict[str, Entry], record: _Record, times: dict[str, Times] | None = None) -> None:
+def _apply(entries: dict[str, Entry], record: _Record, times: dict[str, Times] | None = None,
+           marks: dict[str, float] | None = None) -> None:
     for workflow_id, status in record.final.items():
         if status in FINAL:  # format 1: final statuses were sound then too; nothing else is
             _merge(entries, workflow_id, Entry(-1, status))
@@ -243,22 +280,30 @@ def _apply(entries: dict[str, Entry], record: _Record, times: dict[str, Times] |
         entries.pop(workflow_id, None)
         if times is not None:
             times.pop(workflow_id, None)
+    if marks is not None:
+        for workflow_id, started in record.deleting.items():
+            if started < 0:
+                marks.pop(workflow_id, None)
+            else:
+                marks[workflow_id] = started
 
 
 async def append(storage: Storage, entries: dict[str, Entry] | None = None,
                  deleted: Iterable[str] = (), next_seq: int | None = None,
-                 times: dict[str, Times] | None = None) -> int | None:
+                 times: dict[str, Times] | None = None, deleting: dict[str, float] | None = None) -> int | None:
     """Append one index record (compare-and-append, retried: any writer may add to the index).
 
     Args:
         next_seq: the index log's next seq, if the caller knows it (it saves a look).
         times: :class:`Times` to keep beside trusted entries.
+        deleting: deletion marks to set (id -> submission time) or clear (id -> -1).
 
     Returns:
         the index log's next seq after the record, or None if there was nothing to append.
     """
-    record = _Record(entries=dict(entries or {}), deleted=list(deleted), times=dict(times or {}))
-    if not record.entries and not record.deleted and not record.times:
+    record = _Record(entries=dict(entries or {}), deleted=list(deleted), times=dict(times or {}),
+                     deleting=dict(deleting or {}))
+    if not record.entries and not record.deleted and not record.times and not record.deleting:
         return None
     await ensure_current(storage)
     data = _encoder.encode(record)
@@ -380,7 +425,8 @@ async def rebuild(storage: Storage, progress: Callable[[int, int], None] | None 
     only if it is ahead of its log (a resume between its claim and its append,
     or one that crashed there): dropping it could let a stale FAILED stand.
     """
-    current, _times, start_seq = await _read_index(storage)
+    marks: dict[str, float] = {}
+    current, _times, start_seq = await _read_index(storage, marks=marks)
     workflow_ids = await list_workflow_ids(storage)
     entries: dict[str, Entry] = {}
     times: dict[str, Times] = {}
@@ -390,7 +436,9 @@ async def rebuild(storage: Storage, progress: Callable[[int, int], None] | None 
     async def fold_one(workflow_id: str) -> None:
         nonlocal done
         async with limit:
-            state = await load_state(storage, workflow_id)
+            state = await _load_marked(storage, workflow_id, marks)
+        if hidden(marks, workflow_id, state):  # being deleted: no entry, as its tombstone said
+            state = WorkflowState()
         if state.status in TRUSTED:
             entries[workflow_id] = Entry(state.last_seq, str(state.status))
             times[workflow_id] = Times.of(state)
@@ -404,9 +452,9 @@ async def rebuild(storage: Storage, progress: Callable[[int, int], None] | None 
     await asyncio.gather(*(fold_one(w) for w in workflow_ids))
     # Records appended while we folded may be newer than what we read; merge them in.
     async for index_record in storage.read(INDEX_LOG, from_seq=start_seq):
-        _apply(entries, _record_decoder.decode(index_record.data), times)
+        _apply(entries, _record_decoder.decode(index_record.data), times, marks)
         start_seq = index_record.seq + 1
-    await storage.put_blob(INDEX_LOG, SNAPSHOT_BLOB, _encoder.encode(_Snapshot(start_seq, entries, times)))
+    await storage.put_blob(INDEX_LOG, SNAPSHOT_BLOB, _encoder.encode(_Snapshot(start_seq, entries, times, marks)))
     final = sum(1 for entry in entries.values() if entry.status in FINAL)
     failed = sum(1 for entry in entries.values() if entry.status == WorkflowStatus.FAILED)
     return {"workflows": len(workflow_ids), "final": final, "failed": failed}
@@ -432,10 +480,14 @@ async def listing(storage: Storage, workflow_ids: list[str], skip: Callable[[Wor
     leaves out, unfolded, workflows whose trusted status it rejects (a listing filtered by status).
     Rows answered from the index without times carry ``Times(entry seq)`` (no start or end).
     """
-    index, times, _next_seq = await _read_index(storage)
+    marks: dict[str, float] = {}
+    index, times, _next_seq = await _read_index(storage, marks=marks)
     out: dict[str, Row] = {}
     to_fold = []
     for workflow_id in workflow_ids:
+        if workflow_id in marks:  # a delete begun: folded, to tell its log from a new one
+            to_fold.append(workflow_id)
+            continue
         entry = index.get(workflow_id)
         trusted = entry.trusted if entry is not None else None
         if trusted is not None and skip(trusted):
@@ -453,7 +505,9 @@ async def listing(storage: Storage, workflow_ids: list[str], skip: Callable[[Wor
 
     async def fold_one(workflow_id: str) -> None:
         async with limit:
-            state = await load_state(storage, workflow_id)
+            state = await _load_marked(storage, workflow_id, marks)
+        if hidden(marks, workflow_id, state):
+            return
         out[workflow_id] = Row(state.status, Times.of(state), True, None if state.status in FINAL else state)
         if state.status in TRUSTED:
             repaired[workflow_id] = Entry(state.last_seq, str(state.status))

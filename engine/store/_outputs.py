@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from replay import TaskStatus, WorkflowState, WorkflowStatus
+from storage_backends import BlobNotFoundError
 
 from . import _payloads
+from ._offline import OUTPUTS_DROPPED
 from ..exceptions import WorkflowCancellationError, WorkflowError, WorkflowExecutionError
 
 
@@ -20,7 +22,14 @@ async def output_from_state(storage, workflow_id: str, state: WorkflowState, tas
         if task.status is not TaskStatus.SUCCESSFUL or task.output is None or task.output.codec == "none":
             raise ValueError(f"task {task_id!r} of workflow {workflow_id!r} has no stored output "
                              f"(it is {task.status})")
-        return await _payloads.load_value(storage, workflow_id, task.output)
+        try:
+            return await _payloads.load_value(storage, workflow_id, task.output)
+        except BlobNotFoundError:
+            if await storage.blob_exists(workflow_id, OUTPUTS_DROPPED):
+                raise ValueError(f"the output of task {task_id!r} of workflow {workflow_id!r} was dropped "
+                                 "(run with keep='output', or gc --keep-output); only the workflow's result "
+                                 "is kept") from None
+            raise
     if state.status is WorkflowStatus.SUCCESSFUL:
         return await _payloads.load_value(storage, workflow_id, state.output)
     if state.status is WorkflowStatus.CANCELED:

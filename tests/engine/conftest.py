@@ -63,6 +63,16 @@ def fresh_backend(request, ray_runtime, tmp_path, moto_server):
     return {"url": url, "options": options}
 
 
+@pytest.fixture(params=["local", "s3"])
+def own_storage(request, ray_runtime, tmp_path, moto_server):
+    """A storage nobody has initialised yet: the next init makes its manager, with its options."""
+    if request.param == "local":
+        return f"file://{tmp_path}/store", {}
+    bucket = f"own-{uuid.uuid4().hex[:12]}"
+    request.getfixturevalue("s3_admin").create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/wf", {"endpoint_url": moto_server}
+
+
 @pytest.fixture
 def kill_manager():
     """``kill_manager(backend)``: kill the manager actor as a crash would (its runs die with

@@ -43,6 +43,7 @@ from replay import (
     WorkflowCanceled,
     WorkflowFailed,
     WorkflowRunStarted,
+    WorkflowSnapshotted,
     WorkflowSubmitted,
     WorkflowSucceeded,
     decode_event,
@@ -92,7 +93,7 @@ _SPECS = [
     _event(WorkflowSubmitted, workflow_id=ids, dag=payload_refs, user_metadata=any_dicts, ray_version=text,
            engine_version=text, python_version=text, runtime_env=st.none() | any_dicts,
            packages=st.dictionaries(text, text, max_size=4), inputs=st.none() | payload_refs,
-           forked_from=st.none() | fork_origins),
+           forked_from=st.none() | fork_origins, keep=text),
     _event(WorkflowRunStarted, run_id=ids, resumed=st.booleans(), owner=ids, cluster=text, application=text),
     _event(TaskScheduled, task_id=ids, name=text, attempt=ints, task_options=any_dicts, user_metadata=any_dicts,
            parent_task_id=st.none() | ids, deps=st.lists(ids, max_size=4).map(tuple)),
@@ -115,6 +116,7 @@ _SPECS = [
     _event(EventSent, workflow_id=ids, event_key=text, payload=payload_refs, sender=text),
     _event(TaskForked, task_id=ids, name=text, output=payload_refs, source_seq=ints, task_options=any_dicts,
            user_metadata=any_dicts, parent_task_id=st.none() | ids, deps=st.lists(ids, max_size=4).map(tuple)),
+    _event(WorkflowSnapshotted, upto_seq=ints, digest=text, size=ints, tasks=ints),
 ]
 STRATEGIES = {cls: strategy for cls, _fields, strategy in _SPECS}
 any_event = st.one_of([STRATEGIES[cls] for cls in EVENT_TYPES if cls in STRATEGIES])
