@@ -16,7 +16,7 @@ import os
 import socket
 import sys
 
-from ._common import UsageError, with_storage
+from ._common import UsageError, storage_args, with_storage
 
 
 def cmd_send_event(args: argparse.Namespace) -> int:
@@ -30,7 +30,7 @@ def cmd_send_event(args: argparse.Namespace) -> int:
     sender = f"cli {os.getpid()}@{socket.gethostname()}"
     seq = with_storage(args, lambda storage: post_event(storage, args.workflow_id, args.event_key, payload,
                                                          sender=sender))
-    told = _tell_manager(args.address, args.storage_url, args.workflow_id)
+    told = _tell_manager(args.address, storage_key(args), args.workflow_id)
     sys.stdout.write(f"sent event {args.event_key!r} to workflow {args.workflow_id!r} (mailbox seq {seq}); "
                      + ("its driver was told\n" if told else
                         "no cluster driving it was reached: its wait finds the event at its next mailbox "
@@ -38,8 +38,17 @@ def cmd_send_event(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tell_manager(address: str | None, storage_url: str, workflow_id: str) -> bool:
-    """Nudge the storage's manager on a running cluster; True if it was told (never starts Ray)."""
+def storage_key(args) -> str:
+    """The key (``StorageSpec.key``) that names the command line's storage's manager on a cluster."""
+    from ..store._spec import StorageSpec
+
+    url, options = storage_args(args)
+    return StorageSpec.from_url(url, options).key
+
+
+def _tell_manager(address: str | None, storage_key: str, workflow_id: str) -> bool:
+    """Nudge the storage's manager on a running cluster (shard 0, which tells the workflow's
+    shard); True if it was told (never starts Ray)."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     from ..api._ray_cluster import choose_address
 
@@ -55,7 +64,7 @@ def _tell_manager(address: str | None, storage_url: str, workflow_id: str) -> bo
 
     try:
         ray.init(address=chosen, log_to_driver=False, logging_level=logging.WARNING)
-        manager = ray.get_actor(manager_name(storage_url), namespace=NAMESPACE)
+        manager = ray.get_actor(manager_name(storage_key), namespace=NAMESPACE)
         ray.get(manager.notify_event.remote(workflow_id), timeout=30)
         return True
     except Exception:  # noqa: BLE001 - no manager for this storage there

@@ -50,15 +50,19 @@ def wid():
     return "t-" + uuid.uuid4().hex[:12]
 
 
+def own_storage_of(request, tmp_path, moto_server, prefix: str = "fresh") -> tuple[str, dict]:
+    """(url, options) of a new, empty storage for ``request.param`` ("local" or "s3")."""
+    if request.param == "local":
+        return f"file://{tmp_path}/store", {}
+    bucket = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    request.getfixturevalue("s3_admin").create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/wf", {"endpoint_url": moto_server}
+
+
 @pytest.fixture(params=["local", "s3"])
 def fresh_backend(request, ray_runtime, tmp_path, moto_server):
     """A storage of its own (and so a manager of its own), for tests that count every workflow."""
-    if request.param == "local":
-        url, options = f"file://{tmp_path}/store", {}
-    else:
-        bucket = f"fresh-{uuid.uuid4().hex[:12]}"
-        request.getfixturevalue("s3_admin").create_bucket(Bucket=bucket)
-        url, options = f"s3://{bucket}/wf", {"endpoint_url": moto_server}
+    url, options = own_storage_of(request, tmp_path, moto_server)
     workflow.init(url, storage_options=options)
     return {"url": url, "options": options}
 

@@ -13,6 +13,7 @@ engine log lines (INFO and up) go to stderr.
 """
 
 import logging
+import os
 import sys
 
 import ray
@@ -33,7 +34,7 @@ def launch(workflow_id: str):
 def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
     mode, *args = sys.argv[1:]
-    ray.init(log_to_driver=False)
+    ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)  # the test's cluster, on purpose
     if mode == "kill":
         ray.kill(ray.get_actor(manager_name(StorageSpec.from_url(args[0]).key), namespace=NAMESPACE))
         print("KILLED", flush=True)

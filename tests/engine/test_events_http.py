@@ -15,6 +15,7 @@ import ray
 import requests
 
 import engine as workflow
+from engine.store._spec import StorageSpec
 from engine.api._init import context
 from engine.http_event_provider import HTTPListener, start_http_event_provider
 from engine.runtime._http_deploy import deploy_task
@@ -113,8 +114,9 @@ def test_a_storage_failure_is_a_500_and_records_nothing(http, wid, local_storage
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    ray.get(deploy_task.remote("s3://nowhere/events", {"endpoint_url": dead, "max_attempts": 1,
-                                                        "connect_timeout": 1}, None, True))
+    nowhere = StorageSpec.from_url("s3://nowhere/events", {"endpoint_url": dead, "max_attempts": 1,
+                                                           "connect_timeout": 1})
+    ray.get(deploy_task.remote(nowhere, None, True))
     try:
         response = _post(http, wid, {"event_key": "k", "event_payload": 1})
         assert response.status_code == 500 and "send it again" in response.text, response.text

@@ -181,10 +181,12 @@ def test_a_caught_failure_is_retried_first(backend, wid, tmp_path):
 def test_stats_have_end_time_only_once_ended(backend, wid, tmp_path):
     """Tried on 2.47.1: a running workflow's stats were ``{"start_time": ...}`` only; once it
     ended both. A task's stats likewise. After a resume start_time is the latest run's start."""
-    ref = workflow.run_async(workflow.options(task_id="s")(tasks.slow).bind(1, 1.0), workflow_id=wid)
+    gate = str(tmp_path / "gate")  # the task runs until the test has looked, however slow the machine
+    ref = workflow.run_async(workflow.options(task_id="s")(tasks.gated).bind(1, gate), workflow_id=wid)
     _wait_for(lambda: "start_time" in workflow.get_metadata(wid, "s")["stats"], "the task to start")
     assert set(workflow.get_metadata(wid)["stats"]) == {"start_time"}
     assert set(workflow.get_metadata(wid, "s")["stats"]) == {"start_time"}
+    open(gate, "w").close()
     assert ray.get(ref) == 1
     stats = workflow.get_metadata(wid)["stats"]
     assert set(stats) == {"start_time", "end_time"} and stats["start_time"] <= stats["end_time"]

@@ -18,6 +18,7 @@ from engine.api._init import context
 from engine.store._sync import run_sync
 from replay import load_state
 from tests.engine import tasks
+from tests.engine.conftest import own_storage_of
 
 SHARDS = 3
 
@@ -46,12 +47,7 @@ def _id_in_shard(shard: int, prefix: str) -> str:
 @pytest.fixture(params=["local", "s3"])
 def sharded(request, ray_runtime, tmp_path, moto_server):
     """A storage of its own, driven by SHARDS managers."""
-    if request.param == "local":
-        url, options = f"file://{tmp_path}/store", {}
-    else:
-        bucket = f"shards-{uuid.uuid4().hex[:12]}"
-        request.getfixturevalue("s3_admin").create_bucket(Bucket=bucket)
-        url, options = f"s3://{bucket}/wf", {"endpoint_url": moto_server}
+    url, options = own_storage_of(request, tmp_path, moto_server, "shards")
     workflow.init(url, storage_options=options, shards=SHARDS)
     yield {"url": url, "options": options}
     for manager in context().managers:  # this storage's managers end with the test

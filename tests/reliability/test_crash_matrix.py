@@ -10,7 +10,7 @@ within the run). Then a fresh driver process resumes. Every run must give:
   completion not durable), and every other task ran once;
 * a log that ``replay verify`` finds clean.
 
-``make test`` runs 10 seeds; ``make test-reliability`` runs 100.
+``make test`` runs 6 seeds (each victim, each storage); ``make test-reliability`` runs 100.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def _lines(path: str) -> list[str]:
     return open(path).read().split() if os.path.exists(path) else []
 
 
-@pytest.mark.parametrize("seed", seeds(reduced=10, full=100))
+@pytest.mark.parametrize("seed", seeds(reduced=6, full=100))
 def test_crash_matrix(ray_runtime, tmp_path, seed, moto_server, s3_admin):
     rng = random.Random(seed)
     victim = ("driver", "manager")[seed % 2]
@@ -140,7 +140,11 @@ def test_crash_matrix(ray_runtime, tmp_path, seed, moto_server, s3_admin):
                 os.kill(manager_pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            end = lines.rest()  # the driver learns of it and exits, its cluster with it
+            # What was durable, and what had run, at the kill: Ray restarts the manager, which
+            # takes the workflow on by itself (seconds later) and may finish it in this cluster.
+            ran_at_kill = set(_lines(side))
+            durable_at_kill = asyncio.run(_durably_done(storage_url, options, wid))
+            end = lines.rest()  # the driver gets the output (healed) or an error, and exits
             driver.wait(timeout=BOUND_S)
             assert driver.returncode in (0, 3), (driver.returncode, end, driver.stderr.read()[-3000:])
             if driver.returncode == 3:  # fault 2: an error naming the workflow, RESUMABLE
@@ -172,8 +176,17 @@ def test_crash_matrix(ray_runtime, tmp_path, seed, moto_server, s3_admin):
     in_flight = first - durable  # ran before the kill, completion not durable
     assert set(again) == set(crash_workflow.TASK_IDS) - durable
     twice = {t for t in crash_workflow.TASK_IDS if (before + again).count(t) > 1}
-    assert twice == in_flight, (twice, in_flight)
-    assert all(before.count(t) == 1 for t in first), "a task ran twice before the kill"
+    if victim == "manager" and driver.returncode == 0:
+        # Healed in the first cluster: nothing durable at the kill ran again; what ran twice was
+        # not durable then (in flight, or handed to a worker as the manager died), and ran at
+        # most twice.
+        assert not twice & durable_at_kill, (twice, durable_at_kill)
+        assert all((before + again).count(t) <= 2 for t in crash_workflow.TASK_IDS), before + again
+        count("crash matrix: tasks in flight at a manager kill, re-run by the healed manager",
+              len(twice & ran_at_kill))
+    else:
+        assert twice == in_flight, (twice, in_flight)
+        assert all(before.count(t) == 1 for t in first), "a task ran twice before the kill"
     verdicts = asyncio.run(_verify(storage_url, options, wid))
     assert verdicts == [], verdicts
     count("crash matrix: tasks re-run (in flight at the kill)", len(twice))

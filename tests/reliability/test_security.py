@@ -101,8 +101,8 @@ def test_a_secret_in_the_job_runtime_env_is_never_stored_or_printed(ray_runtime,
     assert meta["runtime_env"] == {"env_vars": {"API_TOKEN": "<not recorded>"}}
     storage_args = ["--storage", url] + (["--endpoint-url", extra[0]] if extra else [])
     outputs = [
-        _run("-m", "engine", "status", wid, "--json", *storage_args, "--address", address),
-        _run("-m", "engine", "list", *storage_args, "--address", address),
+        _run("-m", "engine", "status", wid, "--json", *storage_args),  # (storage only: no Ray)
+        _run("-m", "engine", "list", *storage_args),
         *[_run("-m", "replay", *storage_args, *command) for command in (
             ("events", wid), ("events", wid, "--json"), ("export", wid), ("show", wid), ("verify", wid),
             ("export", wid, "--format", "chrome-trace"), ("timeline", wid, "--html", str(tmp_path / "t.html")))],
