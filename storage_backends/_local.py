@@ -20,7 +20,8 @@ I/O threads owned by this storage, handed work through a plain queue and
 answering through ``call_soon_threadsafe`` (about half the cost of
 ``run_in_executor``), and the log files of the last 64 logs appended to stay
 open between appends (a thread lock per log serializes this storage's own
-threads on its fd, since ``flock`` does not exclude threads sharing one).
+threads on its fd, since ``flock`` does not exclude threads sharing one; both in
+:mod:`storage_backends._local_io`).
 Before writing, an append checks that its fd is still the file at the log's
 path, so a log deleted or replaced meanwhile (``delete`` renames it away
 under the lock) is never written to. Each log's tail (offset, next seq, last
@@ -42,12 +43,9 @@ import contextlib
 import errno
 import fcntl
 import os
-import queue
 import shutil
-import threading
 import uuid
 import weakref
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from urllib.parse import unquote, urlsplit
 
@@ -65,14 +63,13 @@ from ._errors import (
 )
 from ._framing import HEADER_SIZE, Batch, Record, TornTail, describe_tail, encode_batch, scan
 from ._ids import is_listable_log_id, system_name, validate_blob_name, validate_log_id
+from ._local_io import MAX_OPEN_LOGS, IoThreads, LogHandle, LogHandles, release
 
 LOG_FILE = "events.log"
 BLOB_DIR = "blobs"
 SYSTEM_DIR = ".system"  # system logs (``system:<name>``): <root>/.system/<name>/, never listed
 _DIR_MODE = 0o700
 _FILE_MODE = 0o600
-_IO_THREADS = 8  # concurrent appends to *different* logs each need their own fsync
-_MAX_OPEN_LOGS = 64  # log files kept open between appends, per storage
 _NO_RECORDS = 1 << 62  # keep_from_seq that keeps nothing: a tail-only scan
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
@@ -134,174 +131,6 @@ async def _write_durably(path: str, data: bytes) -> None:
         await aiofiles.os.wrap(os.fsync)(f.fileno())
 
 
-class _IoThreads:
-    """A few daemon threads running blocking calls for one storage; started on demand.
-
-    ``run(fn, *args)`` returns an asyncio future of ``fn(*args)``. Cheaper than
-    ``loop.run_in_executor`` (no concurrent.futures.Future in between), which
-    matters when the call is a 100 us fsync.
-    """
-
-    def __init__(self, max_threads: int = _IO_THREADS):
-        self._max = max_threads
-        self._lock = threading.Lock()
-        self._reset()
-
-    def _reset(self) -> None:
-        # One generation of threads and the counters they keep. A shutdown starts a new one;
-        # a thread of an old generation only ever touches its own counters, however late it
-        # runs (it used to raise the new generation's idle count, so no thread was started).
-        self._gen = _Generation(queue.SimpleQueue())
-        self._pid = os.getpid()
-
-    def run(self, fn, *args) -> asyncio.Future:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        if self._pid != os.getpid():  # forked: the threads stayed in the parent
-            self._reset()
-        gen = self._gen
-        gen.queue.put((loop, future, fn, args))
-        if gen.idle == 0 and gen.threads < self._max:
-            with self._lock:
-                if gen.threads < self._max:
-                    gen.threads += 1
-                    threading.Thread(target=self._work, args=(gen,), daemon=True,
-                                     name="ray-durable-local-io").start()
-        return future
-
-    def _work(self, gen: _Generation) -> None:
-        lock, work = self._lock, gen.queue
-        while True:
-            with lock:
-                gen.idle += 1
-            item = work.get()
-            if item is None:  # shut down
-                return
-            with lock:
-                gen.idle -= 1
-            loop, future, fn, args = item
-            try:
-                result, error = fn(*args), None
-            except BaseException as exc:  # handed to the awaiting task
-                result, error = None, exc
-            try:
-                loop.call_soon_threadsafe(_resolve, future, result, error)
-            except RuntimeError:  # the loop was closed meanwhile: nobody is waiting
-                pass
-            del item, loop, future, fn, args, result, error
-
-    def shutdown(self) -> None:
-        with self._lock:
-            gen = self._gen
-            self._reset()
-        for _ in range(gen.threads):
-            gen.queue.put(None)
-
-
-class _Generation:
-    """The queue of one generation of I/O threads, with how many there are and how many wait."""
-
-    __slots__ = ("queue", "threads", "idle")
-
-    def __init__(self, work: queue.SimpleQueue):
-        self.queue = work
-        self.threads = 0
-        self.idle = 0
-
-
-def _release(io: _IoThreads, handles: _LogHandles) -> None:
-    """Finalizer of a storage that was never closed."""
-    handles.close_all()
-    io.shutdown()
-
-
-def _resolve(future: asyncio.Future, result, error: BaseException | None) -> None:
-    if future.done():  # the awaiting task was cancelled; the call still ran
-        return
-    if error is None:
-        future.set_result(result)
-    else:
-        future.set_exception(error)
-
-
-class _LogHandle:
-    """A log file kept open for appends, and the lock that gives it to one thread at a time.
-
-    (``flock`` excludes other open file descriptions, i.e. other processes and other
-    storages, but not two threads sharing one fd: hence the thread lock.)
-    """
-
-    __slots__ = ("lock", "fd", "closed")
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.fd = -1
-        self.closed = False  # evicted or deleted: whoever holds it must fetch a new one
-
-    def close(self) -> None:  # with self.lock held
-        self.closed = True
-        if self.fd >= 0:
-            fd, self.fd = self.fd, -1
-            os.close(fd)  # also drops this fd's flock, if any (it is not held between appends)
-
-
-class _LogHandles:
-    """At most ``limit`` open log files, least recently appended to closed first."""
-
-    def __init__(self, limit: int = _MAX_OPEN_LOGS):
-        self.limit = limit
-        self._lock = threading.Lock()
-        self._handles: OrderedDict[str, _LogHandle] = OrderedDict()
-        self._pid = os.getpid()
-
-    def get(self, log_id: str) -> _LogHandle:
-        with self._lock:
-            if self._pid != os.getpid():  # forked: start afresh (closing our copies of the
-                for inherited in self._handles.values():  # fds leaves the parent's flocks alone)
-                    inherited.closed = True
-                    if inherited.fd >= 0:
-                        os.close(inherited.fd)
-                        inherited.fd = -1
-                self._handles = OrderedDict()
-                self._pid = os.getpid()
-            handle = self._handles.get(log_id)
-            if handle is None:
-                handle = self._handles[log_id] = _LogHandle()
-                if len(self._handles) > self.limit:
-                    self._evict_one(handle)
-            else:
-                self._handles.move_to_end(log_id)
-            return handle
-
-    def _evict_one(self, keep: _LogHandle) -> None:
-        for log_id, handle in self._handles.items():  # oldest first
-            if handle is not keep and handle.lock.acquire(blocking=False):
-                try:
-                    handle.close()
-                finally:
-                    handle.lock.release()
-                del self._handles[log_id]
-                return  # (all busy: over the limit until the next append)
-
-    def discard(self, log_id: str) -> None:
-        with self._lock:
-            handle = self._handles.pop(log_id, None)
-        if handle is not None:
-            with handle.lock:
-                handle.close()
-
-    def close_all(self) -> None:
-        with self._lock:
-            handles, self._handles = list(self._handles.values()), OrderedDict()
-            forked = self._pid != os.getpid()
-        for handle in handles:
-            if forked:
-                handle.closed = True
-                continue
-            with handle.lock:
-                handle.close()
-
-
 class LocalStorage(Storage):
     """Logs and blobs in a directory on local disk (or NFS for multi-node clusters)."""
 
@@ -316,9 +145,9 @@ class LocalStorage(Storage):
         # log_id -> (st_dev, st_ino, valid end, next seq, offset of the last frame, its header)
         # as last seen: an append scans only what other writers added since.
         self._tails: dict[str, tuple[int, int, int, int, int, bytes]] = {}
-        self._io = _IoThreads()
-        self._handles = _LogHandles()
-        weakref.finalize(self, _release, self._io, self._handles)
+        self._io = IoThreads()
+        self._handles = LogHandles()
+        weakref.finalize(self, release, self._io, self._handles)
 
     def __getstate__(self) -> dict:
         # Picklable (for Ray tasks and child processes): the root travels, threads and caches do not.
@@ -411,7 +240,7 @@ class LocalStorage(Storage):
                 if not handle.closed:  # (else it was evicted meanwhile: take a new one)
                     return self._append_with(handle, log_id, path, frame, expected, count)
 
-    def _append_with(self, handle: _LogHandle, log_id: str, path: str, frame: bytes, expected: int,
+    def _append_with(self, handle: LogHandle, log_id: str, path: str, frame: bytes, expected: int,
                      count: int) -> int:
         if handle.fd < 0:
             if expected != 0 and not os.path.exists(path):

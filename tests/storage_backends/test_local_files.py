@@ -16,7 +16,7 @@ import pytest
 
 from storage_backends import AppendConflictError, LocalStorage, Record, open_storage
 from storage_backends._framing import scan
-from storage_backends._local import _IoThreads
+from storage_backends._local_io import IoThreads as _IoThreads
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -297,10 +297,10 @@ async def test_open_log_files_are_bounded_and_closed(tmp_path):
 
     root = str(tmp_path / "store")
     storage = LocalStorage(root)
-    ids = [f"wf-{i:03d}" for i in range(local._MAX_OPEN_LOGS + 36)]
+    ids = [f"wf-{i:03d}" for i in range(local.MAX_OPEN_LOGS + 36)]
     for round_ in range(2):
         await asyncio.gather(*(storage.append(log_id, [f"{round_}".encode()], round_) for log_id in ids))
-        assert 0 < _open_log_fds(root) <= local._MAX_OPEN_LOGS
+        assert 0 < _open_log_fds(root) <= local.MAX_OPEN_LOGS
     for log_id in ids:
         assert [r.data for r in await storage.read_all(log_id)] == [b"0", b"1"]
     await storage.close()
