@@ -21,7 +21,8 @@ from ..store._offline import cancel_in_storage, delete_from_storage
 from ..store._outputs import output_from_state
 from ..store._status import list_workflows
 from . import _format as fmt
-from ._common import UsageError, describe, err, storage_args, with_storage, workflow_cause
+from ._common import (UsageError, describe, err, out, ray_output_to_stderr, storage_args, with_storage,
+                      workflow_cause)
 from ._storage_commands import read_workflow
 
 _FINAL = (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED)
@@ -45,6 +46,7 @@ def connect(args: argparse.Namespace) -> Any:
     ray_kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     if args.address:
         ray_kwargs["address"] = args.address
+    ray_output_to_stderr()
     engine.init(url, storage_options=options, **ray_kwargs)
     return engine
 
@@ -62,10 +64,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
         err(f"resuming workflow {args.workflow_id!r} ...")
         output = workflow.resume(args.workflow_id)
     if args.json:
-        sys.stdout.write(fmt.to_json({"workflow_id": args.workflow_id, "status": "SUCCESSFUL",
+        out(fmt.to_json({"workflow_id": args.workflow_id, "status": "SUCCESSFUL",
                                       "output": repr(output)}))
     else:
-        sys.stdout.write(repr(output) + "\n")
+        out(repr(output) + "\n")
     return 0
 
 
@@ -75,9 +77,9 @@ def cmd_resume_all(args: argparse.Namespace) -> int:
     if not candidates:
         which = "RESUMABLE or FAILED" if args.include_failed else "RESUMABLE"
         if args.json:
-            sys.stdout.write(fmt.to_json({"resumed": []}))
+            out(fmt.to_json({"resumed": []}))
         else:
-            sys.stdout.write(f"no {which} workflows to resume in {args.storage_url}\n")
+            out(f"no {which} workflows to resume in {args.storage_url}\n")
         return 0
     workflow = connect(args)
     import ray
@@ -95,11 +97,11 @@ def cmd_resume_all(args: argparse.Namespace) -> int:
         err(f"[{len(outcomes)}/{len(ids)}] {wid}: {outcome}" + (f": {detail}" if detail else ""))
     counts = Counter(outcome for outcome, _ in outcomes.values())
     if args.json:
-        sys.stdout.write(fmt.to_json({"resumed": [{"workflow_id": wid, "outcome": o, "detail": d}
+        out(fmt.to_json({"resumed": [{"workflow_id": wid, "outcome": o, "detail": d}
                                                   for wid, (o, d) in outcomes.items()]}))
     else:
         summary = ", ".join(f"{counts[o]} {o}" for o in ("SUCCESSFUL", "FAILED", "CANCELED") if counts[o])
-        sys.stdout.write(f"resumed {len(outcomes)} workflow{'s' if len(outcomes) != 1 else ''}: {summary}\n")
+        out(f"resumed {len(outcomes)} workflow{'s' if len(outcomes) != 1 else ''}: {summary}\n")
     return 0 if counts["SUCCESSFUL"] == len(outcomes) else 1
 
 
@@ -140,10 +142,10 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         after = with_storage(args, lambda storage: cancel_in_storage(storage, args.workflow_id, found.state))
         text = f"canceled workflow {args.workflow_id!r} (was {before})\n"
     if args.json:
-        sys.stdout.write(fmt.to_json({"workflow_id": args.workflow_id, "before": str(before),
+        out(fmt.to_json({"workflow_id": args.workflow_id, "before": str(before),
                                       "status": str(after)}))
     else:
-        sys.stdout.write(text)
+        out(text)
     return 0
 
 
@@ -170,7 +172,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     else:
         with_storage(args, lambda storage: delete_from_storage(storage, args.workflow_id, args.storage_url))
     if args.json:
-        sys.stdout.write(fmt.to_json({"workflow_id": args.workflow_id, "deleted": True, "status": str(status)}))
+        out(fmt.to_json({"workflow_id": args.workflow_id, "deleted": True, "status": str(status)}))
     else:
-        sys.stdout.write(f"deleted workflow {args.workflow_id!r} ({status})\n")
+        out(f"deleted workflow {args.workflow_id!r} ({status})\n")
     return 0

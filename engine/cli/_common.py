@@ -23,9 +23,50 @@ class UsageError(Exception):
     """Bad input found after parsing (exit status 2)."""
 
 
+# A command's stdout carries its result and nothing else, so that `--json` output parses. Ray's
+# driver prints raylet warnings ("N PYTHON worker processes have been started ...") to whatever
+# sys.stdout is at that moment, even with log_to_driver=False; once a command joins Ray,
+# sys.stdout points at stderr and results are written to the stream saved here.
+_results: Any = None
+
+
+def results_stream() -> Any:
+    """The command's stdout: the file its results go to."""
+    return _results or sys.stdout
+
+
+def out(text: str) -> None:
+    """Write ``text`` (a result: table, JSON, summary line) to the command's stdout."""
+    results_stream().write(text)
+
+
+def flush_results() -> None:
+    results_stream().flush()
+
+
+def ray_output_to_stderr() -> None:
+    """From now until :func:`restore_stdout`, anything else printed to sys.stdout goes to stderr."""
+    global _results
+    if _results is None:
+        _results = sys.stdout
+        sys.stdout = sys.stderr
+
+
+def restore_stdout() -> None:
+    """End of a command: disconnect from Ray (which prints the warnings it held back to
+    deduplicate them, to stderr still), then give sys.stdout back."""
+    global _results
+    if _results is None:
+        return
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+    sys.stdout, _results = _results, None
+
+
 def err(text: str) -> None:
     """One line (or a few) on stderr, after whatever stdout holds so far."""
-    sys.stdout.flush()
+    flush_results()
     sys.stderr.write(text.rstrip("\n") + "\n")
     sys.stderr.flush()
 

@@ -16,7 +16,7 @@ import os
 import socket
 import sys
 
-from ._common import UsageError, storage_args, with_storage
+from ._common import UsageError, out, ray_output_to_stderr, storage_args, with_storage
 
 
 def cmd_send_event(args: argparse.Namespace) -> int:
@@ -31,7 +31,7 @@ def cmd_send_event(args: argparse.Namespace) -> int:
     seq = with_storage(args, lambda storage: post_event(storage, args.workflow_id, args.event_key, payload,
                                                          sender=sender))
     told = _tell_manager(args.address, storage_key(args), args.workflow_id)
-    sys.stdout.write(f"sent event {args.event_key!r} to workflow {args.workflow_id!r} (mailbox seq {seq}); "
+    out(f"sent event {args.event_key!r} to workflow {args.workflow_id!r} (mailbox seq {seq}); "
                      + ("its driver was told\n" if told else
                         "no cluster driving it was reached: its wait finds the event at its next mailbox "
                         "read (within seconds), or when it is resumed\n"))
@@ -62,6 +62,7 @@ def _tell_manager(address: str | None, storage_key: str, workflow_id: str) -> bo
 
     from .._names import NAMESPACE, manager_name
 
+    ray_output_to_stderr()
     try:
         ray.init(address=chosen, log_to_driver=False, logging_level=logging.WARNING)
         manager = ray.get_actor(manager_name(storage_key), namespace=NAMESPACE)

@@ -21,7 +21,7 @@ from ..exceptions import WorkflowNotFoundError
 from ..store._status import list_workflows
 from . import _format as fmt
 from ._cluster_commands import _outcome, connect
-from ._common import PROG, UsageError, err, status_names, with_storage
+from ._common import PROG, UsageError, err, out, status_names, with_storage
 
 
 def add_fork_parser(command: Any) -> None:
@@ -114,10 +114,10 @@ def cmd_fork(args: argparse.Namespace) -> int:
         + (f" from task {args.from_task!r}" if args.from_task else "") + " ...")
     output = workflow.fork(args.source, args.new, from_task=args.from_task, dag=dag)
     if args.json:
-        sys.stdout.write(fmt.to_json({"forks": [{"source": args.source, "workflow_id": args.new,
+        out(fmt.to_json({"forks": [{"source": args.source, "workflow_id": args.new,
                                                  "outcome": "SUCCESSFUL", "output": repr(output)}]}))
     else:
-        sys.stdout.write(repr(output) + "\n")
+        out(repr(output) + "\n")
     return 0
 
 
@@ -160,9 +160,9 @@ def _fork_many(args: argparse.Namespace) -> int:
     rows = sorted(rows, key=lambda r: r.workflow_id)
     if not rows:
         if args.json:
-            sys.stdout.write(fmt.to_json({"forks": []}))
+            out(fmt.to_json({"forks": []}))
         else:
-            sys.stdout.write(f"no {' or '.join(statuses)} workflows to fork in {args.storage_url}\n")
+            out(f"no {' or '.join(statuses)} workflows to fork in {args.storage_url}\n")
         return 0
     new_ids = fork_ids([r.workflow_id for r in rows], taken)
     workflow = connect(args)
@@ -191,11 +191,11 @@ def _fork_many(args: argparse.Namespace) -> int:
         err(f"{new}: {outcome}" + (f": {detail}" if detail else ""))
     ok = sum(r["outcome"] == "SUCCESSFUL" for r in results)
     if args.json:
-        sys.stdout.write(fmt.to_json({"forks": results}))
+        out(fmt.to_json({"forks": results}))
     else:
         for r in sorted(results, key=lambda r: r["source"]):
-            sys.stdout.write(f"{r['source']} -> {r['workflow_id']}: {r['outcome']}\n")
-        sys.stdout.write(f"forked {len(results)} workflow{'s' if len(results) != 1 else ''}: {ok} SUCCESSFUL\n")
+            out(f"{r['source']} -> {r['workflow_id']}: {r['outcome']}\n")
+        out(f"forked {len(results)} workflow{'s' if len(results) != 1 else ''}: {ok} SUCCESSFUL\n")
     return 0 if ok == len(results) else 1
 
 
@@ -216,12 +216,12 @@ def check_main(argv: list[str], prog: str = PROG) -> int:
         err(f"{prog} replay check: error: {fmt.one_line(exc)}")
         return 2
     if args.json:
-        sys.stdout.write(fmt.to_json([p.to_dict() for p in plans]))
+        out(fmt.to_json([p.to_dict() for p in plans]))
     else:
-        sys.stdout.write("".join(p.render() for p in plans))
+        out("".join(p.render() for p in plans))
         if len(plans) > 1:
             bad = sum(not p.ok for p in plans)
-            sys.stdout.write(f"checked {len(plans)} workflows: {len(plans) - bad} OK, {bad} mismatched\n")
+            out(f"checked {len(plans)} workflows: {len(plans) - bad} OK, {bad} mismatched\n")
     return 0 if all(p.ok for p in plans) else 1
 
 

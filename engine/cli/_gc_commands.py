@@ -14,7 +14,7 @@ from replay._format import fmt_size
 
 from ..store._retention import COLLECTABLE, GcReport, collect, parse_duration, parse_statuses
 from . import _format as fmt
-from ._common import UsageError, with_storage
+from ._common import UsageError, out, with_storage
 
 HELP = ("delete SUCCESSFUL, CANCELED and FAILED workflows that ended long enough ago, and print each one "
         "(reads and writes storage only; never touches RUNNING, PENDING or RESUMABLE ones)")
@@ -46,7 +46,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     report = with_storage(args, lambda storage: collect(storage, statuses, args.older_than, args.keep_output,
                                                         args.dry_run))
-    sys.stdout.write(fmt.to_json(report.to_dict()) if args.json else render(report, args.storage_url))
+    out(fmt.to_json(report.to_dict()) if args.json else render(report, args.storage_url))
     return 0
 
 

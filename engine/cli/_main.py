@@ -26,7 +26,7 @@ from storage_backends import InvalidIdError
 from .._names import validate_workflow_id
 
 from . import _format as fmt
-from ._common import PROG, STATUSES, UsageError, describe, err
+from ._common import PROG, STATUSES, UsageError, describe, err, restore_stdout, results_stream
 
 _SORT_KEYS = ("start", "end", "duration", "id", "status")
 
@@ -193,6 +193,13 @@ def _show(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
+        return _run_command(args)
+    finally:
+        restore_stdout()
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    try:
         if getattr(args, "workflow_id", None) is not None:
             try:
                 validate_workflow_id(args.workflow_id)
@@ -206,7 +213,7 @@ def _run(args: argparse.Namespace) -> int:
         err("interrupted")
         return 130
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        os.dup2(os.open(os.devnull, os.O_WRONLY), results_stream().fileno())
         return 0
     except Exception as exc:  # noqa: BLE001 - one clear line, not a traceback
         if os.environ.get("RAY_DURABLE_DEBUG"):

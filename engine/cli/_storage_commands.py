@@ -17,7 +17,7 @@ from ..exceptions import WorkflowNotFoundError
 from ..store import _index
 from ..store._status import Description, WorkflowSummary, describe, list_workflows
 from . import _format as fmt
-from ._common import err, status_names, storage_args, with_storage
+from ._common import err, flush_results, out, status_names, storage_args, with_storage
 
 _DESCENDING = {"start", "end", "duration"}
 
@@ -31,9 +31,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = sort_rows(rows, args.sort, args.reverse)
     shown = rows[: args.limit] if args.limit else rows
     if args.json:
-        sys.stdout.write(fmt.summaries_json(shown))
+        out(fmt.summaries_json(shown))
     else:
-        sys.stdout.write(fmt.summaries_table(shown, args.storage_url, statuses, total=len(rows)))
+        out(fmt.summaries_table(shown, args.storage_url, statuses, total=len(rows)))
     return 0
 
 
@@ -63,7 +63,7 @@ def read_workflow(args: argparse.Namespace) -> Description:
 def cmd_status(args: argparse.Namespace) -> int:
     found = read_workflow(args)
     render = fmt.status_json if args.json else fmt.status_text
-    sys.stdout.write(render(found, args.storage_url, time.time()))
+    out(render(found, args.storage_url, time.time()))
     return 0
 
 
@@ -71,11 +71,11 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     progress = fmt.Progress("reindex")
     counts = with_storage(args, lambda storage: _index.rebuild(storage, progress))
     if args.json:
-        sys.stdout.write(fmt.to_json(counts))
+        out(fmt.to_json(counts))
         return 0
     labels = {"workflows": "workflows", "final": "finished (SUCCESSFUL or CANCELED)", "failed": "FAILED"}
     details = ", ".join(f"{value} {labels.get(key, key)}" for key, value in counts.items())
-    sys.stdout.write(f"rebuilt the status index of {args.storage_url}: {details}\n")
+    out(f"rebuilt the status index of {args.storage_url}: {details}\n")
     return 0
 
 
@@ -88,8 +88,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
     run_sync(storage_for(url, options).list_logs())  # unreadable storage fails here, not on every page
     server = UiServer((args.host, args.port), url, options, args.load_payloads)
     if args.json:
-        sys.stdout.write(json.dumps({"url": server.url, "storage": url}) + "\n")  # one line, then serving
-        sys.stdout.flush()
+        out(json.dumps({"url": server.url, "storage": url}) + "\n")  # one line, then serving
+        flush_results()
     else:
         err(f"ray-durable ui: serving {url} at {server.url} (Ctrl-C stops)")
     try:

@@ -146,20 +146,40 @@ async def ensure_current(storage: Storage) -> None:
     """
     if _settled(storage):
         return
-    if await storage.next_seq(INDEX_LOG) == 0 and await _is_legacy_index(storage):
-        entries, _times, _next_seq = await _read_index(storage, LEGACY_INDEX_LOG, compact=False)
+    if await storage.next_seq(INDEX_LOG) == 0:
         try:
-            try:
-                await storage.append(INDEX_LOG, [_encoder.encode(_Record(entries=entries))], 0)
-                logger.info("moved the status index of %s from %s to %s (%d entries)",
-                            storage.url, LEGACY_INDEX_LOG, INDEX_LOG, len(entries))
-            except AppendConflictError:
-                pass  # another process moved it first
-            await storage.delete(LEGACY_INDEX_LOG)
-        except StorageError as exc:
-            logger.info("could not move the status index of %s from %s: %s", storage.url, LEGACY_INDEX_LOG, exc)
-            _remember(_unmoved, storage)
+            entries = await _read_legacy_index(storage)
+        except StorageError:
+            # Another process may have moved it and deleted the old log while we read it
+            # (S3 lists a key, then the GET finds it gone); then the new index has its record 0.
+            if await storage.next_seq(INDEX_LOG) == 0:
+                raise
+            entries = None
+        if entries is not None:
+            await _move_legacy_index(storage, entries)
     _remember(_current, storage)
+
+
+async def _read_legacy_index(storage: Storage) -> dict[str, Entry] | None:
+    """The entries of a 0.1 index in ``_status_index``, or None if there is none."""
+    if not await _is_legacy_index(storage):
+        return None
+    entries, _times, _next_seq = await _read_index(storage, LEGACY_INDEX_LOG, compact=False)
+    return entries
+
+
+async def _move_legacy_index(storage: Storage, entries: dict[str, Entry]) -> None:
+    try:
+        try:
+            await storage.append(INDEX_LOG, [_encoder.encode(_Record(entries=entries))], 0)
+            logger.info("moved the status index of %s from %s to %s (%d entries)",
+                        storage.url, LEGACY_INDEX_LOG, INDEX_LOG, len(entries))
+        except AppendConflictError:
+            pass  # another process moved it first
+        await storage.delete(LEGACY_INDEX_LOG)
+    except StorageError as exc:
+        logger.info("could not move the status index of %s from %s: %s", storage.url, LEGACY_INDEX_LOG, exc)
+        _remember(_unmoved, storage)
 
 
 def _remember(found: weakref.WeakSet, storage: Storage) -> None:

@@ -179,6 +179,38 @@ def test_resume_a_failed_workflow(cli, tmp_path):
     assert workflow.get_status("fx-1") == workflow.SUCCESSFUL
 
 
+def test_results_stay_alone_on_stdout_while_ray_prints_warnings(cli, tmp_path):
+    """Ray's driver prints raylet warnings ("N PYTHON worker processes have been started ...") to
+    sys.stdout even with log_to_driver=False; CI once saw one land in front of ``--json`` output.
+    Here the test publishes such a message to every driver while ``resume --json`` runs: it must
+    reach the command's stderr, and stdout must hold the JSON alone."""
+    from ray._private.utils import publish_error_to_driver
+
+    marker, gate = tmp_path / "marker", tmp_path / "gate"
+    _failed(tasks.gated.bind(tasks.fails_until.bind(str(marker), 7), str(gate)), "noisy-1")
+    marker.touch()
+    process = _popen(cli.argv("resume", "noisy-1", "--json"))
+    try:
+        _wait_for(lambda: workflow.get_status("noisy-1") == workflow.RUNNING, "the CLI's resume to start")
+        gcs = ray._private.worker.global_worker.gcs_client
+        for _ in range(20):  # the subscriber polls; a few messages over a second or two reach it
+            publish_error_to_driver("test_warning", "WARNING: a raylet warning from the test", gcs)
+            time.sleep(0.1)
+    finally:
+        gate.touch()
+    result = _finish(process)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"workflow_id": "noisy-1", "status": "SUCCESSFUL", "output": "7"}
+    assert "a raylet warning from the test" in result.stderr
+
+
+def _wait_for(condition, what: str, bound: float = 120) -> None:
+    deadline = time.monotonic() + bound
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what} after {bound}s"
+        time.sleep(0.05)
+
+
 def test_resume_all_include_failed(cli, tmp_path):
     marker = tmp_path / "marker"
     _failed(tasks.fails_until.bind(str(marker), 1), "ra-1")

@@ -79,9 +79,14 @@ def browser():
 
 
 def _wait(condition, timeout: float = 60.0, what: str = "the page"):
+    from selenium.common.exceptions import StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
     while True:
-        result = condition()
+        try:
+            result = condition()
+        except StaleElementReferenceException:  # the page re-rendered between finding and reading
+            result = None
         if result:
             return result
         assert time.monotonic() < deadline, f"{what} never showed it"

@@ -110,6 +110,31 @@ async def test_two_processes_moving_the_index_at_once(storages):
         await storage.close()
 
 
+async def test_a_reader_that_finds_the_old_index_deleted_under_it_sees_it_moved(s3_url, s3_options):
+    """The interleaving CI once hit: one process lists the old index's objects, another moves
+    the index and deletes the old log, then the first one's GET finds its object gone. That
+    is the move having happened, not an error (the first one read it from the new index)."""
+    slow, fast = open_storage(s3_url, **s3_options), open_storage(s3_url, **s3_options)
+    await _copy_store(open_storage(str(GOLDEN)), fast)
+    list_batches = slow._list_batches
+    raced = []
+
+    async def list_then_let_the_other_move_it(s3, log_id, from_seq=0):
+        listing = await list_batches(s3, log_id, from_seq)
+        if log_id == _index.LEGACY_INDEX_LOG and not raced:
+            raced.append(log_id)
+            await _index.ensure_current(fast)  # moves it and deletes the old log
+        return listing
+
+    slow._list_batches = list_then_let_the_other_move_it  # a real S3 storage, one interleaving forced
+    await _index.ensure_current(slow)
+    assert raced, "the slow process never listed the old index: the race was not exercised"
+    assert await _index.load_entries(slow) == await _index.load_entries(fast) == GOLDEN_INDEX
+    assert await slow.list_logs() == ["upgrade-done", "upgrade-failed"]
+    for storage in (slow, fast):
+        await storage.close()
+
+
 async def test_a_workflow_named_status_index_is_not_taken_for_an_old_index(storages):
     storage = storages[0]
     submitted = WorkflowSubmitted(ts=1.0, workflow_id="_status_index", dag=PayloadRef(size=1, digest="00", inline=b"x"))
