@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export RAY_AUTH_MODE ?= disabled
 
-.PHONY: demo test test-multinode test-reliability bench bench-quick browser screenshots clean
+.PHONY: demo test test-slow test-multinode test-reliability bench bench-quick browser screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,11 @@ demo: $(STAMP)
 	$(PY) -m engine.demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not multinode or multinode_smoke"
+	$(PY) -m pytest -q -m "not slow and (not multinode or multinode_smoke)"
+
+# What make test leaves out to stay under 15 minutes: second tests of a kind (marked slow).
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m "slow and not multinode"
 
 test-multinode: $(STAMP)
 	$(PY) -m pytest -q -m multinode

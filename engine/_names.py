@@ -32,7 +32,7 @@ NAMESPACE = "ray_durable"
 #    manager would misread such a log, so it must never be handed one.
 # 9: retention in the manager (ManagerConfig), workflow.snapshot events and snapshot blobs
 #    (compaction), keep="output" in the submission: an older manager would ignore all three.
-PROTOCOL = 9
+PROTOCOL = 10
 MANAGER_PREFIX = "ray-durable-manager-"
 
 

@@ -26,6 +26,7 @@ S3 fixtures (any test suite may use them; they start nothing until asked for):
 """
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -132,3 +133,30 @@ def s3_url(s3_admin):
 def s3_options(moto_server):
     """``open_storage`` keyword arguments that point the S3 backend at the moto server."""
     return {"endpoint_url": moto_server}
+
+
+# --- what `make test` leaves to `make test-slow` -------------------------------------------------
+# `make test` runs one test of each kind; a test marked `slow` is a second one of a kind it
+# already has (README "Tests"). Besides the tests marked by hand, the S3 variants of these
+# files go there: the same engine paths over the storage API, which the S3 conformance suite
+# and the engine tests that stay in `make test` (api, migration, fork, upgrade, outcomes,
+# compaction, the crash matrix's S3 seed) already run on S3.
+S3_VARIANTS_IN_SLOW_SET = frozenset({
+    "tests/engine/test_gc.py", "tests/engine/test_gc_crash.py", "tests/engine/test_status_index.py",
+    "tests/engine/test_shards.py", "tests/engine/test_events.py", "tests/engine/test_events_http.py",
+    "tests/engine/test_ray_workflow_compat_events.py", "tests/engine/test_management.py",
+    "tests/reliability/test_security.py",
+})
+
+
+def _is_s3_variant(item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and "s3" in re.split(r"[-\[\]]", callspec.id)
+
+
+def pytest_collection_modifyitems(config, items):
+    root = config.rootpath
+    for item in items:
+        if item.path.relative_to(root).as_posix() in S3_VARIANTS_IN_SLOW_SET and _is_s3_variant(item):
+            item.add_marker(pytest.mark.slow)
+

@@ -24,7 +24,6 @@ def suite(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout)
 
 
-@pytest.mark.slow
 def test_quick_run_of_one_benchmark_writes_results_and_a_chart(tmp_path):
     out = tmp_path / "out"
     done = suite("--quick", "--only", "replay_speed", "--out", str(out))

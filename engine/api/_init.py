@@ -24,6 +24,7 @@ from ..store._retention import as_retention
 from ..store._spec import StorageSpec
 from ..store._sync import run_sync, storage_for
 from ._manager_client import start_manager
+from ._handovers import HandOvers
 from ._ray_cluster import start_or_join
 
 APPLICATION_ENV_VAR = "RAY_DURABLE_APPLICATION"
@@ -41,6 +42,8 @@ class EngineContext:
     placement: dict[str, Any]
     # The limits the manager runs with (it may have been made by another driver, with its own).
     manager_limits: dict[str, int | None] = field(default_factory=dict)
+    # What this process handed over without waiting, until it sees the claim (api/_handovers.py).
+    handed_over: HandOvers = field(default_factory=HandOvers)
 
     @property
     def storage_url(self) -> str:

@@ -281,7 +281,9 @@ def _start(workflow_id: str, submission: bytes | None, env_values: dict,
     ctx = context()
     if submission is not None and ctx.manager_limits.get("max_pending_workflows") is None:
         manager = _manager_client.live_manager(ctx, ctx.shard_for(workflow_id))
-        return _manager_client.retried(manager.run).remote(workflow_id, submission, env_values, tail)
+        ref = _manager_client.retried(manager.run).remote(workflow_id, submission, env_values, tail)
+        ctx.handed_over.sent(workflow_id)
+        return ref
     _manager_client.drive(ctx, "start", workflow_id, submission, env_values, tail)
     return _manager_client.retried(ctx.manager_for(workflow_id).wait_output).remote(workflow_id)
 
@@ -369,6 +371,9 @@ def _output_or_error(workflow_id: str, task_id: str | None) -> ray.ObjectRef | B
         pass  # a finished task's output is in the log, running workflow or not
     elif state.status not in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
         ctx = context()
+        if ctx.handed_over.in_flight(workflow_id, state):  # the manager may not have it yet
+            return _manager_client.retried(ctx.manager_for(workflow_id).wait_output).remote(
+                workflow_id, task_id, True)
         if _manager_client.ask(ctx, "live_status", workflow_id) is not None:
             return _manager_client.retried(ctx.manager_for(workflow_id).wait_output).remote(workflow_id, task_id)
         state = _existing_state(workflow_id)  # it may have ended between the read and the answer
@@ -405,7 +410,14 @@ def _live_status(workflow_id: str, state: WorkflowState) -> WorkflowStatus:
     if state.status in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
         return state.status
     ctx = context()
-    live = _manager_client.ask(ctx, "live_status", workflow_id)
+    if ctx.handed_over.in_flight(workflow_id, state):  # sent by this process: wait for it to arrive
+        live = _manager_client.ask(ctx, "live_status", workflow_id, True)
+        if live is None:  # it ended meanwhile (or never arrived): the log says which
+            state = _existing_state(workflow_id)
+            if state.status in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED):
+                return state.status
+    else:
+        live = _manager_client.ask(ctx, "live_status", workflow_id)
     lease = None
     if live is None:
         lease = _lease_of(state)

@@ -60,6 +60,9 @@ from ._storage_faults import storage_interruption
 
 logger = logging.getLogger(__name__)
 DEFAULT_APPLICATION = "default"
+# How long a wait for output expects a hand-over that its driver sent (see wait_output): Ray
+# delivers one in well under a second; minutes only on a manager buried in calls.
+HANDOVER_WAIT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -376,13 +379,19 @@ class WorkflowManager:
         await self.start(workflow_id, submission, env_values, tail)
         return await self.wait_output(workflow_id)
 
-    async def wait_output(self, workflow_id: str, task_id: str | None = None) -> Any:
+    async def wait_output(self, workflow_id: str, task_id: str | None = None, expect_start: bool = False) -> Any:
         """The workflow's (or a task's) output, once the workflow ended.
 
         Awaited while it is queued or running here. While another cluster's lease holds it,
         its log is polled (that cluster's manager cannot be asked). An orphan (its owner is
         gone and this manager may take it on: see engine/runtime/_recovery.py) is taken on
         here and then awaited. Otherwise the log says why there is no output.
+
+        Args:
+            expect_start: the caller handed this workflow over without waiting
+                (``run_async``) and its log shows no claim yet: Ray may deliver this call
+                first, so the hand-over is awaited (up to ``HANDOVER_WAIT_S``) before the log
+                is taken to mean that nobody runs it.
         """
         await self._recovered.wait()
         delay = 0.1
@@ -407,6 +416,9 @@ class WorkflowManager:
                     if task_id is None:
                         return value
             state = await load_state(self.storage, workflow_id)
+            if expect_start and state.status is WorkflowStatus.PENDING and await self._hand_over_arrives(workflow_id):
+                expect_start = False
+                continue
             if state.status is WorkflowStatus.RUNNING and state.owner and self._live(workflow_id) is None:
                 lease = await read_lease(self.storage, state.owner)
                 if held_elsewhere(state, lease, self.identity):
@@ -419,6 +431,19 @@ class WorkflowManager:
                         continue
                     state = await load_state(self.storage, workflow_id)
             return await output_from_state(self.storage, workflow_id, state, task_id)
+
+    async def _hand_over_arrives(self, workflow_id: str) -> bool:
+        """True once a start of ``workflow_id`` got here (it is queued, claiming, running or
+        finished); False if none did within ``HANDOVER_WAIT_S``."""
+        loop = asyncio.get_running_loop()
+        deadline, delay = loop.time() + HANDOVER_WAIT_S, 0.005
+        while True:
+            if self._live(workflow_id) is not None or workflow_id in self._finished or workflow_id in self.runs:
+                return True
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
     def task_started(self, workflow_id: str, run_id: str, task_id: str, attempt: int,
                      ts: float, pid: int, node: str) -> None:
@@ -438,10 +463,13 @@ class WorkflowManager:
         if run is not None:
             run.waits.notify()
 
-    async def live_status(self, workflow_id: str) -> str | None:
+    async def live_status(self, workflow_id: str, expect_start: bool = False) -> str | None:
         """"RUNNING" if driven here, "PENDING" if queued here, None if this manager does not hold
-        it (asked once the workflows it takes on at start are under way)."""
+        it (asked once the workflows it takes on at start are under way). ``expect_start``: as
+        for :meth:`wait_output`, a hand-over the caller sent is awaited first."""
         await self._recovered.wait()
+        if expect_start and self._live(workflow_id) is None:
+            await self._hand_over_arrives(workflow_id)
         return self._live(workflow_id)
 
     def _live(self, workflow_id: str) -> str | None:

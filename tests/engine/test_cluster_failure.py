@@ -63,7 +63,6 @@ def _driver(mode, address, storage, counter, **popen):
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
-@pytest.mark.slow
 def test_cluster_stopped_mid_run_is_taken_on_by_a_fresh_cluster(tmp_path):
     storage, counter = f"file://{tmp_path}/store", str(tmp_path / "counter")
     first = HeadNode("c1")

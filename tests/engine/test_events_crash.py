@@ -26,7 +26,6 @@ def _events(url, workflow_id):
     return asyncio.run(read())
 
 
-@pytest.mark.slow
 def test_driver_killed_mid_sleep_resumes_after_the_deadline_at_once(local, tmp_path):
     """ray.workflow 2.47 computed the deadline in a task of its own (``end_time``) and slept in
     another (``get_message``), holding a worker; its checkpointed deadline survived a crash too,

@@ -21,7 +21,6 @@ def _driver(mode, storage, workflow_id, counter, flag, timeout=180, **extra_env)
     )
 
 
-@pytest.mark.slow
 def test_driver_killed_mid_chain_resumes_in_a_new_process_and_runtime_env(tmp_path):
     storage = f"file://{tmp_path}/store"
     counter, flag = str(tmp_path / "counter"), str(tmp_path / "killed")
@@ -50,7 +49,6 @@ def test_driver_killed_mid_chain_resumes_in_a_new_process_and_runtime_env(tmp_pa
     assert {env for index, env in notes if int(index) > 10} == {"from-resumer"}
 
 
-@pytest.mark.slow
 def test_task_that_kills_its_worker_fails_then_resumes(local, wid, tmp_path):
     marker, calls = str(tmp_path / "marker"), str(tmp_path / "calls")
     dag = tasks.collect.bind(tasks.kill_worker_until.bind(marker, calls), tasks.add.bind(1, 1))

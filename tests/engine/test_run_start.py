@@ -1,9 +1,11 @@
 """How a run starts: it loads what the log says is done, then claims the log in the same
 append as the first tasks' scheduled events, and launches them once that is durable."""
 
+import concurrent.futures
 import time
 
 import pytest
+import ray
 
 import engine as workflow
 from engine.store import _index
@@ -76,3 +78,48 @@ def test_a_resume_runs_what_the_dead_run_had_scheduled_as_a_new_attempt(fresh_ba
     assert workflow.get_output(wid) == 2  # no resume: the new manager took it on
     done = run_sync(load_state(storage, wid))
     assert done.tasks["first"].attempt == 2 and done.tasks["second"].attempt == 2
+
+
+def test_questions_that_overtake_the_hand_over_wait_for_it(backend, wid):
+    """run_async sends the manager its run call without waiting, and Ray does not promise that
+    an async actor runs one caller's calls in order: CI saw get_output_async, sent right after,
+    arrive first and answer "not resumable". Here the hand-over is held back on purpose (the
+    submission is durable, this process has noted it as sent, the call is not made yet): this
+    process's questions wait for it (a listing shows it PENDING), and another process's (no note) reads
+    the log as it is: RESUMABLE."""
+    from engine.api import _workflows
+
+    dag = workflow.options(task_id="inner")(tasks.add).bind(20, 1)
+    dag = workflow.options(task_id="outer")(tasks.add).bind(dag, 21)
+    wid, submission, env_values, tail = _workflows._submit_new(dag, (), {}, wid, None)
+    ctx = context()
+    assert workflow.get_status(wid) == workflow.RESUMABLE  # as any other process sees it
+    ctx.handed_over.sent(wid)
+    assert (wid, workflow.PENDING) in workflow.list_all()
+    assert wid not in dict(workflow.list_all(workflow.RESUMABLE))
+    output = workflow.get_output_async(wid)
+    inner = workflow.get_output_async(wid, task_id="inner")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        status = pool.submit(workflow.get_status, wid)  # waits for the hand-over, as 2.47 answered
+        ready, _ = ray.wait([output, inner], num_returns=2, timeout=1.0)
+        assert ready == [], "an output wait answered before the hand-over arrived"
+        assert not status.done(), f"get_status answered {status.result()} before the hand-over arrived"
+        _workflows._start(wid, submission, env_values, tail)  # the hand-over arrives
+        assert status.result(timeout=120) in (workflow.RUNNING, workflow.SUCCESSFUL)
+    assert ray.get(output) == 42
+    assert ray.get(inner) == 21
+    assert workflow.get_status(wid) == workflow.SUCCESSFUL
+
+
+def test_the_hand_over_notes_are_bounded_and_dropped_once_claimed():
+    from engine.api._handovers import HandOvers
+    from replay import WorkflowState, WorkflowStatus
+
+    notes = HandOvers(limit=3)
+    for i in range(5):
+        notes.sent(f"w{i}")
+    assert notes.ids() == ["w2", "w3", "w4"]  # the oldest go first
+    pending, claimed = WorkflowState(status=WorkflowStatus.PENDING), WorkflowState(status=WorkflowStatus.RUNNING)
+    assert notes.in_flight("w3", pending) and not notes.in_flight("w0", pending)
+    assert not notes.in_flight("w3", claimed)  # the log shows the claim: the note goes
+    assert notes.ids() == ["w2", "w4"]

@@ -17,9 +17,12 @@ figures: Counter[str] = Counter()
 _lock = threading.Lock()
 
 
-def seeds(reduced: int, full: int) -> list[int]:
-    """The seeds a matrix runs: ``reduced`` of them in ``make test``, ``full`` in the full run."""
-    return list(range(full if FULL else reduced))
+def seeds(reduced: int | list[int], full: int) -> list[int]:
+    """The seeds a matrix runs: ``reduced`` (a count from 0, or the seeds themselves) in
+    ``make test``, ``full`` of them in the full run."""
+    if FULL:
+        return list(range(full))
+    return list(range(reduced)) if isinstance(reduced, int) else list(reduced)
 
 
 def count(name: str, n: int = 1) -> None:
