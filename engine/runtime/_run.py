@@ -111,6 +111,7 @@ class WorkflowRun:
         self.parent_of: dict[str, str] = {}  # task of a sub-DAG -> the task that continued into it
         self.sources: dict[str, Source] = {}
         self.waiting: set[str] = set()  # tasks that need (re)submission
+        self._unusable_from: dict[str, int] = {}  # waiting task -> its first dependency not usable yet
         self.scheduled_here: set[str] = set()  # tasks this run appended a scheduled event for
         self.inflight: dict[str, Source] = {}
         self.attempts_this_run: dict[str, int] = defaultdict(int)
@@ -279,23 +280,40 @@ class WorkflowRun:
     def _usable_deps(self, task_id: str) -> list[Source] | None:
         """The sources of the task's dependencies, if each has a value or one on its way; else None.
 
+        A fan-in is asked again each time one of its inputs is launched or completes. The scan
+        resumes at the first dependency that was not usable last time (``_unusable_from``), so
+        a 100,000-input fan-in costs linear time in all, not quadratic; once every dependency
+        has been usable, one full pass takes the sources (and re-checks them).
+        """
+        spec = self.tasks[task_id]
+        for index in range(self._unusable_from.get(task_id, 0), len(spec.deps)):
+            if self._usable_dep(spec, index) is None:
+                self._unusable_from[task_id] = index
+                return None
+        deps = []
+        for index in range(len(spec.deps)):
+            source = self._usable_dep(spec, index)
+            if source is None:  # one usable before is not any more (it failed meanwhile)
+                self._unusable_from[task_id] = index
+                return None
+            deps.append(source)
+        self._unusable_from.pop(task_id, None)
+        return deps
+
+    def _usable_dep(self, spec: Any, index: int) -> Source | None:
+        """The source of dependency ``index`` of ``spec`` if it has a value or one on its way.
+
         A dependency passed as an ObjectRef (nested in a container) must have its value already:
         the worker sees only the ref, so it could not refuse a value that never comes.
         """
-        spec = self.tasks[task_id]
-        by_ref = spec.ref_deps
-        deps = []
-        for index, dep in enumerate(spec.deps):
-            source = self._source(dep)
-            if source is None:
-                return None
-            if source.settled.done():
-                if source.settled.result() != OK:
-                    return None
-            elif index in by_ref or source.value_ref is None:  # (a wait has no value until it ends)
-                return None
-            deps.append(source)
-        return deps
+        source = self._source(spec.deps[index])
+        if source is None:
+            return None
+        if source.settled.done():
+            return source if source.settled.result() == OK else None
+        if index in spec.ref_deps or source.value_ref is None:  # (a wait has no value until it ends)
+            return None
+        return source
 
     def _record_scheduled(self, task_id: str) -> None:
         """Queue the task's scheduled event for its next attempt.

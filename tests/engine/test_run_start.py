@@ -123,3 +123,40 @@ def test_the_hand_over_notes_are_bounded_and_dropped_once_claimed():
     assert notes.in_flight("w3", pending) and not notes.in_flight("w0", pending)
     assert not notes.in_flight("w3", claimed)  # the log shows the claim: the note goes
     assert notes.ids() == ["w2", "w4"]
+
+
+async def test_a_wide_fan_in_is_checked_in_linear_time():
+    """A fan-in is asked "are your inputs usable?" each time one of them is launched or
+    completes. Scanning every input each time made a 100,000-task fan-out quadratic (905 s vs
+    47.5 s plain Ray; 30,000 tasks: 69 s, 28 s once fixed). Counted here, not timed: asking
+    after each of N inputs gets a source must look at O(N) inputs in all, and the answer
+    must still be right when an input that was usable fails."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from engine.runtime._run import FAILED, OK, Source, WorkflowRun
+
+    class Counting(WorkflowRun):
+        looked = 0
+
+        def _source(self, task_id):
+            Counting.looked += 1
+            return super()._source(task_id)
+
+    width = 2_000
+    run = Counting.__new__(Counting)  # the bookkeeping only: no storage, no Ray
+    run.tasks = {"sum": SimpleNamespace(deps=[f"leaf-{i}" for i in range(width)], ref_deps=frozenset())}
+    run.sources, run.alias, run._unusable_from = {}, {}, {}
+    loop = asyncio.get_running_loop()
+    for i in range(width):
+        run.sources[f"leaf-{i}"] = Source(f"leaf-{i}", value_ref=object(), settled=loop.create_future())
+        deps = run._usable_deps("sum")
+        assert (deps is None) == (i < width - 1)
+    assert [d.task_id for d in deps] == [f"leaf-{i}" for i in range(width)]
+    assert Counting.looked <= 4 * width, f"{Counting.looked} looks for {width} inputs: quadratic again"
+    run.sources["leaf-7"].settled.set_result(FAILED)  # usable before, not any more
+    assert run._usable_deps("sum") is None
+    retried = Source("leaf-7", value_ref=object(), settled=loop.create_future())
+    retried.settled.set_result(OK)
+    run.sources["leaf-7"] = retried
+    assert run._usable_deps("sum") is not None
