@@ -18,7 +18,8 @@ and after 10,000 finished workflows, and a 100,000-task fan-out's time and manag
 
 On local storage, the floor in the same run: creating a file durably (create, write, fsync, and
 fsync of its directory: one journal commit of the file system), which every new workflow's log
-costs before run_async returns.
+costs before run_async returns; and where a one-task workflow's time goes, step by step
+(``_breakdown.py``: each step timed alone, the appends counted off a real workflow's log).
 
 With ``--cluster NODES``: the 1,000 one-task shape (1 and 4 drivers) on a ``ray.cluster_utils``
 cluster of NODES nodes of 1 CPU each, with 1 manager shard and with one shard per node, and per
@@ -45,6 +46,7 @@ import ray  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import engine as workflow  # noqa: E402
+from _breakdown import one_task_breakdown, print_breakdown  # noqa: E402
 from _common import fake_aws_env, moto_server, write_results  # noqa: E402
 from _proxy import LatencyProxy  # noqa: E402
 from _shapes import inc  # noqa: E402
@@ -232,6 +234,8 @@ def main() -> None:
             report["new_file_floor_ms"] = new_file_floor_ms(os.path.join(tmp, "floor"))
         plain_ms, durable_ms = one_task_latency(20 if args.quick else 50)
         report["one_task_ms"] = {"plain": plain_ms, "durable": durable_ms, "ratio": durable_ms / plain_ms}
+        if args.backend == "local":
+            report["one_task_breakdown"] = one_task_breakdown(durable_ms, plain_ms, 50 if args.quick else 200)
         if proxy is not None:
             proxy.reset()
             workflow.run(inc.bind(1), workflow_id=f"count-{_tag()}")
@@ -260,6 +264,8 @@ def main() -> None:
         if args.full:
             report["fan_out"] = fan_out(100_000)
     print_table(report)
+    if "one_task_breakdown" in report:
+        print_breakdown(report["one_task_breakdown"])
     print("results:", write_results(f"throughput-{args.backend}", report))
     ray.shutdown()
 

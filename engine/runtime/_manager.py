@@ -62,7 +62,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_APPLICATION = "default"
 # How long a wait for output expects a hand-over that its driver sent (see wait_output): Ray
 # delivers one in well under a second; minutes only on a manager buried in calls.
-HANDOVER_WAIT_S = 300.0
+HANDOVER_WAIT_S = 60.0
+_ARRIVALS_KEPT = 100_000  # ids of the latest hand-overs (a few MB at most)
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,10 @@ class WorkflowManager:
         self._claiming: set[str] = set()
         self._claim_waiters: dict[str, list[asyncio.Future]] = {}  # callers waiting out a claim
         self._finished: dict[str, WorkflowRun] = {}
+        # Every workflow a start (or run) arrived for, latest last, whatever became of it
+        # (queued, running, finished, refused): a wait that expects a hand-over (see
+        # wait_output) ends once it is here. Bounded: ids only.
+        self._arrived: OrderedDict[str, None] = OrderedDict()
         self._queue: OrderedDict[str, asyncio.Future] = OrderedDict()  # PENDING, in submission order
         self._recovered = asyncio.Event()
         self._adopted: set[str] = set()  # being driven because this manager took them on by itself
@@ -258,6 +263,9 @@ class WorkflowManager:
             WorkflowNotResumableError: it does not exist or was canceled.
             WorkflowQueueFullError: ``max_pending`` workflows are already queued.
         """
+        self._arrived[workflow_id] = None  # (before any await: see _hand_over_arrives)
+        while len(self._arrived) > _ARRIVALS_KEPT:
+            self._arrived.popitem(last=False)
         await self._recovered.wait()
         if self._live(workflow_id) is not None:
             if workflow_id in self._adopted:
@@ -433,12 +441,12 @@ class WorkflowManager:
             return await output_from_state(self.storage, workflow_id, state, task_id)
 
     async def _hand_over_arrives(self, workflow_id: str) -> bool:
-        """True once a start of ``workflow_id`` got here (it is queued, claiming, running or
-        finished); False if none did within ``HANDOVER_WAIT_S``."""
+        """True once a start of ``workflow_id`` got here, whatever became of it (queued,
+        running, finished already, refused); False if none did within ``HANDOVER_WAIT_S``."""
         loop = asyncio.get_running_loop()
         deadline, delay = loop.time() + HANDOVER_WAIT_S, 0.005
         while True:
-            if self._live(workflow_id) is not None or workflow_id in self._finished or workflow_id in self.runs:
+            if workflow_id in self._arrived:
                 return True
             if loop.time() >= deadline:
                 return False

@@ -109,6 +109,15 @@ def test_questions_that_overtake_the_hand_over_wait_for_it(backend, wid):
     assert ray.get(output) == 42
     assert ray.get(inner) == 21
     assert workflow.get_status(wid) == workflow.SUCCESSFUL
+    # A question may be asked from a log read before the run began, and reach the manager after
+    # the run ended: the manager must know the hand-over came (it ran, and is gone from its
+    # tables), not wait for one. A hand-over that never comes is waited for (with a bound):
+    # asked first, it must still answer after the one that came.
+    manager = ctx.manager_for(wid)
+    never = manager.live_status.remote(f"{wid}-never-handed-over", True)
+    came = manager.live_status.remote(wid, True)
+    ready, _ = ray.wait([never, came], num_returns=1, timeout=120)
+    assert ready == [came] and ray.get(came) is None
 
 
 def test_the_hand_over_notes_are_bounded_and_dropped_once_claimed():
