@@ -148,6 +148,33 @@ def one_task_latency(repeats: int) -> tuple[float, float]:
     return statistics.median(plain) * 1000, statistics.median(durable) * 1000
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by this driver, the managers, and the rest of
+    this Ray session's processes (workers, raylet, GCS: ray.init(address="local") started them
+    all as this process's descendants). Processes that exited meanwhile are not counted."""
+    import psutil
+
+    managers = {ray.get(m.describe.remote())["pid"] for m in context().managers}
+    me = psutil.Process()
+    used = {"driver": sum(me.cpu_times()[:2]), "manager": 0.0, "workers and Ray": 0.0}
+    for child in me.children(recursive=True):
+        try:
+            seconds = sum(child.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            continue
+        used["manager" if child.pid in managers else "workers and Ray"] += seconds
+    return used
+
+
+def cpu_ms_per_item(run, n: int) -> dict[str, float]:
+    """Run ``run(n)``; the CPU ms per item it cost each group of processes (see cpu_seconds)."""
+    before = cpu_seconds()
+    run(n)
+    after = cpu_seconds()
+    used = {k: (after[k] - before[k]) * 1000 / n for k in after}
+    return {**used, "total": sum(used.values())}
+
+
 def manager_rss() -> float:
     """The managers' resident memory, MiB, summed over shards (Ray vendors psutil)."""
     import psutil
@@ -257,6 +284,9 @@ def main() -> None:
                 report["requests_per_workflow_at_once"] = {
                     "workflows": n, **{k: v / n for k, v in proxy.requests.items()}}
         report["manager_rss_mib"] = {"workflows": sizes[-1], "before": rss_before, "after": manager_rss()}
+        report["cpu_ms_per_one_task"] = {"workflows": sizes[-1],
+                                         "plain": cpu_ms_per_item(plain_one_tasks, sizes[-1]),
+                                         "durable": cpu_ms_per_item(durable_one_tasks, sizes[-1])}
         m = 20 if args.quick else 100
         report["rows"].append(row(f"{m} 10-task chains", plain_chains(m), durable_chains(m), m * 10, "tasks"))
         for drivers in [int(d) for d in args.drivers.split(",") if int(d) > 1]:
@@ -342,6 +372,10 @@ def print_table(report: dict) -> None:
     print(f"  {'shape':<40} {'plain/s':>10} {'durable/s':>10} {'durable/plain':>14}")
     for r in report["rows"]:
         print(f"  {r['shape']:<40} {r['plain_per_s']:>10.0f} {r['durable_per_s']:>10.0f} {r['ratio']:>14.2f}")
+    if "cpu_ms_per_one_task" in report:
+        cpu = report["cpu_ms_per_one_task"]
+        print(f"  CPU ms per one-task workflow, {cpu['workflows']} at once (plain Ray task in brackets): "
+              + ", ".join(f"{k} {cpu['durable'][k]:.2f} ({cpu['plain'][k]:.2f})" for k in cpu["durable"]))
     rss = report["manager_rss_mib"]
     print(f"  manager RSS across {rss['workflows']} workflows: {rss['before']:.0f} MiB -> {rss['after']:.0f} MiB "
           f"({100 * (rss['after'] / rss['before'] - 1):+.1f}%)")
