@@ -47,6 +47,9 @@ class HandOvers:
             self._ids.pop(workflow_id, None)
         return False
 
+    def __contains__(self, workflow_id: str) -> bool:
+        return workflow_id in self._ids
+
     def ids(self) -> list[str]:
         with self._lock:
             return list(self._ids)

@@ -54,8 +54,8 @@ def list_all(status_filter: Any = None) -> list[tuple[str, WorkflowStatus]]:
 
     async def logged() -> dict[str, WorkflowStatus | None]:
         found = await _index.lookup(ctx.storage, await _index.list_workflow_ids(ctx.storage))
-        live.update((wid, "PENDING") for wid in ctx.handed_over.ids()  # sent by this process, not arrived
-                    if wid not in live and found.statuses.get(wid) is WorkflowStatus.PENDING)
+        live.update((wid, "PENDING") for wid, status in found.statuses.items()  # sent by this process, not arrived
+                    if status is WorkflowStatus.PENDING and wid not in live and wid in ctx.handed_over)
         open_states = {wid: st for wid, st in found.open_states.items() if wid not in live}
         judged = await statuses_from_storage(ctx.storage, open_states, asked_seat=ctx.seats)
         return {wid: judged[wid][0] if wid in judged else status_of(status, live.get(wid))

@@ -283,22 +283,26 @@ class WorkflowRun:
         A fan-in is asked again each time one of its inputs is launched or completes. The scan
         resumes at the first dependency that was not usable last time (``_unusable_from``), so
         a 100,000-input fan-in costs linear time in all, not quadratic; once every dependency
-        has been usable, one full pass takes the sources (and re-checks them).
+        has been usable, the ones before the cursor are taken (and checked) again.
         """
         spec = self.tasks[task_id]
-        for index in range(self._unusable_from.get(task_id, 0), len(spec.deps)):
-            if self._usable_dep(spec, index) is None:
-                self._unusable_from[task_id] = index
-                return None
+        start = self._unusable_from.get(task_id, 0)
         deps = []
-        for index in range(len(spec.deps)):
+        for index in range(start, len(spec.deps)):
             source = self._usable_dep(spec, index)
-            if source is None:  # one usable before is not any more (it failed meanwhile)
+            if source is None:
                 self._unusable_from[task_id] = index
                 return None
             deps.append(source)
+        head = []  # usable when last looked at: taken again, and checked again
+        for index in range(start):
+            source = self._usable_dep(spec, index)
+            if source is None:  # it failed meanwhile
+                self._unusable_from[task_id] = index
+                return None
+            head.append(source)
         self._unusable_from.pop(task_id, None)
-        return deps
+        return head + deps if head else deps
 
     def _usable_dep(self, spec: Any, index: int) -> Source | None:
         """The source of dependency ``index`` of ``spec`` if it has a value or one on its way.
