@@ -9,8 +9,9 @@ Shapes, each submitted all at once (``run_async`` in a loop, then one ``ray.get`
 * M 10-task chains (M = 100), against M plain 10-task chains;
 * the same from 4 driver processes at once (each submits N/4), against 4 plain drivers.
 
-Reported: workflows/s and tasks/s, and the ratio to plain Ray. Per one-task workflow (measured
-alone): latency against a plain task round trip, and on S3 the requests by method and the bytes
+Reported: workflows/s and tasks/s, and the ratio to plain Ray. One 10-task and one 100-task
+chain alone (``workflow.run``, --quick: 10 and 50), ms per task against the same plain Ray
+chain. Per one-task workflow (``workflow.run``, measured alone): latency against a plain task round trip, and on S3 the requests by method and the bytes
 stored; behind a proxy that adds 20 ms to every request, 10 ms each way (``s3-20ms``), the
 sequential storage round trips: the one-task workflow's extra latency with the delay on over the
 same proxy with it off, in 20 ms units. With --full, the manager's memory (RSS) before
@@ -100,6 +101,23 @@ def durable_chains(m: int, length: int = 10) -> float:
     refs = [workflow.run_async(_durable_chain(length), workflow_id=f"tc-{tag}-{i}") for i in range(m)]
     ray.get(refs)
     return time.perf_counter() - started
+
+
+def chain_alone(length: int, repeats: int) -> dict:
+    """One chain of ``length`` tasks at a time (``workflow.run``), against the same plain Ray
+    chain: median ms per task of each, and their ratio."""
+    tag = _tag()
+    plain, durable = [], []
+    for i in range(repeats):
+        started = time.perf_counter()
+        assert ray.get(_plain_chain(length)) == length
+        plain.append((time.perf_counter() - started) / length)
+        started = time.perf_counter()
+        assert workflow.run(_durable_chain(length), workflow_id=f"ch-{tag}-{i}") == length
+        durable.append((time.perf_counter() - started) / length)
+    plain_ms, durable_ms = statistics.median(plain) * 1000, statistics.median(durable) * 1000
+    return {"length": length, "plain_ms_per_task": plain_ms, "durable_ms_per_task": durable_ms,
+            "ratio": durable_ms / plain_ms}
 
 
 def many_drivers(kind: str, n: int, drivers: int, storage: str, options: dict) -> float:
@@ -274,6 +292,8 @@ def main() -> None:
                 proxy.delay_s = delay_s
                 report["one_task_ms"]["without_delay"] = undelayed_ms
                 report["sequential_round_trips"] = (durable_ms - undelayed_ms) / (2 * delay_s * 1000)
+        report["chains_alone"] = [chain_alone(length, 3 if args.quick else 5)
+                                  for length in ([10, 50] if args.quick else [10, 100])]
         for n in sizes:
             if n == sizes[-1]:
                 rss_before = manager_rss()
@@ -369,6 +389,9 @@ def print_table(report: dict) -> None:
         print(f"  floor: creating one file durably (a new workflow's log) {report['new_file_floor_ms']:.2f} ms")
     if "sequential_round_trips" in report:
         print(f"  sequential storage round trips per one-task workflow: {report['sequential_round_trips']:.1f}")
+    for chain in report.get("chains_alone", []):
+        print(f"  one {chain['length']}-task chain alone: {chain['durable_ms_per_task']:.2f} ms per task vs "
+              f"plain {chain['plain_ms_per_task']:.2f} ms ({chain['ratio']:.2f}x)")
     print(f"  {'shape':<40} {'plain/s':>10} {'durable/s':>10} {'durable/plain':>14}")
     for r in report["rows"]:
         print(f"  {r['shape']:<40} {r['plain_per_s']:>10.0f} {r['durable_per_s']:>10.0f} {r['ratio']:>14.2f}")

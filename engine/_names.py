@@ -32,7 +32,10 @@ NAMESPACE = "ray_durable"
 #    manager would misread such a log, so it must never be handed one.
 # 9: retention in the manager (ManagerConfig), workflow.snapshot events and snapshot blobs
 #    (compaction), keep="output" in the submission: an older manager would ignore all three.
-PROTOCOL = 10
+# 10: live_status / wait_output take expect_start (a run_async hand-over may come after them).
+# 11: start / run take written=False (workflow.run): the manager appends the submission with
+#     its claim; an older manager would claim a log that does not exist.
+PROTOCOL = 11
 MANAGER_PREFIX = "ray-durable-manager-"
 
 

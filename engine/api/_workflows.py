@@ -45,6 +45,7 @@ from ..graph._build import WorkflowGraph, build_graph
 from ..graph._options import check_json_metadata
 from ..runtime import _worker
 from ..runtime._http_deploy import deploy_once, report
+from ..runtime._manager import SubmissionConflict
 from ..store import _payloads
 from ..store._leases import read_lease
 from ..store._outputs import output_from_state
@@ -92,20 +93,29 @@ def _submit(dag: DAGNode, workflow_id: str, metadata: dict[str, Any],
         the storage knows of the new log's tail (``Storage.tail_token``), so that the manager's
         claim need not look it up again (on S3, a LIST and a GET).
     """
-    graph = build_graph(dag, inputs=inputs)
-    if any(spec.wait is not None and spec.wait.kind == "mailbox" for spec in graph.tasks.values()):
-        _deploy_http_provider()
-    storage = context().storage
-    dag_ref = dag_payload(graph, workflow_id)
-    if dag_ref is None:
+    record, env_values = _submission(dag, workflow_id, metadata, inputs, keep)
+    if record is None:
         return None, {}, None
-    event, env_values = submission_event(workflow_id, dag_ref, metadata, _inputs_ref(inputs), keep=keep)
-    record = encode_event(event)
+    storage = context().storage
     try:
         run_sync(storage.append(workflow_id, [record], 0))
     except AppendConflictError:
         return None, {}, None
     return record, env_values, storage.tail_token(workflow_id)
+
+
+def _submission(dag: DAGNode, workflow_id: str, metadata: dict[str, Any],
+                inputs: tuple[tuple, dict], keep: str = "") -> tuple[bytes | None, dict]:
+    """The submission record of a new workflow (its DAG stored first if too big to go inline),
+    and the runtime env values it leaves out; (None, {}) if the DAG's store found the id taken."""
+    graph = build_graph(dag, inputs=inputs)
+    if any(spec.wait is not None and spec.wait.kind == "mailbox" for spec in graph.tasks.values()):
+        _deploy_http_provider()
+    dag_ref = dag_payload(graph, workflow_id)
+    if dag_ref is None:
+        return None, {}
+    event, env_values = submission_event(workflow_id, dag_ref, metadata, _inputs_ref(inputs), keep=keep)
+    return encode_event(event), env_values
 
 
 def dag_payload(graph: WorkflowGraph, workflow_id: str) -> PayloadRef | None:
@@ -222,8 +232,11 @@ def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
         metadata: dict[str, Any] | None = None, keep: str | None = None, **kwargs: Any) -> Any:
     """Run a workflow to its end and return its output (resumes an existing ``workflow_id``).
 
-    Arguments as :func:`run_async`. One call to the manager starts the workflow and waits
-    for its output (run_async takes two: it must say at once whether it was accepted).
+    Arguments as :func:`run_async`. One call to the manager writes the submission, starts the
+    workflow and waits for its output: the manager appends the submission together with its
+    claim (one append; on S3 one PUT), since the caller waits for the output anyway. If the
+    driver dies before that append, the workflow was never created; once it is durable, the
+    workflow is never lost (a manager lost meanwhile is restarted and goes on with it).
 
     Raises:
         WorkflowExecutionError: a task failed and nothing caught it; the error is also a
@@ -231,11 +244,16 @@ def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
         WorkflowCancellationError: it was canceled meanwhile (also a RayTaskError).
         and what :func:`run_async` raises.
     """
-    workflow_id, submission, env_values, tail = _submit_new(dag, args, kwargs, workflow_id, metadata, keep)
+    workflow_id, metadata = _checked_arguments(dag, workflow_id, metadata, keep)
+    submission, env_values = _submission(dag, workflow_id, metadata, (args, kwargs), keep or "")
     if submission is None:
         return resume(workflow_id)
-    with _refused_leaves_no_trace(workflow_id):
-        return _manager_client.drive(context(), "run", workflow_id, submission, env_values, tail)
+    try:
+        # Written by the manager with its claim (written=False). A full queue writes nothing,
+        # so there is nothing to take back (the id may even be another workflow's).
+        return _manager_client.drive(context(), "run", workflow_id, submission, env_values, None, False)
+    except SubmissionConflict:  # the id has a log: run of an existing id resumes it, as in 2.47
+        return resume(workflow_id)
 
 
 def _submit_new(dag: Any, args: tuple, kwargs: dict, workflow_id: str | None,
@@ -243,14 +261,20 @@ def _submit_new(dag: Any, args: tuple, kwargs: dict, workflow_id: str | None,
                 ) -> tuple[str, bytes | None, dict, bytes | None]:
     """Check run's arguments and record the submission; (id, its record), or (id, None) if the
     id already existed (then the append at seq 0 found it: no read first)."""
+    workflow_id, metadata = _checked_arguments(dag, workflow_id, metadata, keep)
+    return (workflow_id, *_submit(dag, workflow_id, metadata, (args, kwargs), keep or ""))
+
+
+def _checked_arguments(dag: Any, workflow_id: str | None, metadata: dict[str, Any] | None,
+                       keep: str | None) -> tuple[str, dict[str, Any]]:
+    """run's arguments checked: the workflow id (a new one if None) and the metadata."""
     if not isinstance(dag, DAGNode):
         raise TypeError(f"workflow.run needs a DAG made with f.bind(...), got {type(dag).__name__}")
     if keep not in KEEP_CHOICES:
         raise ValueError(f"keep must be None (every output stays) or 'output' (only the workflow's result "
                          f"stays once it succeeds), got {keep!r}")
     workflow_id = validate_workflow_id(workflow_id) if workflow_id is not None else _new_id()
-    metadata = check_json_metadata(metadata, "workflow")
-    return (workflow_id, *_submit(dag, workflow_id, metadata, (args, kwargs), keep or ""))
+    return workflow_id, check_json_metadata(metadata, "workflow")
 
 
 @contextlib.contextmanager

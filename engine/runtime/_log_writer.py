@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from replay import (
     DEFAULT_SNAPSHOT_EVERY,
@@ -34,7 +35,9 @@ logger = logging.getLogger(__name__)
 
 class LogWriter:
     def __init__(self, storage: Storage, workflow_id: str, state: WorkflowState,
-                 snapshot_every: int = DEFAULT_SNAPSHOT_EVERY):
+                 snapshot_every: int = DEFAULT_SNAPSHOT_EVERY, unwritten: Sequence[bytes] = ()):
+        """``state`` is the fold of the log; if ``unwritten`` records are given, it includes them
+        although nobody appended them yet: the writer's first append puts them first."""
         self.storage = storage
         self.snapshot_every = snapshot_every
         self._snapshot: tuple[int, bytes] | None = None  # (its event's seq, blob) until that event is durable
@@ -42,8 +45,8 @@ class LogWriter:
         self._no_snapshot_before = 0  # after a snapshot that could not be taken: wait this long
         self.workflow_id = workflow_id
         self.state = state  # runs ahead of the durable log by the queued events
-        self._durable_next_seq = state.next_seq
-        self._queue: list[bytes] = []
+        self._durable_next_seq = state.next_seq - len(unwritten)
+        self._queue: list[bytes] = list(unwritten)
         self._waiters: list[asyncio.Future] = []
         self._flusher: asyncio.Task | None = None
         self.failure: BaseException | None = None

@@ -242,13 +242,19 @@ class WorkflowManager:
         return {"limits": self.limits(), "shards": self.config.shards}
 
     async def start(self, workflow_id: str, submission: bytes | None = None,
-                    env_values: dict | None = None, tail: bytes | None = None) -> str:
+                    env_values: dict | None = None, tail: bytes | None = None,
+                    written: bool = True) -> str:
         """Claim and start driving a workflow, or queue it if ``max_running`` are running.
 
         Args:
             submission: the record a driver has just appended at seq 0 of a new workflow.
                 Folded instead of reading the log back; if anything was appended after
                 it meanwhile, the claim's append at seq 1 conflicts.
+            written: False when the driver has not appended ``submission`` (``workflow.run``,
+                which waits for the output anyway): it goes into the claim's own append, at
+                seq 0, so a new workflow costs one append less (on S3 a PUT and a HEAD). If the
+                id already has a log, that append conflicts and nothing is written
+                (:class:`SubmissionConflict`: the driver resumes the workflow instead).
             env_values: what the recorded runtime env leaves out (env var values, URL
                 credentials), from the driver's job: the run's tasks get them, the log never.
             tail: what the driver's storage knew of the new log's tail after appending
@@ -262,16 +268,19 @@ class WorkflowManager:
             WorkflowRunningError: it is being driven, here or (per its log) by another driver.
             WorkflowNotResumableError: it does not exist or was canceled.
             WorkflowQueueFullError: ``max_pending`` workflows are already queued.
+            SubmissionConflict: ``written`` is False and the id already has a log.
         """
         self._arrived[workflow_id] = None  # (before any await: see _hand_over_arrives)
         while len(self._arrived) > _ARRIVALS_KEPT:
             self._arrived.popitem(last=False)
         await self._recovered.wait()
+        state = _submitted_state(workflow_id, submission)
+        if not written:
+            return await self._start_new(workflow_id, submission, state, env_values)
         if self._live(workflow_id) is not None:
             if workflow_id in self._adopted:
                 return "started"  # taken on by itself after a crash: a resume joins it
             raise WorkflowRunningError(workflow_id)
-        state = _submitted_state(workflow_id, submission)
         if state is not None:
             self.storage.learn_tail(workflow_id, tail)
         if state is None:
@@ -304,6 +313,31 @@ class WorkflowManager:
             return await self.start(workflow_id, None, env_values)
         return "started"
 
+    async def _start_new(self, workflow_id: str, submission: bytes, state: WorkflowState | None,
+                         env_values: dict | None) -> str:
+        """:meth:`start` of a submission nobody has appended yet: written with the claim (or,
+        to be queued, alone), at seq 0 of a log that must not exist."""
+        if state is None:
+            raise ValueError(f"the submission handed over for workflow {workflow_id!r} is not "
+                             "a workflow.submitted event of that id")
+        if self._live(workflow_id) is not None:
+            raise SubmissionConflict(workflow_id)
+        if self._full():
+            if self.max_pending is not None and len(self._queue) >= self.max_pending:
+                if await self.storage.exists(workflow_id):  # a resume, which may need no slot
+                    raise SubmissionConflict(workflow_id)
+                raise WorkflowQueueFullError(workflow_id, self.max_pending)  # nothing written
+            try:
+                await self.storage.append(workflow_id, [submission], 0)
+            except AppendConflictError:
+                raise SubmissionConflict(workflow_id) from None
+            return await self.start(workflow_id, submission, env_values)
+        try:
+            await self._launch(workflow_id, state, env_values, unwritten=submission)
+        except _ClaimConflict:
+            raise SubmissionConflict(workflow_id) from None
+        return "started"
+
     async def _refuse_if_held_elsewhere(self, workflow_id: str, state: WorkflowState) -> None:
         if state.status is WorkflowStatus.RUNNING and state.owner and state.owner != self.identity.owner:
             lease = await read_lease(self.storage, state.owner)
@@ -317,7 +351,13 @@ class WorkflowManager:
         return self.max_running is not None and self._active() >= self.max_running
 
     async def _launch(self, workflow_id: str, state: WorkflowState | None = None,
-                      env_values: dict | None = None) -> None:
+                      env_values: dict | None = None, unwritten: bytes | None = None) -> None:
+        """Claim and start ``workflow_id`` (``state`` folded from its log, else read here).
+
+        Args:
+            unwritten: the submission record ``state`` was folded from, if nobody appended it
+                yet: the claim's append writes it first, at seq 0.
+        """
         self._claiming.add(workflow_id)
         try:
             if state is None:
@@ -325,7 +365,8 @@ class WorkflowManager:
                 await self._refuse_if_held_elsewhere(workflow_id, state)
             run = WorkflowRun(self.storage, self.spec, state, self.name, index=self._index,
                               owner=self.identity, env_values=env_values,
-                              snapshot_every=self.config.snapshot_every)
+                              snapshot_every=self.config.snapshot_every,
+                              unwritten=[unwritten] if unwritten is not None else ())
             try:
                 await self.lease.ensure()  # held before the claim names this manager as owner
                 await run.start()
@@ -381,10 +422,10 @@ class WorkflowManager:
             started.set_result(None)
 
     async def run(self, workflow_id: str, submission: bytes | None = None,
-                  env_values: dict | None = None, tail: bytes | None = None) -> Any:
+                  env_values: dict | None = None, tail: bytes | None = None, written: bool = True) -> Any:
         """:meth:`start` then :meth:`wait_output`, in one call from the driver (``workflow.run``,
         and ``run_async`` without a ``max_pending_workflows`` limit)."""
-        await self.start(workflow_id, submission, env_values, tail)
+        await self.start(workflow_id, submission, env_values, tail, written)
         return await self.wait_output(workflow_id)
 
     async def wait_output(self, workflow_id: str, task_id: str | None = None, expect_start: bool = False) -> Any:
@@ -522,6 +563,19 @@ class WorkflowManager:
 
 class _ClaimConflict(WorkflowRunningError):
     """The claim's append lost: the log had grown past the state the claim was made on."""
+
+
+class SubmissionConflict(WorkflowError):
+    """A submission handed over unwritten (``start(..., written=False)``) found its id taken:
+    nothing was written. The driver resumes that workflow instead, as ray.workflow 2.47's
+    ``run`` of an existing id did."""
+
+    def __init__(self, workflow_id: str):
+        super().__init__(f"workflow {workflow_id!r} already exists")
+        self.workflow_id = workflow_id
+
+    def __reduce__(self):
+        return type(self), (self.workflow_id,)
 
 
 def _submitted_state(workflow_id: str, submission: bytes | None) -> WorkflowState | None:

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol
 
 import ray
@@ -87,12 +87,15 @@ class Source:
 class WorkflowRun:
     def __init__(self, storage: Storage, spec: StorageSpec, state: WorkflowState,
                  manager_name: str, index: StatusIndex, run_id: str | None = None, owner: Any = None,
-                 env_values: dict | None = None, snapshot_every: int = DEFAULT_SNAPSHOT_EVERY):
+                 env_values: dict | None = None, snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
+                 unwritten: Sequence[bytes] = ()):
+        """``unwritten``: the records ``state`` was folded from that nobody appended yet (a
+        submission handed over unwritten): the claim's append writes them first."""
         self.storage = storage
         self.spec = spec  # how other processes open the storage (the listener actor, the HTTP provider)
         self.workflow_id = state.workflow_id
         self.state = state
-        self.writer = LogWriter(storage, self.workflow_id, state, snapshot_every)
+        self.writer = LogWriter(storage, self.workflow_id, state, snapshot_every, unwritten)
         self.manager_name = manager_name
         self.index = index
         self.owner = owner  # engine.runtime._recovery.Identity of the manager driving it, if any

@@ -2,6 +2,8 @@
 append as the first tasks' scheduled events, and launches them once that is durable."""
 
 import concurrent.futures
+import os
+import signal
 import time
 
 import pytest
@@ -25,15 +27,47 @@ def _appends(workflow_id):
     return [[(type(e).__name__, getattr(e, "task_id", None)) for e in batch] for batch in run_sync(read())]
 
 
-def test_the_claim_and_the_first_tasks_are_one_append(backend, wid):
+def _fan_in():
     leaves = [workflow.options(task_id=f"leaf-{i}")(tasks.add).bind(i, 1) for i in range(3)]
-    fan_in = workflow.options(task_id="total")(tasks.describe).bind(*leaves)  # direct args: pipelined
-    assert workflow.run(fan_in, workflow_id=wid) == {"args": [1, 2, 3], "kwargs": {}}
+    return workflow.options(task_id="total")(tasks.describe).bind(*leaves)  # direct args: pipelined
+
+
+def test_run_writes_the_submission_the_claim_and_the_first_tasks_in_one_append(backend, wid):
+    """workflow.run hands the submission over unwritten: the manager's first append holds it."""
+    assert workflow.run(_fan_in(), workflow_id=wid) == {"args": [1, 2, 3], "kwargs": {}}
+    appends = _appends(wid)
+    assert appends[0] == ([("WorkflowSubmitted", None), ("WorkflowRunStarted", None)]
+                          + [("TaskScheduled", f"leaf-{i}") for i in range(3)])
+    # The fan-in was pipelined right after the leaves were launched, in a later append.
+    assert ("TaskScheduled", "total") in [event for batch in appends[1:] for event in batch]
+
+
+def test_run_async_makes_the_submission_durable_before_it_returns(backend, wid):
+    """run_async returns before the manager claims: its submission is an append of its own."""
+    assert ray.get(workflow.run_async(_fan_in(), workflow_id=wid)) == {"args": [1, 2, 3], "kwargs": {}}
     appends = _appends(wid)
     assert appends[0] == [("WorkflowSubmitted", None)]
     assert appends[1] == [("WorkflowRunStarted", None)] + [("TaskScheduled", f"leaf-{i}") for i in range(3)]
-    # The fan-in was pipelined right after the leaves were launched, in a later append.
-    assert ("TaskScheduled", "total") in [event for batch in appends[2:] for event in batch]
+
+
+def test_run_of_an_existing_id_resumes_it_and_runs_nothing_of_the_new_dag(backend, wid, tmp_path):
+    """As in 2.47: run with a taken id is a resume of that workflow; the manager's append at
+    seq 0 conflicts, so nothing of the new submission is written, and none of its tasks run."""
+    assert workflow.run(tasks.add.bind(1, 1), workflow_id=wid) == 2
+    before = _appends(wid)
+    ran = str(tmp_path / "ran")
+    assert workflow.run(tasks.counted_add.bind(ran, "new", 5, 5), workflow_id=wid) == 2  # the stored output
+    assert _appends(wid) == before
+    assert tasks.count(ran) == 0
+    # a FAILED one is resumed from its own DAG, not the one given
+    gate = str(tmp_path / "gate")
+    failing = wid + "-f"
+    with pytest.raises(workflow.WorkflowExecutionError):
+        workflow.run(tasks.fails_until.bind(gate, 5), workflow_id=failing)
+    open(gate, "w").close()
+    assert workflow.run(tasks.counted_add.bind(ran, "new", 5, 5), workflow_id=failing) == 5
+    assert tasks.count(ran) == 0
+    assert [e for batch in _appends(failing) for e in batch].count(("WorkflowSubmitted", None)) == 1
 
 
 def test_a_resume_that_cannot_load_writes_nothing(backend, wid, tmp_path):
@@ -169,3 +203,52 @@ async def test_a_wide_fan_in_is_checked_in_linear_time():
     retried.settled.set_result(OK)
     run.sources["leaf-7"] = retried
     assert run._usable_deps("sum") is not None
+
+
+def test_run_with_a_full_queue_writes_nothing_and_a_queued_run_writes_its_submission_first(
+        ray_runtime, tmp_path, wid):
+    """workflow.run hands its submission over unwritten; with max_running_workflows busy the
+    manager writes it alone (the run is PENDING, so it must be durable), and with the queue full
+    it writes nothing and raises, but a taken id is still resumed (its output returned)."""
+    workflow.init(f"file://{tmp_path}/queued", max_running_workflows=1, max_pending_workflows=1)
+    assert workflow.run(tasks.add.bind(20, 1), workflow_id=wid + "-done") == 21
+    gate = str(tmp_path / "gate")
+    first = workflow.run_async(tasks.gated.bind("a", gate), workflow_id=wid + "-a")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        queued = pool.submit(workflow.run, tasks.identity.bind("b"), workflow_id=wid + "-b")
+        deadline = time.monotonic() + 60
+        while workflow.list_all("PENDING") != [(wid + "-b", "PENDING")]:
+            assert time.monotonic() < deadline, workflow.list_all()
+            time.sleep(0.02)
+        assert _appends(wid + "-b") == [[("WorkflowSubmitted", None)]]
+        with pytest.raises(workflow.WorkflowQueueFullError):
+            workflow.run(tasks.identity.bind("c"), workflow_id=wid + "-c")
+        with pytest.raises(ValueError, match="does not exist"):
+            workflow.get_status(wid + "-c")
+        # a taken id is a resume: the finished one answers with its output, the queue untouched
+        assert workflow.run(tasks.identity.bind("x"), workflow_id=wid + "-done") == 21
+        open(gate, "w").close()
+        assert queued.result(timeout=120) == "b"
+    assert ray.get(first) == "a"
+    assert [batch[0] for batch in _appends(wid + "-b")][:2] == [("WorkflowSubmitted", None),
+                                                                ("WorkflowRunStarted", None)]
+
+
+def test_run_survives_its_manager_killed_after_writing_the_submission(fresh_backend, wid, tmp_path):
+    """kill -9 of the manager once its append at seq 0 (submission and claim) is durable: Ray
+    sends workflow.run's call again to the restarted manager, whose append at seq 0 conflicts;
+    the driver then resumes the workflow, which the new manager took on, and gets its output.
+    The log holds one submission."""
+    gate = str(tmp_path / "gate")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        result = pool.submit(workflow.run, tasks.gated.bind("survived", gate), workflow_id=wid)
+        deadline = time.monotonic() + 60
+        while not run_sync(context().storage.exists(wid)):
+            assert time.monotonic() < deadline and not result.done(), "the submission never came"
+            time.sleep(0.02)
+        os.kill(ray.get(context().manager.describe.remote())["pid"], signal.SIGKILL)
+        open(gate, "w").close()
+        assert result.result(timeout=300) == "survived"
+    events = [e for batch in _appends(wid) for e in batch]
+    assert events.count(("WorkflowSubmitted", None)) == 1
+    assert events.count(("WorkflowRunStarted", None)) == 2  # the killed run's claim, the new one's
