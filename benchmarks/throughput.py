@@ -9,8 +9,8 @@ Shapes, each submitted all at once (``run_async`` in a loop, then one ``ray.get`
 * M 10-task chains (M = 100), against M plain 10-task chains;
 * the same from 4 driver processes at once (each submits N/4), against 4 plain drivers.
 
-Reported: workflows/s and tasks/s, and the ratio to plain Ray. One 10-task and one 100-task
-chain alone (``workflow.run``, --quick: 10 and 50), ms per task against the same plain Ray
+Reported: workflows/s and tasks/s, and the ratio to plain Ray. One chain of 10, 100 and 500
+tasks alone (``workflow.run``; --quick: 10 and 100), ms per task against the same plain Ray
 chain. Per one-task workflow (``workflow.run``, measured alone): latency against a plain task round trip, and on S3 the requests by method and the bytes
 stored; behind a proxy that adds 20 ms to every request, 10 ms each way (``s3-20ms``), the
 sequential storage round trips: the one-task workflow's extra latency with the delay on over the
@@ -293,7 +293,7 @@ def main() -> None:
                 report["one_task_ms"]["without_delay"] = undelayed_ms
                 report["sequential_round_trips"] = (durable_ms - undelayed_ms) / (2 * delay_s * 1000)
         report["chains_alone"] = [chain_alone(length, 3 if args.quick else 5)
-                                  for length in ([10, 50] if args.quick else [10, 100])]
+                                  for length in ([10, 100] if args.quick else [10, 100, 500])]
         for n in sizes:
             if n == sizes[-1]:
                 rss_before = manager_rss()

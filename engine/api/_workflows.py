@@ -45,7 +45,7 @@ from ..graph._build import WorkflowGraph, build_graph
 from ..graph._options import check_json_metadata
 from ..runtime import _worker
 from ..runtime._http_deploy import deploy_once, report
-from ..runtime._manager import SubmissionConflict
+from ..runtime._manager import SubmissionConflict, SubmissionNotStored
 from ..store import _payloads
 from ..store._leases import read_lease
 from ..store._outputs import output_from_state
@@ -254,6 +254,8 @@ def run(dag: DAGNode, *args: Any, workflow_id: str | None = None,
         return _manager_client.drive(context(), "run", workflow_id, submission, env_values, None, False)
     except SubmissionConflict:  # the id has a log: run of an existing id resumes it, as in 2.47
         return resume(workflow_id)
+    except SubmissionNotStored as exc:  # the storage's own error, as the driver's append raised it
+        raise exc.error from None
 
 
 def _submit_new(dag: Any, args: tuple, kwargs: dict, workflow_id: str | None,

@@ -323,14 +323,16 @@ class WorkflowManager:
         if self._live(workflow_id) is not None:
             raise SubmissionConflict(workflow_id)
         if self._full():
-            if self.max_pending is not None and len(self._queue) >= self.max_pending:
-                if await self.storage.exists(workflow_id):  # a resume, which may need no slot
-                    raise SubmissionConflict(workflow_id)
-                raise WorkflowQueueFullError(workflow_id, self.max_pending)  # nothing written
             try:
+                if self.max_pending is not None and len(self._queue) >= self.max_pending:
+                    if await self.storage.exists(workflow_id):  # a resume, which may need no slot
+                        raise SubmissionConflict(workflow_id)
+                    raise WorkflowQueueFullError(workflow_id, self.max_pending)  # nothing written
                 await self.storage.append(workflow_id, [submission], 0)
             except AppendConflictError:
                 raise SubmissionConflict(workflow_id) from None
+            except StorageError as exc:
+                raise SubmissionNotStored(workflow_id, exc) from None
             return await self.start(workflow_id, submission, env_values)
         try:
             await self._launch(workflow_id, state, env_values, unwritten=submission)
@@ -375,6 +377,8 @@ class WorkflowManager:
                     workflow_id, "another driver appended to its log first (it is running elsewhere)"
                 ) from None
             except StorageError as exc:  # the lease or the claim could not be written: nothing was
+                if unwritten is not None:  # nor the submission: there is no workflow to resume
+                    raise SubmissionNotStored(workflow_id, exc) from None
                 raise storage_interruption(workflow_id, exc) or exc
             if not run.result.done():
                 self.runs[workflow_id] = run
@@ -576,6 +580,20 @@ class SubmissionConflict(WorkflowError):
 
     def __reduce__(self):
         return type(self), (self.workflow_id,)
+
+
+class SubmissionNotStored(WorkflowError):
+    """A submission handed over unwritten could not be stored: the storage failed (``error``, the
+    storage's own error) before or in the append at seq 0, so there is no workflow to resume. The
+    driver raises ``error``, as its own append of the submission would have."""
+
+    def __init__(self, workflow_id: str, error: BaseException):
+        super().__init__(f"the submission of workflow {workflow_id!r} was not stored: {error}")
+        self.workflow_id = workflow_id
+        self.error = error
+
+    def __reduce__(self):
+        return type(self), (self.workflow_id, self.error)
 
 
 def _submitted_state(workflow_id: str, submission: bytes | None) -> WorkflowState | None:

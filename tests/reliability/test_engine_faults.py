@@ -155,6 +155,24 @@ def test_a_full_disk_interrupts_the_workflow_and_a_resume_finishes_it(ray_runtim
     count("disk full: workflows interrupted and resumed")
 
 
+def test_a_full_disk_before_the_submission_is_the_storage_error_and_leaves_no_workflow(ray_runtime, tmpfs, wid):
+    """workflow.run hands its submission over unwritten; the manager's append of it fails: run
+    raises the storage's own error (as a driver's append of it did), naming the path and saying
+    nothing was appended, and there is no workflow; run again once there is room, it runs."""
+    store = os.path.join(tmpfs.path, "store")
+    workflow.init(f"file://{store}")
+    assert workflow.run(tasks.add.bind(1, 1), workflow_id=wid + "-room") == 2
+    filler = tmpfs.fill(0)
+    with pytest.raises(StorageIOError) as info:
+        workflow.run(tasks.add.bind(2, 2), workflow_id=wid)
+    message = str(info.value)
+    assert "No space left on device" in message and store in message and "nothing was appended" in message
+    with pytest.raises(ValueError, match="does not exist"):
+        workflow.get_status(wid)
+    os.remove(filler)
+    assert workflow.run(tasks.add.bind(2, 2), workflow_id=wid) == 4
+
+
 def test_a_read_only_store_is_a_clear_error_at_init(ray_runtime, tmpfs, wid):
     store = os.path.join(tmpfs.path, "store")
     # A store with a workflow in it, written and closed (a file open for writing would keep
