@@ -42,6 +42,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import hashlib
 import os
 import shutil
 import uuid
@@ -67,6 +68,7 @@ from ._local_io import MAX_OPEN_LOGS, IoThreads, LogHandle, LogHandles, release
 
 LOG_FILE = "events.log"
 BLOB_DIR = "blobs"
+_TOMB_ATTEMPTS = 5  # renames onto a tomb another delete of the same log is still removing
 SYSTEM_DIR = ".system"  # system logs (``system:<name>``): <root>/.system/<name>/, never listed
 _DIR_MODE = 0o700
 _FILE_MODE = 0o600
@@ -419,7 +421,9 @@ class LocalStorage(Storage):
         self._handles.discard(log_id)
         # Rename first so the log vanishes atomically even if the removal is cut short,
         # holding the log's lock so an append in flight finishes before (never into the tomb).
-        tomb = os.path.join(self.root, f".deleted-{os.path.basename(log_dir)}-{uuid.uuid4().hex}")
+        # The tomb's name is the same for every delete of this log: a delete of a log that was
+        # written again after a cut-short one (a delete rerun re-creates a forks log) clears both.
+        tomb = self._tomb(log_dir)
         try:
             fd = os.open(os.path.join(log_dir, LOG_FILE), os.O_RDONLY | _O_CLOEXEC)
         except FileNotFoundError:
@@ -427,10 +431,17 @@ class LocalStorage(Storage):
         try:
             if fd >= 0:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                os.rename(log_dir, tomb)
-            except FileNotFoundError:
-                return self._sweep_tombs(log_dir)
+            for attempt in range(_TOMB_ATTEMPTS):
+                if os.path.lexists(tomb):  # left by a delete cut short (or still being removed)
+                    shutil.rmtree(tomb, ignore_errors=True)
+                try:
+                    os.rename(log_dir, tomb)
+                    break
+                except FileNotFoundError:
+                    return self._sweep_tombs(log_dir)
+                except OSError as e:  # a non-empty tomb: another delete of this log is removing it
+                    if e.errno not in (errno.ENOTEMPTY, errno.EEXIST) or attempt == _TOMB_ATTEMPTS - 1:
+                        raise
             self._tails.pop(log_id, None)
         finally:
             if fd >= 0:
@@ -439,8 +450,16 @@ class LocalStorage(Storage):
         shutil.rmtree(tomb, ignore_errors=True)
         return found
 
+    def _tomb(self, log_dir: str) -> str:
+        """Where a delete moves ``log_dir``: ``.deleted-<name>-<32 hex>`` at the root, the hex a
+        digest of the log's path (a user log and a system log of the same name differ)."""
+        relative = os.path.relpath(log_dir, self.root)
+        digest = hashlib.blake2b(relative.encode(), digest_size=16).hexdigest()
+        return os.path.join(self.root, f".deleted-{os.path.basename(log_dir)}-{digest}")
+
     def _sweep_tombs(self, log_dir: str) -> bool:
-        """Remove what an earlier delete of this log left when it was cut short after its rename."""
+        """Remove what an earlier delete of this log left when it was cut short after its rename
+        (tombs of stores written before tomb names were fixed per log end in a random uuid)."""
         prefix = f".deleted-{os.path.basename(log_dir)}-"
         found = False
         try:

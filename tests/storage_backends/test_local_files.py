@@ -364,3 +364,47 @@ def test_a_forked_child_appends_through_its_own_fds(tmp_path):
     proc = subprocess.run([sys.executable, "-c", _FORKER, str(tmp_path)], cwd=REPO, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.startswith("ok"), proc.stderr
+
+
+# A delete killed between its rename and its removal, in a process of its own: ``shutil.rmtree``
+# is where the kill lands, every time.
+_CUT_SHORT_DELETE = """
+import asyncio, os, shutil, signal, sys
+from storage_backends import LocalStorage
+shutil.rmtree = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+asyncio.run(LocalStorage(sys.argv[1]).delete(sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize("log_id", ["wf", "system:forks-0123"])
+async def test_a_delete_of_a_log_written_again_after_a_cut_short_delete_clears_both(tmp_path, log_id):
+    """``kill -9`` of a delete after its rename, the same log written again (a rerun of a delete
+    re-creates a forks log before it removes it), then deleted: nothing of either is left."""
+    root = str(tmp_path / "store")
+    storage = LocalStorage(root)
+    await storage.append(log_id, [b"first"], 0)
+    await storage.put_blob(log_id, "out", b"first blob")
+    killed = subprocess.run([sys.executable, "-c", _CUT_SHORT_DELETE, root, log_id], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not await storage.exists(log_id)
+    assert [n for n in os.listdir(root) if n.startswith(".deleted-")]  # the kill left the tomb
+    await storage.append(log_id, [b"second"], 0)
+    await storage.put_blob(log_id, "out", b"second blob")
+    assert await storage.delete(log_id) is True
+    assert not [n for n in os.listdir(root) if n.startswith(".deleted-")]
+    assert not await storage.exists(log_id)
+    assert await storage.delete(log_id) is False  # nothing left to find
+
+
+async def test_a_rerun_delete_clears_a_tomb_with_a_random_name(tmp_path):
+    """Stores written before tomb names were fixed per log have tombs ending in a random uuid; a
+    delete of the log, gone meanwhile, still removes them (and says it found something)."""
+    root = tmp_path / "store"
+    storage = LocalStorage(str(root))
+    await storage.append("other", [b"x"], 0)
+    os.makedirs(root / f".deleted-wf-{'ab' * 16}" / "blobs")
+    (root / f".deleted-wf-{'ab' * 16}" / "blobs" / "out").write_bytes(b"left")
+    assert await storage.delete("wf") is True
+    assert await storage.delete("wf") is False
+    assert not [n for n in os.listdir(root) if n.startswith(".deleted-")]
