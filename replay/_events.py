@@ -75,6 +75,14 @@ class WorkflowSubmitted(Event, tag="workflow.submitted"):
     forked_from: ForkOrigin | None = None  # set in a fork's log (workflow.fork)
     # "output": once it succeeds, drop every payload blob but its result (run(..., keep="output")).
     keep: str = ""
+    # The manager the submission is handed to, which is to claim it: its lease owner, its seat
+    # and its application (as in WorkflowRunStarted; empty in logs written before these fields).
+    # If that claim never comes (the driver died before its hand-over reached the manager, or
+    # the cluster died with the workflow queued), that manager or its successor in the seat,
+    # or once that owner's lease expired a manager of the same application, takes it on.
+    owner: str = ""
+    seat: str = ""
+    application: str = ""
 
 
 class WorkflowRunStarted(Event, tag="workflow.run_started"):

@@ -44,6 +44,10 @@ class EngineContext:
     manager_limits: dict[str, int | None] = field(default_factory=dict)
     # What this process handed over without waiting, until it sees the claim (api/_handovers.py).
     handed_over: HandOvers = field(default_factory=HandOvers)
+    # Each shard's manager as it described itself at init (owner, seat, application): what a
+    # submission records as the manager it is handed to. A manager replaced later sits in the
+    # same seat, which is what recovery goes by when the recorded owner is gone.
+    manager_identities: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def storage_url(self) -> str:
@@ -232,9 +236,11 @@ def _connect(spec: StorageSpec, config: ManagerConfig, placement: dict[str, Any]
                          "to keep them), or use another storage")
     config = dataclasses.replace(config, shards=settings["shards"])
     managers = [first] + [start_manager(spec, config.for_shard(i), placement) for i in range(1, config.shards)]
+    identities = [{k: d[k] for k in ("owner", "seat", "application")}
+                  for d in ray.get([m.describe.remote() for m in managers])]
     with _lock:
         _context = EngineContext(spec, store, managers, ray.get_runtime_context().gcs_address, config,
-                                 placement, settings["limits"])
+                                 placement, settings["limits"], manager_identities=identities)
 
 
 def _manager_config(limits: dict[str, int | None], application: str | None, lease_duration: Any,

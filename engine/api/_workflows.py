@@ -138,14 +138,20 @@ def submission_event(workflow_id: str, dag_ref: PayloadRef, metadata: dict[str, 
                      inputs: PayloadRef | None, forked_from: ForkOrigin | None = None, keep: str = ""
                      ) -> tuple[WorkflowSubmitted, dict]:
     """The ``workflow.submitted`` event for this driver's job, and the runtime env values it
-    leaves out (secrets), for the manager's run of it, never stored."""
+    leaves out (secrets), for the manager's run of it, never stored. It names the manager it
+    is handed to (the workflow's shard), so that one's successor, or after its lease expired
+    the next cluster of its application, takes it on if the hand-over never arrives."""
     job_env = _runtime_env()
     recorded_env = runtime_envs.recorded(job_env)  # env var names, never values
+    ctx = context()
+    handed_to = ctx.manager_identities[ctx.shard_for(workflow_id)] if ctx.manager_identities else {}
     event = WorkflowSubmitted(
         ts=time.time(), workflow_id=workflow_id, dag=dag_ref, user_metadata=metadata,
         ray_version=ray.__version__, engine_version=ENGINE_VERSION,
         python_version=platform.python_version(), runtime_env=recorded_env,
         packages=_package_versions(), inputs=inputs, forked_from=forked_from, keep=keep,
+        owner=handed_to.get("owner", ""), seat=handed_to.get("seat", ""),
+        application=handed_to.get("application", ""),
     )
     return event, runtime_envs.supplied(recorded_env, job_env, {})[0]
 
@@ -401,6 +407,10 @@ def _output_or_error(workflow_id: str, task_id: str | None) -> ray.ObjectRef | B
             return _manager_client.retried(ctx.manager_for(workflow_id).wait_output).remote(
                 workflow_id, task_id, True)
         if _manager_client.ask(ctx, "live_status", workflow_id) is not None:
+            return _manager_client.retried(ctx.manager_for(workflow_id).wait_output).remote(workflow_id, task_id)
+        if state.status is WorkflowStatus.PENDING and state.submission is not None and state.submission.owner:
+            # Handed to a manager that never got it (its driver died first): the manager takes
+            # it on once that hand-over is overdue, if it is its own; else it says why not.
             return _manager_client.retried(ctx.manager_for(workflow_id).wait_output).remote(workflow_id, task_id)
         state = _existing_state(workflow_id)  # it may have ended between the read and the answer
         if status_of(state.status, None, _lease_of(state), asked_seat=ctx.seats) is WorkflowStatus.RUNNING:

@@ -54,7 +54,7 @@ from ..store._outputs import output_from_state
 from ..store._retention import Retention, collect
 from ..store._spec import StorageSpec
 from ._lease import LeaseKeeper
-from ._recovery import Identity, find_orphans, held_elsewhere, orphaned
+from ._recovery import Identity, expected_owner, find_orphans, held_elsewhere, orphaned, orphaned_at
 from ._run import WorkflowRun
 from ._storage_faults import storage_interruption
 
@@ -113,6 +113,7 @@ class WorkflowManager:
         # (queued, running, finished, refused): a wait that expects a hand-over (see
         # wait_output) ends once it is here. Bounded: ids only.
         self._arrived: OrderedDict[str, None] = OrderedDict()
+        self._overdue_checks: set[str] = set()  # submissions handed here, awaited (_take_on_if_never_handed_over)
         self._queue: OrderedDict[str, asyncio.Future] = OrderedDict()  # PENDING, in submission order
         self._recovered = asyncio.Event()
         self._adopted: set[str] = set()  # being driven because this manager took them on by itself
@@ -151,16 +152,22 @@ class WorkflowManager:
     async def _recover(self) -> None:
         """Take on this owner's workflows (a restart), its seat's predecessor's, and, with
         ``recover``, its application's whose lease expired, looking again whenever one of
-        the leases it saw live on such a workflow expires. Calls that need a current view
-        (start, wait_output) wait until the first claims are under way."""
+        the leases it saw live on such a workflow expires. A submission handed here whose
+        hand-over has not come yet is checked again alone once it is overdue. Calls that need
+        a current view (start, wait_output) wait until the first claims are under way."""
         while True:
             next_look = None
             try:
-                orphans, next_look = await find_orphans(self.storage, self.identity, self.config.recover)
+                orphans, next_look, later = await find_orphans(self.storage, self.identity, self.config.recover)
                 orphans = [wid for wid in orphans if self._mine(wid)]
+                for workflow_id, at in later.items():
+                    if self._mine(workflow_id) and workflow_id not in self._overdue_checks:
+                        self._overdue_checks.add(workflow_id)
+                        asyncio.ensure_future(self._take_on_if_never_handed_over(workflow_id, at))
                 for workflow_id in orphans:
                     if self._live(workflow_id) is None:
                         self._claiming.add(workflow_id)  # live from now on, for callers that ask
+                        self._adopted.add(workflow_id)  # (so a hand-over of it arriving now joins it)
                         asyncio.ensure_future(self._adopt(workflow_id))
                 if orphans:
                     logger.info("manager %s takes on %d workflow(s): %s", self.identity.owner,
@@ -174,11 +181,42 @@ class WorkflowManager:
                 return
             await asyncio.sleep(max(0.2, next_look - time.time() + 0.2))
 
+    async def _take_on_if_never_handed_over(self, workflow_id: str, overdue_at: float) -> None:
+        """A submission handed to this manager, seen before its hand-over came: taken on at
+        ``overdue_at`` if the hand-over has not come by then (its driver died first)."""
+        try:
+            await asyncio.sleep(max(0.0, overdue_at - time.time()))
+            if workflow_id in self._arrived or self._live(workflow_id) is not None:
+                return
+            state = await load_state(self.storage, workflow_id)
+            owner, _application = expected_owner(state)
+            lease = await read_lease(self.storage, owner)
+            if self._live(workflow_id) is None and workflow_id not in self._arrived and orphaned(
+                    state, lease, self.identity, self.config.recover):
+                logger.info("manager %s takes on %s: its hand-over never came", self.identity.owner, workflow_id)
+                self._claiming.add(workflow_id)
+                self._adopted.add(workflow_id)
+                await self._adopt(workflow_id)
+        except Exception:
+            logger.exception("taking on %s, whose hand-over never came, failed; `ray-durable resume %s` "
+                             "runs it", workflow_id, workflow_id)
+        finally:
+            self._overdue_checks.discard(workflow_id)
+
     async def _adopt(self, workflow_id: str) -> bool:
-        """Take on an orphan (the caller put it in ``_claiming``); False if that failed."""
-        self._unclaim(workflow_id)
+        """Take on an orphan (the caller put it in ``_claiming``); False if that failed. One
+        never claimed (PENDING) waits for a slot under ``max_running``, as its hand-over would
+        have; a RUNNING one is claimed at once."""
         self._adopted.add(workflow_id)
         try:
+            try:
+                pending = (await load_state(self.storage, workflow_id)).status is WorkflowStatus.PENDING
+            finally:
+                self._unclaim(workflow_id)
+            if pending and self._full() and workflow_id not in self._queue:
+                self._enqueue(workflow_id, None)
+                self._drain_queue()  # (the other orphans' claims, counted just now, may be over)
+                return True
             await self._launch(workflow_id)
             return True
         except WorkflowError as exc:  # e.g. another cluster claimed it first
@@ -299,9 +337,7 @@ class WorkflowManager:
         if self._full():
             if self.max_pending is not None and len(self._queue) >= self.max_pending:
                 raise WorkflowQueueFullError(workflow_id, self.max_pending)
-            self._queue[workflow_id] = asyncio.get_running_loop().create_future()
-            self._queue[workflow_id].add_done_callback(lambda f: f.cancelled() or f.exception())
-            self._env_values[workflow_id] = env_values or {}
+            self._enqueue(workflow_id, env_values)
             return "queued"
         try:
             await self._launch(workflow_id, state, env_values)
@@ -408,6 +444,11 @@ class WorkflowManager:
             self._adopted.discard(workflow_id)
         self._drain_queue()
 
+    def _enqueue(self, workflow_id: str, env_values: dict | None) -> None:
+        self._queue[workflow_id] = asyncio.get_running_loop().create_future()
+        self._queue[workflow_id].add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._env_values[workflow_id] = env_values or {}
+
     def _drain_queue(self) -> None:
         while self._queue and not self._full():
             workflow_id, started = self._queue.popitem(last=False)
@@ -437,8 +478,9 @@ class WorkflowManager:
 
         Awaited while it is queued or running here. While another cluster's lease holds it,
         its log is polled (that cluster's manager cannot be asked). An orphan (its owner is
-        gone and this manager may take it on: see engine/runtime/_recovery.py) is taken on
-        here and then awaited. Otherwise the log says why there is no output.
+        gone and this manager may take it on: see engine/runtime/_recovery.py), or a
+        submission handed to this manager whose hand-over never came (its driver died first),
+        is taken on here and then awaited. Otherwise the log says why there is no output.
 
         Args:
             expect_start: the caller handed this workflow over without waiting
@@ -472,13 +514,15 @@ class WorkflowManager:
             if expect_start and state.status is WorkflowStatus.PENDING and await self._hand_over_arrives(workflow_id):
                 expect_start = False
                 continue
-            if state.status is WorkflowStatus.RUNNING and state.owner and self._live(workflow_id) is None:
-                lease = await read_lease(self.storage, state.owner)
-                if held_elsewhere(state, lease, self.identity):
-                    await asyncio.sleep(delay)
+            owner, _application = expected_owner(state)  # (a PENDING one's: its submission's manager)
+            if owner and self._live(workflow_id) is None:
+                lease = await read_lease(self.storage, owner)
+                when = orphaned_at(state, lease, self.identity, adopt_expired=True)
+                if held_elsewhere(state, lease, self.identity) or (when is not None and when > time.time()):
+                    await asyncio.sleep(delay)  # held, or a hand-over to here may still come
                     delay = min(delay * 2, 2.0)
                     continue
-                if orphaned(state, lease, self.identity, adopt_expired=True):
+                if when is not None:
                     self._claiming.add(workflow_id)
                     if await self._adopt(workflow_id):
                         continue

@@ -93,7 +93,12 @@ def cluster_gone(lease: Lease) -> bool:
     rather than after the lease runs out. A cluster on another machine is never judged from
     here: unreachable is not gone (a network partition), so its lease must expire.
     """
-    host, _, port = lease.cluster.rpartition(":")
+    return address_gone(lease.cluster)
+
+
+def address_gone(address: str) -> bool:
+    """:func:`cluster_gone` of the cluster whose GCS is at ``address`` ("host:port")."""
+    host, _, port = address.rpartition(":")
     if not host or not port.isdigit() or not _is_local_address(host):
         return False
     try:

@@ -19,11 +19,11 @@ import pytest
 
 import engine as workflow
 from engine.api._init import context
-from engine.runtime._recovery import Identity, held_elsewhere, orphaned
+from engine.runtime._recovery import HANDOVER_GRACE_S, Identity, held_elsewhere, orphaned, orphaned_at
 from engine.store._leases import Lease, cluster_gone, in_force, read_lease
 from engine.store._status import status_of
 from engine.store._sync import run_sync
-from replay import WorkflowState, WorkflowStatus, load_state
+from replay import PayloadRef, WorkflowState, WorkflowStatus, WorkflowSubmitted, load_state
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUNNING, RESUMABLE = WorkflowStatus.RUNNING, WorkflowStatus.RESUMABLE
@@ -66,6 +66,45 @@ def test_who_may_claim():
     assert orphaned(_running(), _lease(expires_in=-1), ME, adopt_expired=True)
     assert not orphaned(_running(app="other"), _lease(expires_in=-1), ME, adopt_expired=True)
     assert not orphaned(_running(), _lease(), ME, adopt_expired=True)  # still held
+
+
+def _pending(owner="m-a", seat="s-a", app="default", ts=0.0):
+    """A log with its submission only: handed to ``owner`` (in ``seat``), never claimed."""
+    submission = WorkflowSubmitted(ts=ts, workflow_id="w", dag=PayloadRef(size=0, digest=""),
+                                   owner=owner, seat=seat, application=app)
+    return WorkflowState(workflow_id="w", status=WorkflowStatus.PENDING, submission=submission)
+
+
+def test_who_takes_on_a_submission_never_claimed():
+    """The manager it was handed to (restarted), its seat's next occupant, or once its lease
+    expired a manager of its application; nobody while the lease holds, and nobody for a
+    submission that names no manager (written before submissions named one)."""
+    assert orphaned(_pending(owner="m-me"), None, ME, adopt_expired=False)
+    assert orphaned(_pending(seat="s-me"), None, ME, adopt_expired=False)  # no lease written yet
+    assert orphaned(_pending(), _lease(seat="s-me"), ME, adopt_expired=False)
+    assert not orphaned(_pending(), _lease(), ME, adopt_expired=True)  # its manager is alive
+    assert not orphaned(_pending(), _lease(expires_in=-1), ME, adopt_expired=False)
+    assert orphaned(_pending(), _lease(expires_in=-1), ME, adopt_expired=True)
+    # its manager never wrote a lease: taken on only if its cluster is certainly gone (a cluster
+    # of this machine whose address answers no more), since an idle manager writes none
+    assert not orphaned(_pending(seat=f"{REMOTE}/m"), None, ME, adopt_expired=True)
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{unused.getsockname()[1]}"
+    assert orphaned(_pending(seat=f"{closed}/m"), None, ME, adopt_expired=True)
+    assert not orphaned(_pending(app="other"), _lease(expires_in=-1), ME, adopt_expired=True)
+    assert not orphaned(_pending(owner="", seat="", app=""), None, ME, adopt_expired=True)
+    unsubmitted = WorkflowState(workflow_id="w", status=WorkflowStatus.PENDING)
+    assert not orphaned(unsubmitted, None, ME, adopt_expired=True)
+    # handed to this manager (or seat) just now: its hand-over may still come, so not yet
+    now = time.time()
+    young = _pending(owner="m-me", ts=now - 1)
+    assert not orphaned(young, None, ME, adopt_expired=True, now=now)
+    assert orphaned_at(young, None, ME, adopt_expired=True, now=now) == now - 1 + HANDOVER_GRACE_S
+    assert orphaned(young, None, ME, adopt_expired=True, now=now - 1 + HANDOVER_GRACE_S)
+    assert not orphaned(_pending(seat="s-me", ts=now), None, ME, adopt_expired=True, now=now)
+    # another cluster's, gone: no hand-over can reach it any more, so no waiting
+    assert orphaned(_pending(ts=now), _lease(expires_in=-1), ME, adopt_expired=True, now=now)
 
 
 def test_a_cluster_on_this_machine_that_answers_no_more_is_gone():

@@ -67,3 +67,44 @@ def test_task_that_kills_its_worker_fails_then_resumes(local, wid, tmp_path):
     assert workflow.get_status(wid) == workflow.SUCCESSFUL
     assert workflow.resume(wid) == expected  # finished: nothing runs again
     assert tasks.count(calls) == 5
+
+
+def _handover_driver(mode, storage, *ids, timeout=240):
+    env = dict(os.environ, RAY_AUTH_MODE="disabled")
+    env.pop("RAY_ADDRESS", None)
+    return subprocess.run([sys.executable, "-m", "tests.engine.handover_driver", mode, storage, *ids],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("mode", ["lost", pytest.param("async", marks=pytest.mark.slow)])
+def test_a_driver_killed_after_run_async_leaves_a_workflow_the_next_cluster_runs_by_itself(tmp_path, mode):
+    """kill -9 of a driver (and its own cluster) just after ``run_async`` made the submission
+    durable: ``lost``, before the hand-over to the manager was sent (the log holds the
+    submission only); ``async``, right after ``run_async`` returned (whether or not the
+    manager got it). The next cluster of the application runs it with no ``resume``."""
+    storage = f"file://{tmp_path}/store"
+    first = _handover_driver(mode, storage, "w1")
+    assert first.returncode == -9, (first.returncode, first.stdout, first.stderr[-3000:])
+    if mode == "lost":
+        from engine.store._sync import run_sync
+        from replay import WorkflowStatus, load_state
+        from storage_backends import open_storage
+
+        state = run_sync(load_state(open_storage(storage), "w1"))
+        assert state.status is WorkflowStatus.PENDING and state.submission.owner  # never claimed
+    second = _handover_driver("await", storage, "w1")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"RESULT w1 {21 if mode == 'lost' else 42}" in second.stdout
+
+
+def test_a_workflow_queued_on_a_cluster_that_died_is_run_by_the_next_cluster(tmp_path):
+    """``max_running_workflows=1``: one workflow runs, a second is queued (PENDING, never
+    claimed); kill -9 of the driver and its cluster. The next cluster takes both on by itself."""
+    storage = f"file://{tmp_path}/store"
+    first = _handover_driver("queued", storage, "running", "queued")
+    assert first.returncode == -9 and "QUEUED" in first.stdout, (first.returncode, first.stdout,
+                                                                  first.stderr[-3000:])
+    open(tmp_path / "gate", "w").close()
+    second = _handover_driver("await", storage, "running", "queued")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "RESULT running 1" in second.stdout and "RESULT queued 5" in second.stdout

@@ -154,6 +154,73 @@ def test_questions_that_overtake_the_hand_over_wait_for_it(backend, wid):
     assert ready == [came] and ray.get(came) is None
 
 
+def test_a_submission_whose_hand_over_never_came_runs_when_its_output_is_asked_for(backend, wid):
+    """A driver that died after run_async made the submission durable, before the manager got
+    the hand-over, leaves a log with the submission only, which names this cluster's manager:
+    once that hand-over is overdue, a get_output (here, from a process that sent nothing) has
+    the manager take it on, with no resume; the manager's restart, or the next cluster, would
+    too (test_recovery.py)."""
+    from engine.runtime._recovery import HANDOVER_GRACE_S
+
+    _lost_hand_over(wid, HANDOVER_GRACE_S + 5)  # a driver that died a while ago
+    # (a manager still in its start-up recovery may take it on first: either way it runs once)
+    assert workflow.get_output(wid) == 21
+    assert workflow.get_status(wid) == workflow.SUCCESSFUL
+    state = run_sync(load_state(context().storage, wid))
+    assert state.submission.owner == ray.get(context().manager_for(wid).describe.remote())["owner"]
+    assert len(state.run_ids) == 1
+
+
+def _lost_hand_over(wid, age_s):
+    """The log a driver leaves that died ``age_s`` ago, after run_async made its submission
+    durable and before the hand-over reached the manager."""
+    import msgspec
+
+    from engine.api import _workflows
+    from replay import encode_event
+
+    submission, _env = _workflows._submission(tasks.add.bind(20, 1), wid, {}, ((), {}))
+    event = msgspec.structs.replace(decode_event(submission), ts=time.time() - age_s)
+    run_sync(context().storage.append(wid, [encode_event(event)], 0))
+
+
+def _kill_9_the_manager(wid):
+    manager = context().manager_for(wid)
+    os.kill(ray.get(manager.describe.remote())["pid"], signal.SIGKILL)  # Ray restarts it
+
+
+def _wait_until_successful(wid, bound_s):
+    deadline = time.monotonic() + bound_s
+    while workflow.get_status(wid) != workflow.SUCCESSFUL:  # (no get_output, no resume)
+        assert time.monotonic() < deadline, f"{wid} is still {workflow.get_status(wid)}"
+        time.sleep(0.2)
+
+
+def test_a_restarted_manager_takes_on_a_submission_whose_hand_over_never_came(local, wid):
+    """kill -9 of the manager: Ray restarts it, and its start-up recovery takes on a submission
+    handed to it whose hand-over is overdue, with nobody asking."""
+    from engine.runtime._recovery import HANDOVER_GRACE_S
+
+    _lost_hand_over(wid, HANDOVER_GRACE_S + 5)
+    _kill_9_the_manager(wid)
+    _wait_until_successful(wid, 180)
+    assert workflow.get_output(wid) == 21
+
+
+@pytest.mark.slow
+def test_a_restarted_manager_takes_on_a_lost_hand_over_once_it_is_overdue(local, wid):
+    """The same with a submission made just now: the restarted manager waits for a hand-over
+    that may still come, then (none came) takes the workflow on by itself."""
+    from engine.runtime._recovery import HANDOVER_GRACE_S
+
+    _lost_hand_over(wid, 0)
+    _kill_9_the_manager(wid)
+    time.sleep(5)
+    assert workflow.get_status(wid) == workflow.RESUMABLE  # not yet: its hand-over may come
+    _wait_until_successful(wid, HANDOVER_GRACE_S + 180)
+    assert workflow.get_output(wid) == 21
+
+
 def test_the_hand_over_notes_are_bounded_and_dropped_once_claimed():
     from engine.api._handovers import HandOvers
     from replay import WorkflowState, WorkflowStatus

@@ -93,7 +93,7 @@ _SPECS = [
     _event(WorkflowSubmitted, workflow_id=ids, dag=payload_refs, user_metadata=any_dicts, ray_version=text,
            engine_version=text, python_version=text, runtime_env=st.none() | any_dicts,
            packages=st.dictionaries(text, text, max_size=4), inputs=st.none() | payload_refs,
-           forked_from=st.none() | fork_origins, keep=text),
+           forked_from=st.none() | fork_origins, keep=text, owner=text, seat=text, application=text),
     _event(WorkflowRunStarted, run_id=ids, resumed=st.booleans(), owner=ids, cluster=text, application=text),
     _event(TaskScheduled, task_id=ids, name=text, attempt=ints, task_options=any_dicts, user_metadata=any_dicts,
            parent_task_id=st.none() | ids, deps=st.lists(ids, max_size=4).map(tuple)),
