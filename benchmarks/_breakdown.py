@@ -15,11 +15,20 @@ A one-task workflow (``workflow.run(f.bind(x))`` on local storage) takes, in ord
 Each step is timed here on its own (median of ``repeats``), the number of appends is read off
 a real workflow's log and the index, and what the steps do not explain is the engine's own
 bookkeeping (folding its events, futures, hand-offs between the manager's threads).
+
+What one workflow leaves on disk is measured too: the bytes of its log and blobs, the status
+index's growth, and, where ``strace`` is installed, the fsync and fdatasync calls the driver
+and the managers made for it (the local counterpart of S3's requests per workflow).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import statistics
+import subprocess
+import tempfile
 import time
 import uuid
 from typing import Any
@@ -79,6 +88,44 @@ def _appends_of_one_workflow() -> tuple[int, int]:
     return run_sync(batches()), run_sync(storage.next_seq(INDEX_LOG)) - index_before
 
 
+def _bytes_under(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _s, files in os.walk(path) for f in files)
+
+
+def on_disk_per_workflow() -> dict:
+    """What one one-task ``workflow.run`` stores on local disk, and its fsync calls.
+
+    Returns:
+        {"log_bytes": its directory (log and blobs), "index_bytes": the status index's growth,
+        "fsyncs": fsync + fdatasync calls of the driver and the managers (None without strace)}.
+    """
+    storage = context().storage
+    index_file = storage._log_path(INDEX_LOG)  # (a local store: its layout is known here)
+    index_before = os.path.getsize(index_file) if os.path.exists(index_file) else 0
+    pids = [os.getpid()] + [ray.get(m.describe.remote())["pid"] for m in context().managers]
+    tracer = out = None
+    if shutil.which("strace"):
+        out = tempfile.NamedTemporaryFile(suffix=".strace", delete=False).name
+        command = ["strace", "-f", "-c", "-e", "trace=fsync,fdatasync", "-o", out]
+        for pid in pids:
+            command += ["-p", str(pid)]
+        tracer = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)  # every thread attached
+    workflow_id = f"disk-{uuid.uuid4().hex[:8]}"
+    workflow.run(inc.bind(1), workflow_id=workflow_id)
+    time.sleep(0.5)  # the index writer's group commit, if it waits for company
+    fsyncs = None
+    if tracer is not None:
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(timeout=30)
+        with open(out) as f:
+            fsyncs = sum(int(line.split()[3]) for line in f
+                         if line.split() and line.split()[-1] in ("fsync", "fdatasync"))
+        os.unlink(out)
+    return {"log_bytes": _bytes_under(os.path.dirname(storage._log_path(workflow_id))),
+            "index_bytes": os.path.getsize(index_file) - index_before, "fsyncs": fsyncs}
+
+
 def one_task_breakdown(durable_ms: float, plain_ms: float, repeats: int = 200) -> dict:
     """Each step's median ms, how many of each a one-task workflow takes, and the remainder.
 
@@ -112,7 +159,7 @@ def one_task_breakdown(durable_ms: float, plain_ms: float, repeats: int = 200) -
     explained = sum(steps.values())
     return {"durable_ms": durable_ms, "plain_ms": plain_ms, "steps_ms": steps,
             "log_appends": log_appends, "index_appends": index_appends,
-            "unexplained_ms": durable_ms - explained}
+            "unexplained_ms": durable_ms - explained, "on_disk": on_disk_per_workflow()}
 
 
 def print_breakdown(breakdown: dict) -> None:
@@ -122,3 +169,11 @@ def print_breakdown(breakdown: dict) -> None:
         print(f"  {ms:6.2f} ms  {name}")
     print(f"  {breakdown['unexplained_ms']:6.2f} ms  the rest: the engine's bookkeeping and hand-offs "
           "(folding events, futures, threads), and steps overlapping")
+    disk = breakdown.get("on_disk")
+    if disk:
+        fsyncs = "not counted (no strace)" if disk["fsyncs"] is None else disk["fsyncs"]
+        print(f"stored per one-task workflow: its log and blobs {disk['log_bytes']} bytes, the status index "
+              f"+{disk['index_bytes']} bytes; fsync/fdatasync calls: {fsyncs}")
+    print(f"appends one after another per one-task workflow (the storage's sequential round trips): "
+          f"{breakdown['log_appends'] + breakdown['index_appends']} ({breakdown['log_appends']} to its log, "
+          f"{breakdown['index_appends']} to the status index)")

@@ -1,26 +1,33 @@
 """Throughput: many workflows at once, against the same tasks as plain Ray in the same run.
 
     .venv/bin/python benchmarks/throughput.py [--quick] [--backend local|s3|s3-20ms] [--drivers 1,4]
-                                              [--shards N] [--full] [--cluster NODES]
+                                              [--shards N] [--full] [--cluster NODES] [--profile]
+                                              [--fan-out WIDTH]
 
 Shapes, each submitted all at once (``run_async`` in a loop, then one ``ray.get`` of all):
 
 * N one-task workflows (N = 100, 1,000; --full adds 10,000), against N plain tasks;
 * M 10-task chains (M = 100), against M plain 10-task chains;
-* the same from 4 driver processes at once (each submits N/4), against 4 plain drivers.
+* the same from 4 driver processes at once (each submits N/4), against N plain tasks from one
+  driver (4 plain drivers are 4 Ray jobs; their figure is kept as ``plain_drivers_per_s``).
 
 Reported: workflows/s and tasks/s, and the ratio to plain Ray. One chain of 10, 100 and 500
 tasks alone (``workflow.run``; --quick: 10 and 100), ms per task against the same plain Ray
-chain. Per one-task workflow (``workflow.run``, measured alone): latency against a plain task round trip, and on S3 the requests by method and the bytes
-stored; behind a proxy that adds 20 ms to every request, 10 ms each way (``s3-20ms``), the
+chain. Per one-task workflow (``workflow.run``, measured alone): latency against a plain task
+round trip; on S3 the bytes stored (the bucket's growth) and, behind the proxy, the requests by
+method; behind a proxy that adds 20 ms to every request, 10 ms each way (``s3-20ms``), the
 sequential storage round trips: the one-task workflow's extra latency with the delay on over the
-same proxy with it off, in 20 ms units. With --full, the manager's memory (RSS) before
-and after 10,000 finished workflows, and a 100,000-task fan-out's time and manager memory per task.
+same proxy with it off, in 20 ms units. With --full, the manager's memory (RSS) before and after
+10,000 workflows submitted at once, and after each of 10 rounds of 1,000 (whether it stays flat as
+workflows finish), and a 100,000-task fan-out's time and the manager's memory per task after it.
 
 On local storage, the floor in the same run: creating a file durably (create, write, fsync, and
 fsync of its directory: one journal commit of the file system), which every new workflow's log
 costs before run_async returns; and where a one-task workflow's time goes, step by step
 (``_breakdown.py``: each step timed alone, the appends counted off a real workflow's log).
+
+With ``--profile``: py-spy samples the driver and the managers while one-task workflows are
+submitted 1,000 at a time, and the CPU is split by phase (``_profile.py``).
 
 With ``--cluster NODES``: the 1,000 one-task shape (1 and 4 drivers) on a ``ray.cluster_utils``
 cluster of NODES nodes of 1 CPU each, with 1 manager shard and with one shard per node, and per
@@ -49,6 +56,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import engine as workflow  # noqa: E402
 from _breakdown import one_task_breakdown, print_breakdown  # noqa: E402
 from _common import fake_aws_env, moto_server, write_results  # noqa: E402
+from _profile import print_profile, profile  # noqa: E402
 from _proxy import LatencyProxy  # noqa: E402
 from _shapes import inc  # noqa: E402
 from _shapes import total as total_of  # noqa: E402
@@ -201,6 +209,24 @@ def manager_rss() -> float:
     return sum(psutil.Process(pid).memory_info().rss for pid in pids) / 2**20
 
 
+def manager_rss_rounds(rounds: int, n: int) -> list[float]:
+    """The managers' RSS (MiB) before and after each of ``rounds`` rounds of ``n`` one-task
+    workflows submitted at once and finished: whether memory stays flat as workflows end."""
+    rss = [manager_rss()]
+    for _ in range(rounds):
+        durable_one_tasks(n)
+        rss.append(manager_rss())
+    return rss
+
+
+def bucket_bytes(endpoint: str, bucket: str = "throughput") -> int:
+    """Bytes of every object in the benchmark's bucket."""
+    import boto3
+
+    pages = boto3.client("s3", endpoint_url=endpoint).get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return sum(o["Size"] for page in pages for o in page.get("Contents", []))
+
+
 def new_file_floor_ms(directory: str, n: int = 200) -> float:
     """Median ms to create a file durably (create, write 300 bytes, fsync it and its directory)."""
     times = []
@@ -247,6 +273,8 @@ def main() -> None:
     parser.add_argument("--drivers", default="1,4")
     parser.add_argument("--shards", type=int, default=None)
     parser.add_argument("--cluster", type=int, default=0, metavar="NODES")
+    parser.add_argument("--profile", action="store_true",
+                        help="also sample the driver and the managers with py-spy: CPU by phase")
     parser.add_argument("--fan-out", type=int, default=0, metavar="WIDTH",
                         help="only one workflow of WIDTH parallel tasks (--full runs 100,000)")
     args = parser.parse_args()
@@ -281,11 +309,16 @@ def main() -> None:
         report["one_task_ms"] = {"plain": plain_ms, "durable": durable_ms, "ratio": durable_ms / plain_ms}
         if args.backend == "local":
             report["one_task_breakdown"] = one_task_breakdown(durable_ms, plain_ms, 50 if args.quick else 200)
-        if proxy is not None:
-            proxy.reset()
+        if args.backend != "local":
+            stored_before = bucket_bytes(options["endpoint_url"])
+            if proxy is not None:
+                proxy.reset()
             workflow.run(inc.bind(1), workflow_id=f"count-{_tag()}")
             time.sleep(1.0)  # (nothing of it is left in flight: the count is the workflow's own)
-            report["requests_per_one_task_workflow"] = dict(proxy.requests)
+            if proxy is not None:
+                report["requests_per_one_task_workflow"] = dict(proxy.requests)
+            report["stored_bytes_per_one_task_workflow"] = bucket_bytes(options["endpoint_url"]) - stored_before
+        if proxy is not None:
             if delay_s := proxy.delay_s:
                 proxy.delay_s = 0.0
                 _, undelayed_ms = one_task_latency(20 if args.quick else 50)
@@ -312,10 +345,16 @@ def main() -> None:
         for drivers in [int(d) for d in args.drivers.split(",") if int(d) > 1]:
             report["rows"].append(drivers_row(sizes[-1], drivers, url, options))
         if args.full:
+            report["manager_rss_rounds_mib"] = manager_rss_rounds(10, 1000)
             report["fan_out"] = fan_out(100_000)
+        if args.profile:
+            managers = [ray.get(m.describe.remote())["pid"] for m in context().managers]
+            report["profile"] = profile(durable_one_tasks, os.getpid(), managers)
     print_table(report)
     if "one_task_breakdown" in report:
         print_breakdown(report["one_task_breakdown"])
+    if "profile" in report:
+        print_profile(report["profile"], report["cpu_ms_per_one_task"]["durable"])
     print("results:", write_results(f"throughput-{args.backend}", report))
     ray.shutdown()
 
@@ -372,7 +411,8 @@ def print_scale_out(report: dict) -> None:
         for r in run["rows"]:
             print(f"  {r['shape']:<52} {r['plain_per_s']:>10.0f} {r['durable_per_s']:>10.0f} {r['ratio']:>14.2f}")
         for shard in run["per_shard"]:
-            print(f"    shard {shard['shard']} on node {shard['node']}: {shard['workflows']} workflows")
+            print(f"    shard {shard['shard']} on node {shard['node']}: {shard['workflows']} workflows "
+                  "(all of its storage's: the warm-ups and both rows above)")
 
 
 def print_table(report: dict) -> None:
@@ -402,6 +442,16 @@ def print_table(report: dict) -> None:
     rss = report["manager_rss_mib"]
     print(f"  manager RSS across {rss['workflows']} workflows: {rss['before']:.0f} MiB -> {rss['after']:.0f} MiB "
           f"({100 * (rss['after'] / rss['before'] - 1):+.1f}%)")
+    if "manager_rss_rounds_mib" in report:
+        rounds = report["manager_rss_rounds_mib"]
+        half = len(rounds) // 2
+        print(f"  manager RSS after each of {len(rounds) - 1} rounds of 1,000 workflows: "
+              + " -> ".join(f"{m:.0f}" for m in rounds)
+              + f" MiB ({100 * (rounds[-1] / rounds[0] - 1):+.1f}% in all, "
+              f"{100 * (rounds[-1] / rounds[half] - 1):+.1f}% over the last {len(rounds) - 1 - half})")
+    if "stored_bytes_per_one_task_workflow" in report:
+        print(f"  bytes stored per one-task workflow (the bucket's growth): "
+              f"{report['stored_bytes_per_one_task_workflow']}")
     if "fan_out" in report:
         fan = report["fan_out"]
         print(f"  {fan['width']}-task fan-out: {fan['durable_s']:.1f} s vs plain {fan['plain_s']:.1f} s "
@@ -409,7 +459,8 @@ def print_table(report: dict) -> None:
 
 
 class _storage:
-    """The storage URL and options for a backend, and the latency proxy in front of S3 if any."""
+    """The storage URL and options for a backend, and the latency proxy in front of S3 if any
+    (``s3-20ms``: 10 ms each way; ``s3``: moto directly)."""
 
     def __init__(self, backend: str, tmp: str):
         self.backend, self.tmp = backend, tmp
@@ -423,8 +474,10 @@ class _storage:
         import boto3
 
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="throughput")
+        if self.backend == "s3":  # moto directly: no proxy, so no request counts
+            return "s3://throughput/wf", {"endpoint_url": endpoint}, None
         port = int(endpoint.rsplit(":", 1)[1])
-        self._proxy = LatencyProxy(port, 0.010 if self.backend == "s3-20ms" else 0.0).__enter__()
+        self._proxy = LatencyProxy(port, 0.010).__enter__()
         return "s3://throughput/wf", {"endpoint_url": self._proxy.url}, self._proxy
 
     def __exit__(self, *exc):
