@@ -4,7 +4,8 @@
 lease on it is live, unless that owner sat in this manager's seat (same cluster, same named
 actor: it is gone). It is *orphaned* (this manager should take it on by itself) if it was
 this owner's (the manager restarted), or its seat's predecessor's, or, with start-up recovery,
-its lease expired and it belongs to this manager's application. A PENDING workflow (never
+its lease expired and it belongs to this manager's application (the seat rule too: a new cluster
+on the same port sits in the same seat). A PENDING workflow (never
 claimed) is, by the same rules, the manager's its submission was handed to: a driver that died
 before its ``run_async`` hand-over reached the manager, or a cluster that died with it queued,
 leaves it to that manager's successor, or to the next cluster of its application.
@@ -68,17 +69,23 @@ def orphaned_at(state: WorkflowState, lease: Lease | None, me: Identity, adopt_e
 
     A PENDING workflow (its submission only, or queued) counts as its submission's manager's:
     its hand-over was lost (the driver died first), or the queue with it (the cluster died).
-    If that manager is ``me`` (or sat in ``me``'s seat), not before :data:`HANDOVER_GRACE_S`
-    after the submission, since its hand-over may still be on its way.
+    If that manager is ``me`` (restarted), not before :data:`HANDOVER_GRACE_S` after the
+    submission, since its hand-over may still be on its way. A seat (an address and an actor
+    name) is taken again by a new cluster started on the same port, whatever its application:
+    the seat rules apply only within one application.
     """
     now = time.time() if now is None else now
     owner, application = expected_owner(state)
     if not owner:
         return None
     pending = state.status is WorkflowStatus.PENDING
-    if owner == me.owner or _same_seat(lease, me) or (pending and state.submission.seat == me.seat):
+    if owner == me.owner:  # a restart: Ray sends the calls in flight again, a hand-over too
         return max(now, state.submission.ts + HANDOVER_GRACE_S) if pending else now
-    if not adopt_expired or application != me.application:
+    if application != me.application:  # never another application's code, whatever the seat
+        return None
+    if _same_seat(lease, me) or (pending and state.submission.seat == me.seat):
+        return now  # its predecessor in this seat is gone, with any hand-over sent to it
+    if not adopt_expired:
         return None
     if pending and lease is None:  # its manager never claimed anything: gone only if its cluster is
         return now if address_gone(state.submission.seat.partition("/")[0]) else None

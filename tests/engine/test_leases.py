@@ -102,7 +102,12 @@ def test_who_takes_on_a_submission_never_claimed():
     assert not orphaned(young, None, ME, adopt_expired=True, now=now)
     assert orphaned_at(young, None, ME, adopt_expired=True, now=now) == now - 1 + HANDOVER_GRACE_S
     assert orphaned(young, None, ME, adopt_expired=True, now=now - 1 + HANDOVER_GRACE_S)
-    assert not orphaned(_pending(seat="s-me", ts=now), None, ME, adopt_expired=True, now=now)
+    # handed to this seat's previous manager, which is gone with any hand-over sent to it
+    assert orphaned(_pending(seat="s-me", ts=now), None, ME, adopt_expired=False, now=now)
+    # a seat is an address and a name: a cluster of another application started on the same
+    # port sits in it too, and must not run this application's workflows
+    assert not orphaned(_pending(seat="s-me", app="other"), None, ME, adopt_expired=True)
+    assert not orphaned(_running(app="other"), _lease(seat="s-me", app="other"), ME, adopt_expired=True)
     # another cluster's, gone: no hand-over can reach it any more, so no waiting
     assert orphaned(_pending(ts=now), _lease(expires_in=-1), ME, adopt_expired=True, now=now)
 

@@ -69,8 +69,8 @@ def test_task_that_kills_its_worker_fails_then_resumes(local, wid, tmp_path):
     assert tasks.count(calls) == 5
 
 
-def _handover_driver(mode, storage, *ids, timeout=240):
-    env = dict(os.environ, RAY_AUTH_MODE="disabled")
+def _handover_driver(mode, storage, *ids, timeout=240, **extra_env):
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", **extra_env)
     env.pop("RAY_ADDRESS", None)
     return subprocess.run([sys.executable, "-m", "tests.engine.handover_driver", mode, storage, *ids],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
@@ -108,3 +108,23 @@ def test_a_workflow_queued_on_a_cluster_that_died_is_run_by_the_next_cluster(tmp
     second = _handover_driver("await", storage, "running", "queued")
     assert second.returncode == 0, second.stderr[-3000:]
     assert "RESULT running 1" in second.stdout and "RESULT queued 5" in second.stdout
+
+
+@pytest.mark.slow
+def test_a_cluster_of_another_application_on_the_same_port_leaves_the_workflows_alone(tmp_path):
+    """A seat is a cluster's address and the manager's name: a new cluster started on the dead
+    one's port sits in the same seat. Of another application, it must not run the dead
+    cluster's workflows (a lost hand-over, here); of the same application, it takes them on at
+    once (the hand-over went to a manager that is gone)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    storage = f"file://{tmp_path}/store"
+    first = _handover_driver("lost-long-ago", storage, "w1", RAY_GCS_SERVER_PORT=port)
+    assert first.returncode == -9, (first.returncode, first.stdout, first.stderr[-3000:])
+    other = _handover_driver("untouched", storage, "w1", RAY_GCS_SERVER_PORT=port, RAY_DURABLE_APPLICATION="other")
+    assert other.returncode == 0 and "UNTOUCHED" in other.stdout, other.stderr[-3000:]
+    same = _handover_driver("await", storage, "w1", RAY_GCS_SERVER_PORT=port)
+    assert same.returncode == 0 and "RESULT w1 21" in same.stdout, same.stderr[-3000:]
