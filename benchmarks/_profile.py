@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -62,7 +63,7 @@ def profile(submit: Callable[[int], object], driver_pid: int, manager_pids: list
         {"driver": {phase: share}, "manager": {phase: share}, "workflows": how many ran}, or
         {"error": why not} when py-spy is missing or cannot attach (it needs ptrace).
     """
-    spy = shutil.which("py-spy") or os.path.join(os.path.dirname(os.sys.executable), "py-spy")
+    spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
     if not os.path.exists(spy):
         return {"error": "py-spy is not installed: pip install -e '.[bench]'"}
     out = tempfile.mkdtemp(prefix="rd-profile-")

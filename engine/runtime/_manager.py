@@ -209,8 +209,8 @@ class WorkflowManager:
         have; a RUNNING one is claimed at once."""
         self._adopted.add(workflow_id)
         try:
-            try:
-                pending = (await load_state(self.storage, workflow_id)).status is WorkflowStatus.PENDING
+            try:  # (read only when the limit may be reached: _launch reads the log anyway)
+                pending = self._full() and (await load_state(self.storage, workflow_id)).status is WorkflowStatus.PENDING
             finally:
                 self._unclaim(workflow_id)
             if pending and self._full() and workflow_id not in self._queue:
