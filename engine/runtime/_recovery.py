@@ -56,9 +56,10 @@ def expected_owner(state: WorkflowState) -> tuple[str, str]:
 
 
 # How long after its submission a hand-over may still reach the manager it names: Ray delivers
-# one in well under a second, a manager buried in calls takes minutes (wait_output's bound too).
-# Until then that manager, or its seat's next one, does not take the workflow on by itself: the
-# hand-over carries what the log does not (the runtime env's secret values).
+# one in well under a second, a manager buried in calls takes minutes (wait_output's bound too),
+# and Ray sends it again to that manager restarted. Until then that manager does not take the
+# workflow on by itself: the hand-over carries what the log does not (the runtime env's secret
+# values). A new manager in its seat need not wait: nothing sent to the old one arrives.
 HANDOVER_GRACE_S = 60.0
 
 
